@@ -1,0 +1,233 @@
+"""Credentials: where a password comes from, and how a connection authenticates.
+
+The IMAP store receives an ``Authenticator``, never a password: it calls
+``authenticate(client)`` once per connection, after TLS is up.  The password
+is fetched at that moment and dropped right after (a ``PasswordSource`` is
+asked each time), so a changed password is picked up on the next connection
+and no secret lives in long-lived objects.  OAuth2 (XOAUTH2/OAUTHBEARER) will
+be another ``Authenticator``.
+
+Sources, in the order the config chooses them: ``password_command`` (an argv,
+run without a shell) if set, else the system keyring (service ``syncd``,
+user name = account name), where ``syncd password set NAME`` stores it.
+
+No message raised here contains a password or a command's standard output.
+"""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import types
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Final, Protocol
+
+from syncd.errors import CredentialError
+from syncd.logsetup import add_secret
+
+if TYPE_CHECKING:
+    import imapclient
+
+    from syncd.config import AccountConfig
+
+logger = logging.getLogger(__name__)
+
+KEYRING_SERVICE: Final = "syncd"
+DEFAULT_COMMAND_TIMEOUT: Final = 30.0
+_STDERR_EXCERPT: Final = 120
+
+
+class PasswordSource(Protocol):
+    """Something that can produce the account's password, each time it is asked."""
+
+    def password(self) -> str:
+        """The password; ``CredentialError`` (one line, no secret) when there is none."""
+        ...
+
+
+class Authenticator(Protocol):
+    """Logs an IMAP connection in.  Called once per connection, after TLS."""
+
+    def authenticate(self, client: imapclient.IMAPClient) -> None:
+        """Authenticate *client*.
+
+        Raises ``CredentialError`` when no credential could be obtained; the
+        server's refusal propagates as imapclient raises it (``LoginError``).
+        """
+        ...
+
+
+def _first_line(data: bytes) -> str:
+    text = data.decode("utf-8", "replace").strip()
+    line = text.splitlines()[0].strip() if text else ""
+    if len(line) > _STDERR_EXCERPT:
+        line = line[: _STDERR_EXCERPT - 3] + "..."
+    return line
+
+
+@dataclass(frozen=True)
+class CommandPassword:
+    """A password printed by a command, e.g. ``pass show mail/work``.
+
+    *argv* is run directly, without a shell: no ``$(...)``, pipes, globbing,
+    ``~`` or ``$VAR`` expansion (the config layer splits a string with
+    ``shlex.split``; use ``["sh", "-c", "..."]`` to get a shell on purpose).
+    Standard input is closed.  The password is standard output minus one
+    trailing newline (``\\n`` or ``\\r\\n``); output with more lines than that
+    is refused rather than guessed at.  A non-zero exit, a timeout, a missing
+    executable or empty output raise ``CredentialError`` naming the account,
+    ``argv[0]`` and the exit status, with at most the first line of standard
+    error (shortened) and never standard output.
+    """
+
+    argv: tuple[str, ...]
+    timeout: float = DEFAULT_COMMAND_TIMEOUT
+    account: str | None = None
+
+    def _fail(self, problem: str) -> CredentialError:
+        who = f"account {self.account}: " if self.account else ""
+        return CredentialError(f"{who}password_command {self.argv[0]!r} {problem}")
+
+    def password(self) -> str:
+        try:
+            # Popen rather than subprocess.run: on a timeout, run() waits for the
+            # pipes to close, which a grandchild holding them open would delay forever.
+            process = subprocess.Popen(
+                self.argv,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            )
+        except FileNotFoundError:
+            raise self._fail("failed: command not found") from None
+        except OSError as exc:
+            raise self._fail(f"failed: {exc.strerror or type(exc).__name__}") from None
+        try:
+            stdout, stderr = process.communicate(timeout=self.timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+            for pipe in (process.stdout, process.stderr):
+                if pipe is not None:
+                    pipe.close()
+            raise self._fail(f"timed out after {self.timeout:g} seconds") from None
+        if process.returncode != 0:
+            detail = _first_line(stderr)
+            raise self._fail(
+                f"failed (exit status {process.returncode})" + (f": {detail}" if detail else "")
+            )
+        try:
+            text = stdout.decode("utf-8")
+        except UnicodeDecodeError:
+            raise self._fail("printed something that is not UTF-8 text") from None
+        if text.endswith("\r\n"):
+            text = text[:-2]
+        elif text.endswith("\n"):
+            text = text[:-1]
+        if not text:
+            raise self._fail("printed nothing (exit status 0)")
+        if "\n" in text or "\r" in text:
+            # e.g. `pass show` of an entry with extra lines: sending the whole
+            # thing as the password would fail in a confusing way, or worse.
+            raise self._fail(
+                "printed more than one line; it must print only the password "
+                '(e.g. password_command = ["sh", "-c", "pass show ENTRY | head -n1"])'
+            )
+        return text
+
+
+def _keyring() -> types.ModuleType:
+    # Imported on use: importing keyring scans every backend (slow), and only
+    # accounts without password_command and the `syncd password` commands need it.
+    import keyring
+    import keyring.errors
+
+    return keyring
+
+
+def _keyring_failure(account: str, exc: Exception, action: str) -> CredentialError:
+    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return CredentialError(
+        f"account {account}: cannot {action} the keyring ({reason}); configure a keyring "
+        f"backend for `syncd password set {account}`, or set password_command in the config"
+    )
+
+
+@dataclass(frozen=True)
+class KeyringPassword:
+    """The password stored in the system keyring under service ``syncd``, user *account*."""
+
+    account: str
+
+    def password(self) -> str:
+        keyring = _keyring()
+        try:
+            secret = keyring.get_password(KEYRING_SERVICE, self.account)
+        except keyring.errors.KeyringError as exc:
+            raise _keyring_failure(self.account, exc, "read") from None
+        if not secret:
+            raise CredentialError(
+                f"no password for account {self.account}: set one with "
+                f"`syncd password set {self.account}` or configure password_command"
+            )
+        return str(secret)
+
+
+@dataclass(frozen=True)
+class PasswordAuthenticator:
+    """``LOGIN user password``, with the password fetched from *source* at each call."""
+
+    user: str
+    source: PasswordSource = field(repr=False)
+
+    def authenticate(self, client: imapclient.IMAPClient) -> None:
+        secret = self.source.password()
+        add_secret(secret)  # so a stray traceback or trace line shows *** instead
+        client.login(self.user, secret)
+
+    def __repr__(self) -> str:
+        return f"PasswordAuthenticator(user={self.user!r}, source={type(self.source).__name__})"
+
+
+def password_source_for(account: AccountConfig) -> PasswordSource:
+    """``CommandPassword`` when the account sets password_command, else ``KeyringPassword``."""
+    if account.password_command is not None:
+        return CommandPassword(
+            account.password_command, timeout=DEFAULT_COMMAND_TIMEOUT, account=account.name
+        )
+    return KeyringPassword(account.name)
+
+
+def authenticator_for(account: AccountConfig) -> Authenticator:
+    """The authenticator the IMAP store uses for *account* (today: password LOGIN)."""
+    return PasswordAuthenticator(account.user, password_source_for(account))
+
+
+def set_password(account_name: str, password: str) -> None:
+    """Store *password* in the keyring for *account_name* (``syncd password set``)."""
+    keyring = _keyring()
+    if not password:
+        raise CredentialError(f"account {account_name}: refusing to store an empty password")
+    try:
+        backend = keyring.get_keyring()
+        keyring.set_password(KEYRING_SERVICE, account_name, password)
+    except keyring.errors.KeyringError as exc:
+        raise _keyring_failure(account_name, exc, "write to") from None
+    backend_name = f"{type(backend).__module__}.{type(backend).__qualname__}"
+    if "plaintext" in backend_name.lower():
+        logger.warning(
+            "the keyring backend %s stores passwords unencrypted on disk; "
+            "consider password_command with an encrypted store (pass, gpg) instead",
+            backend_name,
+        )
+
+
+def delete_password(account_name: str) -> None:
+    """Remove the stored password of *account_name* (``syncd password delete``)."""
+    keyring = _keyring()
+    try:
+        keyring.delete_password(KEYRING_SERVICE, account_name)
+    except keyring.errors.PasswordDeleteError:
+        raise CredentialError(f"no password stored for account {account_name}") from None
+    except keyring.errors.KeyringError as exc:
+        raise _keyring_failure(account_name, exc, "write to") from None
