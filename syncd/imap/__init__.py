@@ -1,0 +1,26 @@
+"""The IMAP side: :class:`ImapSession` (one connection, typed API) and the wire
+helpers in :mod:`syncd.imap.parse`."""
+
+from __future__ import annotations
+
+from syncd.imap.parse import FlagInfo, format_uid_set, parse_uid_set
+from syncd.imap.session import (
+    AppendError,
+    Body,
+    FolderInfo,
+    ImapSession,
+    SelectInfo,
+    StatusInfo,
+)
+
+__all__ = [
+    "AppendError",
+    "Body",
+    "FlagInfo",
+    "FolderInfo",
+    "ImapSession",
+    "SelectInfo",
+    "StatusInfo",
+    "format_uid_set",
+    "parse_uid_set",
+]
