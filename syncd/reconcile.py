@@ -212,7 +212,7 @@ def reconcile(
         if policy.push and DELETED not in flags:
             acc.uploads.append(Copy(Side.NEAR, name, flags, meta.size))
 
-    acc.downloads.sort(key=lambda c: (c.key if isinstance(c.key, int) else 0))
+    acc.downloads.sort(key=lambda c: c.key if isinstance(c.key, int) else 0)
     return Plan(
         uploads=tuple(acc.uploads),
         downloads=tuple(acc.downloads),

@@ -29,9 +29,12 @@ def fs(*flags: str) -> frozenset[str]:
     return frozenset(flags)
 
 
-def one(pair: Pair | None, far: frozenset[str] | None, near: frozenset[str] | None,
-        policy: Policy = BOTH
-        ) -> list[object]:
+def one(
+    pair: Pair | None,
+    far: frozenset[str] | None,
+    near: frozenset[str] | None,
+    policy: Policy = BOTH,
+) -> list[object]:
     pairs = [pair] if pair else []
     far_l = {1: MsgMeta(far, 10)} if far is not None else {}
     near_l = {"n1": MsgMeta(near, 10)} if near is not None else {}
@@ -49,42 +52,121 @@ MATRIX = [
     ("new on far flagged deleted: not copied", None, fs(D), None, BOTH, []),
     ("new on near flagged trashed: not copied", None, None, fs(D), BOTH, []),
     ("unchanged pair: nothing", P, fs(S), fs(S), BOTH, []),
-    ("far added a flag", P, fs(S, F), fs(S), BOTH,
-     [SetFlags(P, near_add=fs(F), baseline=fs(S, F))]),
-    ("near removed a flag", P, fs(S), fs(), BOTH,
-     [SetFlags(P, far_remove=fs(S), baseline=fs())]),
-    ("both added the same flag: only the baseline moves", P, fs(S, F), fs(S, F), BOTH,
-     [SetFlags(P, baseline=fs(S, F))]),
-    ("far added F, near removed S: both apply", P, fs(S, F), fs(), BOTH,
-     [SetFlags(P, far_remove=fs(S), near_add=fs(F), baseline=fs(F))]),
-    ("pull: near change is not pushed, far change arrives", P, fs(S, F), fs(), PULL,
-     [SetFlags(P, near_add=fs(F), baseline=fs(S, F))]),
-    ("push: far change is not pulled", P, fs(S, F), fs(), PUSH,
-     [SetFlags(P, far_remove=fs(S), baseline=fs())]),
+    (
+        "far added a flag",
+        P,
+        fs(S, F),
+        fs(S),
+        BOTH,
+        [SetFlags(P, near_add=fs(F), baseline=fs(S, F))],
+    ),
+    ("near removed a flag", P, fs(S), fs(), BOTH, [SetFlags(P, far_remove=fs(S), baseline=fs())]),
+    (
+        "both added the same flag: only the baseline moves",
+        P,
+        fs(S, F),
+        fs(S, F),
+        BOTH,
+        [SetFlags(P, baseline=fs(S, F))],
+    ),
+    (
+        "far added F, near removed S: both apply",
+        P,
+        fs(S, F),
+        fs(),
+        BOTH,
+        [SetFlags(P, far_remove=fs(S), near_add=fs(F), baseline=fs(F))],
+    ),
+    (
+        "pull: near change is not pushed, far change arrives",
+        P,
+        fs(S, F),
+        fs(),
+        PULL,
+        [SetFlags(P, near_add=fs(F), baseline=fs(S, F))],
+    ),
+    (
+        "push: far change is not pulled",
+        P,
+        fs(S, F),
+        fs(),
+        PUSH,
+        [SetFlags(P, far_remove=fs(S), baseline=fs())],
+    ),
     ("deleted on near, unchanged on far: delete far", P, fs(S), None, BOTH, [Delete(P, Side.FAR)]),
-    ("deleted on far, unchanged on near: delete near", P, None, fs(S), BOTH,
-     [Delete(P, Side.NEAR)]),
-    ("deleted on near, changed on far: the change wins", P, fs(S, F), None, BOTH,
-     [Copy(Side.FAR, 1, fs(S, F), 10, replaces=P)]),
-    ("deleted on far, changed on near: the change wins", P, None, fs(), BOTH,
-     [Copy(Side.NEAR, "n1", fs(), 10, replaces=P)]),
+    (
+        "deleted on far, unchanged on near: delete near",
+        P,
+        None,
+        fs(S),
+        BOTH,
+        [Delete(P, Side.NEAR)],
+    ),
+    (
+        "deleted on near, changed on far: the change wins",
+        P,
+        fs(S, F),
+        None,
+        BOTH,
+        [Copy(Side.FAR, 1, fs(S, F), 10, replaces=P)],
+    ),
+    (
+        "deleted on far, changed on near: the change wins",
+        P,
+        None,
+        fs(),
+        BOTH,
+        [Copy(Side.NEAR, "n1", fs(), 10, replaces=P)],
+    ),
     ("deleted on both: forget", P, None, None, BOTH, [Forget(P)]),
-    ("pull: near deletion leaves a far tombstone", P, fs(S), None, PULL,
-     [Forget(P, keep=Side.FAR)]),
-    ("push: far deletion leaves a near tombstone", P, None, fs(S), PUSH,
-     [Forget(P, keep=Side.NEAR)]),
+    (
+        "pull: near deletion leaves a far tombstone",
+        P,
+        fs(S),
+        None,
+        PULL,
+        [Forget(P, keep=Side.FAR)],
+    ),
+    (
+        "push: far deletion leaves a near tombstone",
+        P,
+        None,
+        fs(S),
+        PUSH,
+        [Forget(P, keep=Side.NEAR)],
+    ),
     ("far tombstone, far still there: nothing", Pair(1, None, fs(S)), fs(S), None, BOTH, []),
-    ("far tombstone, far gone: forget", Pair(1, None, fs(S)), None, None, BOTH,
-     [Forget(Pair(1, None, fs(S)))]),
-    ("near tombstone with far message of same uid is not re-paired",
-     Pair(None, "n1", fs()), fs(S), fs(), BOTH, [Copy(Side.FAR, 1, fs(S), 10)]),
+    (
+        "far tombstone, far gone: forget",
+        Pair(1, None, fs(S)),
+        None,
+        None,
+        BOTH,
+        [Forget(Pair(1, None, fs(S)))],
+    ),
+    (
+        "near tombstone with far message of same uid is not re-paired",
+        Pair(None, "n1", fs()),
+        fs(S),
+        fs(),
+        BOTH,
+        [Copy(Side.FAR, 1, fs(S), 10)],
+    ),
 ]
 
 
-@pytest.mark.parametrize(("pair", "far", "near", "policy", "expected"),
-                         [m[1:] for m in MATRIX], ids=[m[0] for m in MATRIX])
-def test_matrix(pair: Pair | None, far: frozenset[str] | None, near: frozenset[str] | None,
-                policy: Policy, expected: list[object]) -> None:
+@pytest.mark.parametrize(
+    ("pair", "far", "near", "policy", "expected"),
+    [m[1:] for m in MATRIX],
+    ids=[m[0] for m in MATRIX],
+)
+def test_matrix(
+    pair: Pair | None,
+    far: frozenset[str] | None,
+    near: frozenset[str] | None,
+    policy: Policy,
+    expected: list[object],
+) -> None:
     assert one(pair, far, near, policy) == expected
 
 
@@ -135,12 +217,16 @@ def test_merge_properties(b: frozenset[str], f: frozenset[str], n: frozenset[str
     assert not ((b - f) & m) and not ((b - n) & m)  # removals survive
 
 
-world = st.dictionaries(st.integers(1, 30), st.tuples(st.booleans(), st.booleans(), flag_sets,
-                                                      flag_sets, flag_sets), max_size=25)
+world = st.dictionaries(
+    st.integers(1, 30),
+    st.tuples(st.booleans(), st.booleans(), flag_sets, flag_sets, flag_sets),
+    max_size=25,
+)
 
 
-def apply(plan: Plan, pairs: list[Pair], far: dict[int, MsgMeta], near: dict[str, MsgMeta]
-          ) -> tuple[list[Pair], dict[int, MsgMeta], dict[str, MsgMeta]]:
+def apply(
+    plan: Plan, pairs: list[Pair], far: dict[int, MsgMeta], near: dict[str, MsgMeta]
+) -> tuple[list[Pair], dict[int, MsgMeta], dict[str, MsgMeta]]:
     """A model executor: what the engine does, on dicts."""
     pairs = list(pairs)
     far, near = dict(far), dict(near)
@@ -177,8 +263,10 @@ def apply(plan: Plan, pairs: list[Pair], far: dict[int, MsgMeta], near: dict[str
 
 
 @given(world, st.sampled_from([BOTH, PULL, PUSH]))
-def test_converges_in_one_run(spec: dict[int, tuple[bool, bool, frozenset[str], frozenset[str],
-                                                    frozenset[str]]], policy: Policy) -> None:
+def test_converges_in_one_run(
+    spec: dict[int, tuple[bool, bool, frozenset[str], frozenset[str], frozenset[str]]],
+    policy: Policy,
+) -> None:
     """After executing a plan, a second reconcile finds nothing to do, and with
     sync = both every surviving message exists on both sides with equal flags."""
     pairs, far, near = [], {}, {}
@@ -207,9 +295,9 @@ def test_converges_in_one_run(spec: dict[int, tuple[bool, bool, frozenset[str], 
 
 
 @given(world)
-def test_never_deletes_a_changed_message(spec: dict[int, tuple[bool, bool, frozenset[str],
-                                                               frozenset[str], frozenset[str]]]
-                                         ) -> None:
+def test_never_deletes_a_changed_message(
+    spec: dict[int, tuple[bool, bool, frozenset[str], frozenset[str], frozenset[str]]],
+) -> None:
     pairs, far, near = [], {}, {}
     for uid, (on_far, on_near, base, ff, nf) in spec.items():
         pairs.append(Pair(uid, f"n{uid}", base))

@@ -1,0 +1,287 @@
+"""One sync of one account: connect, pair the folders of both sides, sync each.
+
+Errors are scoped: a FolderError skips that folder and the others go on; an
+AccountError (cannot connect, log in, or find the Maildir root) ends this
+account's run and the other accounts go on.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Collection
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
+
+from syncd.errors import AccountError, CredentialError, FolderError, LockedError
+from syncd.folder_sync import FolderReport, FolderSync, RunOptions, policy_for
+from syncd.folders import clashes, discover, join_name, local_path, matches, split_name
+from syncd.lock import AccountLock
+from syncd.logsetup import account_logger
+from syncd.maildir import MaildirFolder
+from syncd.state import StateDB
+
+if TYPE_CHECKING:
+    from syncd.config import AccountConfig, Config
+    from syncd.imap.session import ImapSession
+
+_NOT_SELECTABLE = frozenset({"\\NOSELECT", "\\NONEXISTENT"})
+
+
+@dataclass
+class AccountReport:
+    name: str
+    folders: list[FolderReport] = field(default_factory=list)
+    error: str | None = None
+    locked: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and all(f.error is None for f in self.folders)
+
+
+def open_session(account: AccountConfig) -> ImapSession:
+    # Imported here: the CLI's `check` and `status` never pay for the IMAP stack.
+    from syncd.credentials import authenticator_for
+    from syncd.imap.session import ImapSession
+
+    return ImapSession.connect(
+        host=account.host,
+        port=account.port,
+        tls=account.tls,
+        ca_file=account.ca_file,
+        auth=authenticator_for(account),
+        timeout=account.timeout,
+        label=account.name,
+    )
+
+
+class SyncHooks(Protocol):
+    """Extension points around an account's sync (rule plugins implement these).
+
+    Every method is called in the account's sync thread with the account lock held.
+    """
+
+    def before_account(self, *, account: AccountConfig, dry_run: bool) -> None:
+        """Called before the account's folders are synced (once per sync call)."""
+
+    def before_folder(
+        self, *, account: AccountConfig, session: ImapSession, folder: str, dry_run: bool
+    ) -> list[str]:
+        """Called before ``folder`` (the server's name) is synced, with the session
+        connected and no folder selected assumption: select what you need.  Returns
+        lines to print in a dry run (what would be done)."""
+        return []
+
+    def after_account(self, *, account: AccountConfig, report: AccountReport) -> None:
+        """Called after the sync call, with its report (also when it failed)."""
+
+
+class AccountSyncer:
+    """Syncs one account, once (the CLI) or many times (the daemon keeps one per
+    account and reuses its connection and state between cycles).  Not thread-safe:
+    one syncer per account, used from one thread."""
+
+    def __init__(
+        self, config: Config, account: AccountConfig, *, hooks: SyncHooks | None = None
+    ) -> None:
+        self.config = config
+        self.account = account
+        self.hooks = hooks
+        self.log = account_logger(account.name)
+        self._session: ImapSession | None = None
+        self._db: StateDB | None = None
+
+    def sync(
+        self,
+        options: RunOptions,
+        folders: Collection[str] | None = None,
+        *,
+        lock_wait: float | None = 0,
+    ) -> AccountReport:
+        """Sync the selected folders (default: all) once.  Never raises a SyncdError:
+        the outcome is in the report.  ``folders`` are names with ``/`` separators;
+        ``lock_wait`` is how long to wait for another syncd holding the account
+        (0: refuse at once, None: wait for ever)."""
+        report = AccountReport(self.account.name)
+        try:
+            lock = AccountLock(self.config.state_dir, self.account.name)
+            lock.acquire(wait=lock_wait)
+            try:
+                if self.hooks is not None:
+                    self.hooks.before_account(account=self.account, dry_run=options.dry_run)
+                self._sync(options, report, folders)
+            finally:
+                lock.release()
+        except LockedError as exc:
+            report.locked = True
+            report.error = str(exc)
+            self.log.error("%s", exc)
+        except (AccountError, CredentialError) as exc:
+            report.error = str(exc)
+            self.log.error("%s", exc)
+            self._drop_session()
+        finally:
+            if self.hooks is not None:
+                self.hooks.after_account(account=self.account, report=report)
+        return report
+
+    def close(self) -> None:
+        self._drop_session()
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+    def _drop_session(self) -> None:
+        if self._session is not None:
+            self._session.logout()
+            self._session = None
+
+    @property
+    def db(self) -> StateDB:
+        if self._db is None:
+            self._db = StateDB(self.config.state_dir / f"{self.account.name}.db")
+        return self._db
+
+    def _sync(
+        self, options: RunOptions, report: AccountReport, only: Collection[str] | None
+    ) -> None:
+        root = self.account.maildir
+        db = self.db
+        known = [f for f in db.folders() if f.uidvalidity is not None]
+        if not root.is_dir():
+            if known:
+                raise AccountError(
+                    f"the Maildir {root} is missing (unmounted disk?); it held {len(known)} "
+                    "synced folders, so nothing was changed. If you moved it on purpose, "
+                    f"remove {db.path} to start afresh"
+                )
+            if not options.dry_run:
+                root.mkdir(parents=True, mode=0o700)
+        if self._session is None:
+            self._session = open_session(self.account)
+        _sync_folders(
+            self.account,
+            self._session,
+            db,
+            options=options,
+            report=report,
+            log=self.log,
+            only=only,
+            hooks=self.hooks,
+        )
+
+
+def sync_account(config: Config, account: AccountConfig, options: RunOptions) -> AccountReport:
+    """Sync every selected folder of ``account`` once, then disconnect."""
+    syncer = AccountSyncer(config, account)
+    try:
+        return syncer.sync(options)
+    finally:
+        syncer.close()
+
+
+def _sync_folders(
+    account: AccountConfig,
+    session: ImapSession,
+    db: StateDB,
+    *,
+    options: RunOptions,
+    report: AccountReport,
+    log: logging.LoggerAdapter[logging.Logger],
+    only: Collection[str] | None = None,
+    hooks: SyncHooks | None = None,
+) -> None:
+    policy = policy_for(account.sync, account.expunge)
+    delimiter = session.delimiter()
+    for reason in getattr(session, "rejected_names", []):
+        log.error("server folder refused: %s", reason)
+        report.folders.append(FolderReport("?", error=reason))
+    far: dict[tuple[str, ...], str] = {}
+    for info in session.list_folders():
+        if {f.upper() for f in info.flags} & _NOT_SELECTABLE:
+            continue
+        far[split_name(info.name, info.delimiter or delimiter)] = info.name
+    near_parts: list[tuple[str, ...]] = []
+    if account.maildir.is_dir():
+        near_parts, problems = discover(account.maildir, account.layout)
+        for problem in problems:
+            log.warning("%s", problem)
+    wanted = {split_name(n, "/") for n in only} if only is not None else None
+    names = sorted(
+        {
+            p
+            for p in (*far, *near_parts)
+            if matches(p, account.folders, account.exclude) and (wanted is None or p in wanted)
+        },
+        key=lambda p: (p != ("INBOX",), p),
+    )
+    for a, b in clashes(names):
+        log.warning(
+            "folders %s and %s differ only by case or Unicode form; they would clash "
+            "on a case-insensitive file system",
+            "/".join(a),
+            "/".join(b),
+        )
+    for parts in names:
+        shown = "/".join(parts)
+        folder_log = account_logger(account.name, shown)
+        far_name = far.get(parts, shown)
+        try:
+            far_name = far.get(parts) or join_name(parts, delimiter)
+            near = MaildirFolder(
+                local_path(account.maildir, parts, account.layout), fsync=account.fsync
+            )
+            if parts not in far:
+                st = db.folder(far_name)
+                if st is not None and st.uidvalidity is not None:
+                    folder_log.warning(
+                        "the server folder is gone; the local copy is kept and not uploaded "
+                        "again (remove %s to stop this warning)",
+                        near.path,
+                    )
+                    continue
+                if not policy.push:
+                    continue
+                if options.dry_run:
+                    folder_log.info("would create the folder on the server")
+                    report.folders.append(FolderReport(far_name, planned=["create far folder"]))
+                    continue
+                folder_log.info("creating the folder on the server")
+                session.create_folder(far_name)
+            elif not near.exists() and not policy.pull:
+                continue
+            planned = (
+                hooks.before_folder(
+                    account=account, session=session, folder=far_name, dry_run=options.dry_run
+                )
+                if hooks is not None
+                else []
+            )
+            sync = FolderSync(
+                session=session,
+                db=db,
+                far_name=far_name,
+                near=near,
+                policy=policy,
+                options=options,
+                log=folder_log,
+                new_to_new=account.new_to_new,
+                trash=join_name(tuple(account.trash.split("/")), delimiter)
+                if account.trash
+                else None,
+            )
+            result = sync.run()
+            result.planned[:0] = planned
+            report.folders.append(result)
+            if result.changed() or options.dry_run:
+                folder_log.info("%s%s", "plan: " if options.dry_run else "", result.summary())
+            if not options.dry_run:
+                st = db.folder(far_name)
+                if st is not None:
+                    db.record_result(st.id, None)
+        except FolderError as exc:
+            folder_log.error("%s", exc)
+            report.folders.append(FolderReport(shown, error=str(exc)))
+            st = db.folder(far_name) if not options.dry_run else None
+            if st is not None:
+                db.record_result(st.id, str(exc))

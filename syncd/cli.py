@@ -1,0 +1,267 @@
+"""The ``syncd`` command.
+
+Exit codes (stable, for scripts):
+  0   every folder of every requested account synced
+  1   at least one folder or account failed (the others were still synced)
+  2   usage or configuration error (one line names the file and the key)
+  75  another syncd process holds an account's lock (EX_TEMPFAIL: try again later)
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from syncd import __version__
+from syncd.errors import ConfigError, CredentialError, SyncdError
+
+if TYPE_CHECKING:
+    from syncd.config import Config
+
+EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_LOCKED = 0, 1, 2, 75
+
+
+class Context:
+    def __init__(self, config_file: Path | None, verbosity: int) -> None:
+        self.config_file = config_file
+        self.verbosity = verbosity
+
+    def path(self) -> Path:
+        from syncd.config import config_path
+
+        return config_path(self.config_file)
+
+    def load(self) -> Config:
+        from syncd.config import load_config
+
+        return load_config(self.path())
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Config file. Default: $SYNCD_CONFIG, else $XDG_CONFIG_HOME/syncd/config.toml.",
+)
+@click.option("-v", "--verbose", count=True, help="More detail; -vv adds the IMAP protocol log.")
+@click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors.")
+@click.version_option(__version__, prog_name="syncd")
+@click.pass_context
+def cli(ctx: click.Context, config_file: Path | None, verbose: int, quiet: bool) -> None:
+    """Keep local Maildirs and IMAP accounts in step, in both directions.
+
+    New messages, flags, deletions and folders flow both ways; a second run
+    right after a sync changes nothing. See `syncd COMMAND --help`.
+    """
+    from syncd.logsetup import setup_logging
+
+    verbosity = -1 if quiet else verbose
+    setup_logging(verbosity)
+    ctx.obj = Context(config_file, verbosity)
+
+
+@cli.command()
+@click.argument("accounts", nargs=-1)
+@click.option(
+    "-n",
+    "--dry-run",
+    is_flag=True,
+    help="Show what would be copied, flagged and deleted; change nothing.",
+)
+@click.option(
+    "--allow-mass-delete",
+    is_flag=True,
+    help="Let this run delete more than half of a folder (or all of it) on either "
+    "side. Without it such a folder is skipped with an error.",
+)
+@click.pass_obj
+def sync(obj: Context, accounts: tuple[str, ...], dry_run: bool, allow_mass_delete: bool) -> None:
+    """Sync ACCOUNTS (default: all) once, both ways, and exit.
+
+    Exit status: 0 all synced, 1 some folder or account failed (the others were
+    synced), 2 configuration error, 75 another syncd holds the lock.
+    """
+    from syncd.account import sync_account
+    from syncd.folder_sync import RunOptions
+
+    config = obj.load()
+    selected = _select(config, accounts)
+    options = RunOptions(dry_run=dry_run, allow_mass_delete=allow_mass_delete)
+    failed = locked = False
+    for name in selected:
+        started = time.monotonic()
+        report = sync_account(config, config.accounts[name], options)
+        if dry_run:
+            for folder in report.folders:
+                for line in folder.planned:
+                    click.echo(f"{name}/{folder.name}: {line}")
+        if report.locked:
+            locked = True
+        elif not report.ok:
+            failed = True
+        if obj.verbosity >= 0:
+            bad = [f for f in report.folders if f.error]
+            totals = _totals(report)
+            status = "dry run: " if dry_run else ""
+            state = (
+                f"failed: {report.error}"
+                if report.error
+                else f"{len(report.folders) - len(bad)} folders ok"
+                + (f", {len(bad)} failed" if bad else "")
+            )
+            click.echo(
+                f"{name}: {status}{state}; {totals} ({time.monotonic() - started:.1f}s)", err=True
+            )
+    if failed:
+        sys.exit(EXIT_FAILED)
+    if locked:
+        sys.exit(EXIT_LOCKED)
+
+
+def _totals(report: object) -> str:
+    from syncd.account import AccountReport
+
+    assert isinstance(report, AccountReport)
+    t = {"downloaded": 0, "uploaded": 0, "flagged": 0, "deleted_near": 0, "deleted_far": 0}
+    for f in report.folders:
+        for k in t:
+            t[k] += getattr(f, k)
+    return (
+        f"{t['downloaded']} downloaded, {t['uploaded']} uploaded, {t['flagged']} flag "
+        f"changes, {t['deleted_near']} deleted here, {t['deleted_far']} deleted on the server"
+    )
+
+
+def _select(config: Config, accounts: tuple[str, ...]) -> list[str]:
+    unknown = [a for a in accounts if a not in config.accounts]
+    if unknown:
+        raise ConfigError(
+            f"{config.path}: no account named {', '.join(unknown)} "
+            f"(configured: {', '.join(config.accounts) or 'none'})"
+        )
+    return list(accounts) or list(config.accounts)
+
+
+@cli.command()
+@click.pass_obj
+def check(obj: Context) -> None:
+    """Validate the config file: one line per problem, exit 2 if any."""
+    from syncd.config import check_config
+
+    path = obj.path()
+    problems = check_config(path)
+    for line in problems:
+        click.echo(line, err=True)
+    if problems:
+        sys.exit(EXIT_CONFIG)
+    click.echo(f"{path}: ok")
+
+
+@cli.command()
+@click.argument("accounts", nargs=-1)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_obj
+def status(obj: Context, accounts: tuple[str, ...], as_json: bool) -> None:
+    """Show, per account and folder, the last sync, message counts and the last error."""
+    from syncd.state import StateDB
+
+    config = obj.load()
+    out: dict[str, list[dict[str, object]]] = {}
+    for name in _select(config, accounts):
+        path = config.state_dir / f"{name}.db"
+        rows: list[dict[str, object]] = []
+        if path.exists():
+            db = StateDB(path)
+            try:
+                for f in db.folders():
+                    rows.append(
+                        {
+                            "folder": f.name,
+                            "last_sync": f.last_sync,
+                            "server": f.far_count,
+                            "local": f.near_count,
+                            "error": f.last_error,
+                        }
+                    )
+            finally:
+                db.close()
+        out[name] = rows
+    if as_json:
+        click.echo(json.dumps(out, indent=2, ensure_ascii=False))
+        return
+    for name, rows in out.items():
+        click.echo(f"{name}:" + ("" if rows else " never synced"))
+        for r in rows:
+            when = (
+                time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(r["last_sync"])))
+                if isinstance(r["last_sync"], float)
+                else "never"
+            )
+            line = f"  {r['folder']}: {when}, {r['server']} on server, {r['local']} local"
+            if r["error"]:
+                line += f", error: {r['error']}"
+            click.echo(line)
+
+
+@cli.group()
+def password() -> None:
+    """Store or remove an account's password in the system keyring (service "syncd")."""
+
+
+@password.command("set")
+@click.argument("account")
+@click.pass_obj
+def password_set(obj: Context, account: str) -> None:
+    """Store ACCOUNT's password: read from stdin, or asked for (hidden) on a terminal."""
+    from syncd.credentials import set_password
+
+    config = obj.load()
+    _select(config, (account,))
+    if sys.stdin.isatty():
+        secret = click.prompt(f"Password for {account}", hide_input=True)
+    else:
+        secret = sys.stdin.readline().rstrip("\r\n")
+    if not secret:
+        raise CredentialError("empty password; nothing stored")
+    set_password(account, secret)
+    click.echo(f"password for {account} stored in the keyring", err=True)
+
+
+@password.command("delete")
+@click.argument("account")
+@click.pass_obj
+def password_delete(obj: Context, account: str) -> None:
+    """Remove ACCOUNT's password from the keyring."""
+    from syncd.credentials import delete_password
+
+    delete_password(account)
+    click.echo(f"password for {account} removed from the keyring", err=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: handled errors become one line and an exit code; bugs keep their traceback."""
+    try:
+        cli.main(args=argv, prog_name="syncd", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        return EXIT_CONFIG
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        return EXIT_FAILED
+    except ConfigError as exc:
+        click.echo(f"syncd: {exc}", err=True)
+        return EXIT_CONFIG
+    except SyncdError as exc:
+        click.echo(f"syncd: {exc}", err=True)
+        return EXIT_FAILED
+    except SystemExit as exc:
+        return int(exc.code or 0) if not isinstance(exc.code, str) else EXIT_FAILED
+    return EXIT_OK

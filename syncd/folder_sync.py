@@ -1,0 +1,557 @@
+"""One sync of one folder pair: read both sides, reconcile, execute the plan.
+
+The order of every copy is: record an intent, copy, make it durable, record
+the pair and clear the intent in one transaction.  Deletions and flag changes
+need no intent: they are recorded after they happen, and redoing one after a
+crash is harmless.  So ``kill -9`` at any point loses nothing and copies
+nothing twice (see :mod:`syncd.recovery` for how intents are resolved).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, TypeVar
+
+from syncd import crashpoints
+from syncd.errors import FolderError, MessageError
+from syncd.flags import keyword_index, unmapped_flags
+from syncd.imap.parse import format_uid_set
+from syncd.imap.session import AppendError
+from syncd.message import to_crlf, to_lf
+from syncd.model import DELETED, SEEN, SYSTEM_FLAGS, Flags, MsgMeta, Pair, Side, intern_flags
+from syncd.reconcile import Copy, Delete, Forget, Plan, Policy, SetFlags, mass_delete_problems
+from syncd.reconcile import reconcile as reconcile_plan
+from syncd.recovery import find_on_far, recover_uidvalidity, resolve_intents
+
+if TYPE_CHECKING:
+    from syncd.imap.session import ImapSession, SelectInfo
+    from syncd.maildir import LocalMessage, MaildirFolder
+    from syncd.state import FolderState, StateDB
+
+T = TypeVar("T")
+
+DOWNLOAD_BATCH_BYTES = 16 * 1024 * 1024
+DOWNLOAD_BATCH_COUNT = 1000
+UPLOAD_BATCH_BYTES = 8 * 1024 * 1024
+UPLOAD_BATCH_COUNT = 100
+PROGRESS_EVERY = 5.0  # seconds between progress lines on long copies
+REFUSED = 0  # not a valid UID: marks a message the server refused to take
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    dry_run: bool = False
+    allow_mass_delete: bool = False
+
+
+@dataclass
+class FolderReport:
+    """What happened to one folder; printed by the CLI, kept in the state."""
+
+    name: str
+    downloaded: int = 0
+    uploaded: int = 0
+    flagged: int = 0
+    deleted_far: int = 0
+    deleted_near: int = 0
+    skipped: int = 0  # local files that are not messages (junk in cur/, symlinks...)
+    failed: int = 0  # messages that could not be copied or changed this time
+    error: str | None = None
+    planned: list[str] = field(default_factory=list)
+
+    def changed(self) -> bool:
+        return bool(
+            self.downloaded
+            or self.uploaded
+            or self.flagged
+            or self.deleted_far
+            or self.deleted_near
+        )
+
+    def summary(self) -> str:
+        return (
+            f"{self.downloaded} downloaded, {self.uploaded} uploaded, {self.flagged} flag changes, "
+            f"{self.deleted_near} deleted here, {self.deleted_far} deleted on the server"
+            + (f", {self.skipped} local files skipped" if self.skipped else "")
+            + (f", {self.failed} failed" if self.failed else "")
+        )
+
+
+def batched(
+    items: Sequence[T], size_of: Callable[[T], int], max_bytes: int, max_count: int
+) -> Iterator[list[T]]:
+    batch: list[T] = []
+    total = 0
+    for item in items:
+        size = size_of(item)
+        if batch and (total + size > max_bytes or len(batch) >= max_count):
+            yield batch
+            batch, total = [], 0
+        batch.append(item)
+        total += size
+    if batch:
+        yield batch
+
+
+class FolderSync:
+    """Syncs one folder pair once.  Raises FolderError when the folder must be skipped."""
+
+    def __init__(
+        self,
+        *,
+        session: ImapSession,
+        db: StateDB,
+        far_name: str,
+        near: MaildirFolder,
+        policy: Policy,
+        options: RunOptions,
+        log: logging.LoggerAdapter[logging.Logger],
+        new_to_new: bool = False,
+        trash: str | None = None,
+    ) -> None:
+        self.session = session
+        self.db = db
+        self.far_name = far_name
+        self.near = near
+        self.policy = policy
+        self.options = options
+        self.log = log
+        self.new_to_new = new_to_new
+        self.trash = trash if trash != far_name else None
+        self.report = FolderReport(far_name)
+
+    # --- the cycle -------------------------------------------------------------
+
+    def run(self) -> FolderReport:
+        st = self.db.ensure_folder(self.far_name)
+        dry = self.options.dry_run
+        if not self.near.exists():
+            if st.uidvalidity is not None and self.db.count_pairs(st.id):
+                self.log.warning(
+                    "local folder %s is gone; fetching it again from the server", self.near.path
+                )
+                # Forget the pairs and the modseq: a CHANGEDSINCE delta would not
+                # list the messages that now need downloading again.
+                st = dataclasses.replace(st, highestmodseq=None)
+                if not dry:
+                    self.db.replace_pairs(st.id, [], highestmodseq=None)
+            if not dry:
+                self.near.create()
+        sel = self._select(st)
+        pairs = self.db.pairs(st.id)
+        local: dict[str, LocalMessage] = {}
+        if self.near.exists():
+            local, problems = self.near.scan()
+            for problem in problems:
+                self.log.warning("skipped %s: %s", problem.path, problem.reason)
+                self.report.skipped += 1
+        uidvalidity_changed = st.uidvalidity is not None and sel.uidvalidity != st.uidvalidity
+        if uidvalidity_changed:
+            pairs = recover_uidvalidity(
+                session=self.session,
+                near=self.near,
+                pairs=pairs,
+                local=local,
+                old=st.uidvalidity,
+                new=sel.uidvalidity,
+                log=self.log,
+            )
+            if not dry:
+                self.db.replace_pairs(
+                    st.id, pairs, uidvalidity=sel.uidvalidity, highestmodseq=None, uidnext=None
+                )
+        if not dry:
+            pairs = resolve_intents(
+                db=self.db,
+                folder_id=st.id,
+                session=self.session,
+                near=self.near,
+                pairs=pairs,
+                local=local,
+                log=self.log,
+            )
+        far = self._far_listing(st, sel, pairs, uidvalidity_changed)
+        near_listing = {name: MsgMeta(m.flags, m.size) for name, m in local.items()}
+        plan = reconcile_plan(pairs, far, near_listing, self.policy)
+        too_much = mass_delete_problems(plan)
+        if too_much and not self.options.allow_mass_delete:
+            raise FolderError(
+                "; ".join(too_much)
+                + "; nothing was changed (if this is what you want, run `syncd sync "
+                "--allow-mass-delete`)"
+            )
+        if dry:
+            self.report.planned = [str(a) for a in plan]
+            self._count_planned(plan)
+            return self.report
+        self._execute(st, sel, plan, local)
+        self.db.update_folder(
+            st.id,
+            uidvalidity=sel.uidvalidity,
+            # A skipped message must be looked at again next time, which a CHANGEDSINCE
+            # delta would not do: fall back to one full listing then.
+            highestmodseq=None if self.report.failed else sel.highestmodseq,
+            uidnext=sel.uidnext,
+            far_count=len(far) + self.report.uploaded - self.report.deleted_far,
+            near_count=len(local) + self.report.downloaded - self.report.deleted_near,
+        )
+        crashpoints.step("folder-state")
+        return self.report
+
+    def _select(self, st: FolderState) -> SelectInfo:
+        s = self.session
+        qresync = None
+        if s.has_qresync and st.uidvalidity is not None and st.highestmodseq is not None:
+            qresync = (st.uidvalidity, st.highestmodseq, None)
+        return s.select(self.far_name, qresync=qresync, readonly=self.options.dry_run)
+
+    def _far_listing(
+        self, st: FolderState, sel: SelectInfo, pairs: list[Pair], uidvalidity_changed: bool
+    ) -> dict[int, MsgMeta]:
+        """A full view of the far side, built from a delta when CONDSTORE allows."""
+        s = self.session
+        since = st.highestmodseq
+        if uidvalidity_changed or since is None or sel.highestmodseq is None or not s.has_condstore:
+            infos, _ = s.fetch_flags("1:*")
+            return {uid: MsgMeta(intern_flags(i.flags), i.size) for uid, i in infos.items()}
+        if s.has_qresync:
+            # SELECT (QRESYNC ...) already reported every change and expunge since `since`.
+            changed, vanished = dict(sel.changed), set(sel.vanished)
+        elif sel.highestmodseq == since:
+            changed, vanished = {}, set()
+        else:
+            changed, _ = s.fetch_flags("1:*", changedsince=since)
+            present = set(s.search("ALL"))
+            vanished = {p.far for p in pairs if p.far is not None and p.far not in present}
+        far = {
+            p.far: MsgMeta(p.flags, p.size)
+            for p in pairs
+            if p.far is not None and p.far not in vanished
+        }
+        for uid, info in changed.items():
+            if uid not in vanished:
+                far[uid] = MsgMeta(intern_flags(info.flags), info.size)
+        return far
+
+    def _count_planned(self, plan: Plan) -> None:
+        r = self.report
+        r.uploaded, r.downloaded = len(plan.uploads), len(plan.downloads)
+        r.flagged = len(plan.flags)
+        r.deleted_far, r.deleted_near = plan.deletions_on(Side.FAR), plan.deletions_on(Side.NEAR)
+
+    # --- execution ---------------------------------------------------------------
+
+    def _execute(
+        self, st: FolderState, sel: SelectInfo, plan: Plan, local: dict[str, LocalMessage]
+    ) -> None:
+        if plan.uploads:
+            self._upload(st, sel, plan.uploads, local)
+        if plan.downloads:
+            self._download(st, plan.downloads)
+        if plan.flags:
+            self._set_flags(st, plan.flags, local)
+        if plan.deletes:
+            self._delete(st, plan.deletes, local)
+        if plan.forgets:
+            self._forget(st, plan.forgets)
+
+    def _progress(self, verb: str, done: int, total: int, last: list[float]) -> None:
+        now = time.monotonic()
+        if total >= 200 and now - last[0] >= PROGRESS_EVERY:
+            last[0] = now
+            self.log.info("%s %d/%d messages", verb, done, total)
+
+    def _download(self, st: FolderState, copies: Sequence[Copy]) -> None:
+        sizes = {int(c.key): c.size for c in copies if c.size is not None}
+        unknown = [int(c.key) for c in copies if c.size is None]
+        if unknown:
+            infos, _ = self.session.fetch_flags(format_uid_set(unknown), with_size=True)
+            sizes.update({uid: i.size for uid, i in infos.items() if i.size is not None})
+        last = [time.monotonic()]
+        done_count = 0
+        for batch in batched(
+            copies, lambda c: sizes.get(int(c.key), 0), DOWNLOAD_BATCH_BYTES, DOWNLOAD_BATCH_COUNT
+        ):
+            names = {int(c.key): self.near.new_name() for c in batch}
+            ids = self.db.add_intents(
+                st.id,
+                "download",
+                [(int(c.key), names[int(c.key)], c.flags, sizes.get(int(c.key))) for c in batch],
+            )
+            crashpoints.step("download-intent")
+            pending = {int(c.key): (c, i) for c, i in zip(batch, ids, strict=True)}
+            added: list[Pair] = []
+            removed: list[Pair] = []
+            done: list[int] = []
+            uids = list(pending)
+            for body in self.session.fetch_bodies(uids, sizes=sizes):
+                entry = pending.pop(body.uid, None)
+                if entry is None:
+                    continue
+                copy, intent_id = entry
+                done.append(intent_id)
+                to_new = self.new_to_new and SEEN not in copy.flags
+                mtime = body.internaldate.timestamp() if body.internaldate else None
+                try:
+                    msg = self.near.deliver(
+                        to_lf(body.data),
+                        name=names[body.uid],
+                        flags=copy.flags,
+                        mtime=mtime,
+                        to_new=to_new,
+                    )
+                except MessageError as exc:
+                    self.log.warning("message %d not saved: %s", body.uid, exc)
+                    self.report.failed += 1
+                    continue
+                crashpoints.step("download-deliver")
+                added.append(
+                    Pair(body.uid, msg.name, intern_flags(copy.flags & msg.flags), len(body.data))
+                )
+                if copy.replaces is not None:
+                    removed.append(copy.replaces)
+            # UIDs the server did not return were expunged meanwhile: nothing to pair.
+            done.extend(i for _, i in pending.values())
+            self.near.sync_dirs()
+            self.db.apply(st.id, add=added, remove=removed, done_intents=done)
+            crashpoints.step("download-commit")
+            self.report.downloaded += len(added)
+            done_count += len(batch)
+            self._progress("downloaded", done_count, len(copies), last)
+
+    def _upload(
+        self,
+        st: FolderState,
+        sel: SelectInfo,
+        copies: Sequence[Copy],
+        local: dict[str, LocalMessage],
+    ) -> None:
+        uidnext = sel.uidnext
+        last = [time.monotonic()]
+        done_count = 0
+        for batch in batched(copies, lambda c: c.size or 0, UPLOAD_BATCH_BYTES, UPLOAD_BATCH_COUNT):
+            items: list[tuple[Copy, LocalMessage, bytes]] = []
+            for copy in batch:
+                msg = local[str(copy.key)]
+                try:
+                    data = to_crlf(self.near.read(msg))
+                except MessageError as exc:
+                    self.log.warning("not uploaded: %s", exc)
+                    self.report.failed += 1
+                    continue
+                if not data.strip():
+                    self.log.warning(
+                        "not uploaded: %s is empty", self.near.path / msg.subdir / msg.filename
+                    )
+                    self.report.failed += 1
+                    continue
+                items.append((copy, msg, data))
+            if not items:
+                continue
+            ids = self.db.add_intents(
+                st.id,
+                "upload",
+                [(None, m.name, c.flags, len(d)) for c, m, d in items],
+                uidnext=uidnext,
+            )
+            crashpoints.step("upload-intent")
+            uids = self._append(items, sel.uidvalidity)
+            crashpoints.step("upload-append")
+            missing = [
+                (m.name, d) for (_, m, d), uid in zip(items, uids, strict=True) if uid is None
+            ]
+            refused = {m.name for (_, m, _), uid in zip(items, uids, strict=True)
+                       if uid == REFUSED}
+            if missing:
+                known = {p.far for p in self.db.pairs(st.id) if p.far is not None}
+                found = find_on_far(self.session, known, uidnext, missing)
+                uids = [
+                    uid if uid is not None else found.get(m.name)
+                    for (_, m, _), uid in zip(items, uids, strict=True)
+                ]
+            added, removed = [], []
+            for (copy, msg, data), uid in zip(items, uids, strict=True):
+                if uid == REFUSED:
+                    continue
+                if uid is None:
+                    self.log.warning(
+                        "uploaded %s but could not find its UID; it will be "
+                        "matched on the next run",
+                        msg.filename,
+                    )
+                    continue
+                added.append(Pair(uid, msg.name, copy.flags, len(data)))
+                if copy.replaces is not None:
+                    removed.append(copy.replaces)
+            # An intent left for a message whose UID was not found is resolved next run.
+            matched = {p.near for p in added}
+            done = [
+                i
+                for i, (_, m, _) in zip(ids, items, strict=True)
+                if m.name in matched or m.name in refused
+            ]
+            self.db.apply(st.id, add=added, remove=removed, done_intents=done)
+            crashpoints.step("upload-commit")
+            self.report.uploaded += len(added)
+            real = [u for u in uids if u]
+            if real:
+                uidnext = max(uidnext, max(real) + 1)
+            done_count += len(batch)
+            self._progress("uploaded", done_count, len(copies), last)
+
+    def _append(
+        self, items: list[tuple[Copy, LocalMessage, bytes]], uidvalidity: int
+    ) -> list[int | None]:
+        """APPEND a batch; returns per message its UID, None (appended, UID unknown)
+        or REFUSED (the server said no; already logged)."""
+        batch = [(d, c.flags, datetime.fromtimestamp(m.mtime, tz=UTC)) for c, m, d in items]
+        names = [m.filename for _, m, _ in items]
+        out: list[int | None] = []
+        while batch:
+            try:
+                out.extend(self.session.append_many(self.far_name, batch, uidvalidity=uidvalidity))
+                return out
+            except AppendError as exc:
+                if len(batch) > 1 and not exc.appended and self.session.has_multiappend:
+                    # MULTIAPPEND is all or nothing: find the refused one message by message.
+                    out.extend(self._append_each(batch, names, uidvalidity))
+                    return out
+                out.extend(exc.appended)
+                refused = len(exc.appended)
+                self.log.warning("not uploaded: %s: %s", names[refused], exc)
+                self.report.failed += 1
+                out.append(REFUSED)
+                batch, names = batch[refused + 1 :], names[refused + 1 :]
+        return out
+
+    def _append_each(
+        self, batch: list[tuple[bytes, Flags, datetime]], names: list[str], uidvalidity: int
+    ) -> list[int | None]:
+        out: list[int | None] = []
+        for (data, flags, when), name in zip(batch, names, strict=True):
+            try:
+                out.append(
+                    self.session.append(
+                        self.far_name, data, flags=flags, date=when, uidvalidity=uidvalidity
+                    )
+                )
+            except AppendError as exc:
+                self.log.warning("not uploaded: %s: %s", name, exc)
+                self.report.failed += 1
+                out.append(REFUSED)
+        return out
+
+    def _set_flags(
+        self, st: FolderState, changes: Sequence[SetFlags], local: dict[str, LocalMessage]
+    ) -> None:
+        adds: dict[Flags, list[int]] = defaultdict(list)
+        removes: dict[Flags, list[int]] = defaultdict(list)
+        for c in changes:
+            if c.pair.far is None:
+                continue
+            if c.far_add:
+                adds[c.far_add].append(c.pair.far)
+            if c.far_remove:
+                removes[c.far_remove].append(c.pair.far)
+        for flags, uids in adds.items():
+            self.session.add_flags(uids, flags)
+        for flags, uids in removes.items():
+            self.session.remove_flags(uids, flags)
+        if adds or removes:
+            crashpoints.step("store-flags")
+        rebase: list[tuple[Pair, Flags]] = []
+        renamed = False
+        for c in changes:
+            baseline = c.baseline
+            if (c.near_add or c.near_remove) and c.pair.near is not None:
+                msg = local[c.pair.near]
+                wanted = intern_flags((msg.flags | c.near_add) - c.near_remove)
+                try:
+                    self.near.set_flags(msg, wanted)
+                except MessageError as exc:
+                    self.log.warning("flags not changed: %s", exc)
+                    self.report.failed += 1
+                    continue
+                renamed = True
+                # A flag the local side cannot hold (a 27th keyword) stays out of the
+                # baseline, so it is not later mistaken for a local removal.  What a
+                # mail reader changed meanwhile is in result.flags and is left for the
+                # next cycle to merge.
+                lost = wanted - SYSTEM_FLAGS
+                if lost:
+                    lost = unmapped_flags(lost, keyword_index(self.near.keywords()))
+                    baseline = intern_flags(baseline - lost)
+            rebase.append((c.pair, baseline))
+        if renamed:
+            self.near.sync_dirs()
+            crashpoints.step("rename-flags")
+        self.db.apply(st.id, rebase=rebase)
+        crashpoints.step("flags-commit")
+        self.report.flagged += sum(
+            1 for c in changes if c.far_add or c.far_remove or c.near_add or c.near_remove
+        )
+
+    def _delete(
+        self, st: FolderState, deletes: Sequence[Delete], local: dict[str, LocalMessage]
+    ) -> None:
+        far_uids = [d.pair.far for d in deletes if d.side is Side.FAR and d.pair.far is not None]
+        removed: list[Pair] = []
+        if far_uids and self.trash is not None:
+            # MOVE keeps the message (and a later download of Trash pairs it anew).
+            self.session.create_folder(self.trash)
+            self.session.move(far_uids, self.trash)
+            crashpoints.step("move-to-trash")
+            removed.extend(d.pair for d in deletes if d.side is Side.FAR)
+            self.report.deleted_far += len(far_uids)
+        elif far_uids:
+            self.session.add_flags(far_uids, frozenset({DELETED}))
+            crashpoints.step("store-deleted")
+            if self.policy.expunge:
+                if self.session.has_uidplus:
+                    self.session.uid_expunge(far_uids)
+                    crashpoints.step("expunge")
+                else:
+                    self.log.warning(
+                        "the server lacks UIDPLUS: %d messages are marked \\Deleted but not "
+                        "expunged (syncd never expunges other clients' deleted mail)",
+                        len(far_uids),
+                    )
+            removed.extend(d.pair for d in deletes if d.side is Side.FAR)
+            self.report.deleted_far += len(far_uids)
+        for d in deletes:
+            if d.side is Side.NEAR and d.pair.near is not None:
+                try:
+                    self.near.delete(local[d.pair.near])
+                except MessageError as exc:
+                    self.log.warning("not deleted: %s", exc)
+                    self.report.failed += 1
+                    continue
+                crashpoints.step("unlink")
+                removed.append(d.pair)
+                self.report.deleted_near += 1
+        self.near.sync_dirs()
+        self.db.apply(st.id, remove=removed)
+        crashpoints.step("delete-commit")
+
+    def _forget(self, st: FolderState, forgets: Sequence[Forget]) -> None:
+        tombstones = []
+        for f in forgets:
+            if f.keep is Side.FAR:
+                tombstones.append(Pair(f.pair.far, None, f.pair.flags, f.pair.size))
+            elif f.keep is Side.NEAR:
+                tombstones.append(Pair(None, f.pair.near, f.pair.flags, f.pair.size))
+        self.db.apply(st.id, remove=[f.pair for f in forgets], add=tombstones)
+
+
+def policy_for(sync: str, expunge: bool) -> Policy:
+    return Policy(pull=sync in ("both", "pull"), push=sync in ("both", "push"), expunge=expunge)
+
+
+def describe_folder_error(exc: FolderError) -> str:
+    return str(exc)

@@ -1,0 +1,181 @@
+"""Finding a message again when its UID is not known for sure.
+
+Three situations, one mechanism (match by size, then Message-ID, then a hash
+of the contents):
+
+- an upload whose APPENDUID never arrived (no UIDPLUS, or a crash between
+  APPEND and the state commit): look only above the UIDNEXT recorded in the
+  intent *before* the APPEND;
+- a download interrupted after the file was renamed into place: the intent
+  names the file, so it is adopted if it exists;
+- a UIDVALIDITY change: every pair is re-made by Message-ID + size (+ hash),
+  and the folder is refused when too few can be (a mailbox replaced by an
+  empty or different one must not empty the other side).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
+
+from syncd.errors import FolderError, MessageError
+from syncd.imap.parse import format_uid_set
+from syncd.message import body_hash, message_id, wire_size
+from syncd.model import Pair, intern_flags
+
+if TYPE_CHECKING:
+    from syncd.imap.session import ImapSession
+    from syncd.maildir import LocalMessage, MaildirFolder
+    from syncd.state import StateDB
+
+REPAIR_MIN_SHARE = 0.8
+
+
+def find_on_far(
+    session: ImapSession, known: set[int], uidnext: int, wanted: Sequence[tuple[str, bytes]]
+) -> dict[str, int]:
+    """Find freshly appended copies of ``wanted`` (name, data) among UIDs >= uidnext
+    that no pair claims.  Each UID is matched at most once; a match needs equal
+    contents (hash over LF-normalised bytes), so a concurrent delivery of a
+    different message is never adopted."""
+    if not wanted:
+        return {}
+    found = [u for u in session.search(f"UID {uidnext}:*") if u >= uidnext and u not in known]
+    if not found:
+        return {}
+    infos, _ = session.fetch_flags(format_uid_set(found), with_size=True)
+    by_size: dict[int, list[tuple[str, str]]] = defaultdict(list)
+    for name, data in wanted:
+        by_size[wire_size(data)].append((name, body_hash(data)))
+    candidates = [u for u, i in infos.items() if i.size in by_size]
+    out: dict[str, int] = {}
+    for body in session.fetch_bodies(sorted(candidates)):
+        size = infos[body.uid].size
+        assert size is not None
+        digest = body_hash(body.data)
+        for entry in by_size[size]:
+            if entry[1] == digest and entry[0] not in out:
+                out[entry[0]] = body.uid
+                by_size[size].remove(entry)
+                break
+    return out
+
+
+def resolve_intents(
+    *,
+    db: StateDB,
+    folder_id: int,
+    session: ImapSession,
+    near: MaildirFolder,
+    pairs: list[Pair],
+    local: Mapping[str, LocalMessage],
+    log: logging.LoggerAdapter[logging.Logger],
+) -> list[Pair]:
+    """Settle the copies a previous run started but did not record."""
+    intents = db.intents(folder_id)
+    if not intents:
+        return pairs
+    paired_far = {p.far for p in pairs if p.far is not None}
+    paired_near = {p.near for p in pairs if p.near is not None}
+    adopted: list[Pair] = []
+    uploads = []
+    for intent in intents:
+        if intent.kind == "download":
+            if (
+                intent.uid is not None
+                and intent.name is not None
+                and intent.name in local
+                and intent.uid not in paired_far
+                and intent.name not in paired_near
+            ):
+                adopted.append(Pair(intent.uid, intent.name, intent.flags, intent.size))
+                paired_far.add(intent.uid)
+                paired_near.add(intent.name)
+        elif intent.name in local and intent.name not in paired_near:
+            uploads.append(intent)
+    if uploads:
+        wanted = []
+        for intent in uploads:
+            assert intent.name is not None
+            try:
+                wanted.append((intent.name, near.read(local[intent.name])))
+            except MessageError as exc:
+                log.warning("cannot check an interrupted upload: %s", exc)
+        low = min(i.uidnext or 1 for i in uploads)
+        found = find_on_far(session, paired_far, low, wanted)
+        for intent in uploads:
+            uid = found.get(intent.name or "")
+            if uid is not None:
+                adopted.append(Pair(uid, intent.name, intent.flags, intent.size))
+    db.apply(folder_id, add=adopted, done_intents=[i.id for i in intents])
+    if adopted:
+        log.info("recovered %d messages copied by an interrupted run", len(adopted))
+    return pairs + adopted
+
+
+def recover_uidvalidity(
+    *,
+    session: ImapSession,
+    near: MaildirFolder,
+    pairs: list[Pair],
+    local: Mapping[str, LocalMessage],
+    old: int | None,
+    new: int,
+    log: logging.LoggerAdapter[logging.Logger],
+) -> list[Pair]:
+    """Re-pair after the server changed UIDVALIDITY; never deletes, never duplicates.
+
+    Returns the new pairs.  Local messages that cannot be re-paired become
+    unpaired (uploaded again: the server lost them); far messages without a
+    partner become new (downloaded).  Raises FolderError when fewer than 80 %
+    of the previously paired local messages are found again.
+    """
+    log.warning("UIDVALIDITY changed (%s -> %d): re-pairing by Message-ID and size", old, new)
+    old_pairs = [p for p in pairs if p.near is not None and p.near in local and p.far is not None]
+    if not old_pairs:
+        return []
+    infos, _ = session.fetch_flags("1:*", with_size=True)
+    headers = session.fetch_headers(list(infos), ["Message-ID"]) if infos else {}
+    index: dict[tuple[str | None, int | None], list[int]] = defaultdict(list)
+    for uid, info in sorted(infos.items()):
+        index[(message_id(headers.get(uid, b"")), info.size)].append(uid)
+    taken: set[int] = set()
+    new_pairs: list[Pair] = []
+    unmatched: list[tuple[Pair, bytes]] = []
+    for p in old_pairs:
+        assert p.near is not None
+        try:
+            data = near.read(local[p.near])
+        except MessageError as exc:
+            log.warning("cannot re-pair: %s", exc)
+            continue
+        mid = message_id(data)
+        size = p.size if p.size is not None else wire_size(data)
+        uids = [u for u in index.get((mid, size), []) if u not in taken]
+        if mid is not None and len(uids) == 1:
+            taken.add(uids[0])
+            new_pairs.append(Pair(uids[0], p.near, p.flags, size))
+        else:
+            unmatched.append((p, data))
+    if unmatched:
+        # No Message-ID, or several candidates: compare contents of same-size messages.
+        sizes = {wire_size(d) for _, d in unmatched}
+        cand = sorted(u for u, i in infos.items() if i.size in sizes and u not in taken)
+        digests: dict[str, list[int]] = defaultdict(list)
+        for body in session.fetch_bodies(cand):
+            digests[body_hash(body.data)].append(body.uid)
+        for p, data in unmatched:
+            free = [u for u in digests.get(body_hash(data), []) if u not in taken]
+            if free:
+                taken.add(free[0])
+                new_pairs.append(Pair(free[0], p.near, p.flags, p.size))
+    if len(new_pairs) < REPAIR_MIN_SHARE * len(old_pairs):
+        raise FolderError(
+            f"UIDVALIDITY changed and only {len(new_pairs)} of {len(old_pairs)} messages were "
+            "found again on the server; the server folder looks replaced, so nothing was "
+            "changed. If that is expected, move the local folder away and sync again"
+        )
+    log.warning("UIDVALIDITY changed: re-paired %d of %d messages", len(new_pairs), len(old_pairs))
+    return [Pair(p.far, p.near, intern_flags(p.flags), p.size) for p in new_pairs]

@@ -1,0 +1,268 @@
+"""The sync state: one SQLite database per account (WAL, file mode 0600).
+
+Per folder: the far name, UIDVALIDITY, HIGHESTMODSEQ, UIDNEXT and the outcome
+of the last sync.  Per pair: far UID, near unique name, the baseline flags and
+the size.  Plus the *intent log*: a copy is recorded before it starts and
+cleared in the same transaction that records its result, so a crash between
+the two leaves an intent that the next run resolves (adopting what was
+already copied) instead of copying again.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from syncd.model import Flags, Pair, format_flags, parse_flags
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS folders (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    uidvalidity INTEGER,
+    highestmodseq INTEGER,
+    uidnext INTEGER,
+    near_signature TEXT,
+    last_sync REAL,
+    last_error TEXT,
+    far_count INTEGER,
+    near_count INTEGER
+);
+CREATE TABLE IF NOT EXISTS pairs (
+    folder_id INTEGER NOT NULL REFERENCES folders(id) ON DELETE CASCADE,
+    uid INTEGER,
+    name TEXT,
+    flags TEXT NOT NULL,
+    size INTEGER
+);
+CREATE UNIQUE INDEX IF NOT EXISTS pairs_uid ON pairs(folder_id, uid) WHERE uid IS NOT NULL;
+CREATE UNIQUE INDEX IF NOT EXISTS pairs_name ON pairs(folder_id, name) WHERE name IS NOT NULL;
+CREATE TABLE IF NOT EXISTS intents (
+    id INTEGER PRIMARY KEY,
+    folder_id INTEGER NOT NULL REFERENCES folders(id) ON DELETE CASCADE,
+    kind TEXT NOT NULL CHECK (kind IN ('download', 'upload')),
+    uid INTEGER,
+    name TEXT,
+    flags TEXT NOT NULL,
+    size INTEGER,
+    uidnext INTEGER,
+    created REAL NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class FolderState:
+    id: int
+    name: str
+    uidvalidity: int | None
+    highestmodseq: int | None
+    uidnext: int | None
+    near_signature: str | None
+    last_sync: float | None
+    last_error: str | None
+    far_count: int | None
+    near_count: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Intent:
+    """A copy that was started.  ``download``: far ``uid`` to near ``name``.
+    ``upload``: near ``name`` to far, appended when UIDNEXT was ``uidnext``."""
+
+    id: int
+    kind: str
+    uid: int | None
+    name: str | None
+    flags: Flags
+    size: int | None
+    uidnext: int | None
+
+
+class StateDB:
+    """The state of one account.  Not thread-safe: one writer per account."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # Create the file 0600 before SQLite does (it would honour the umask).
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        os.close(fd)
+        self._db = sqlite3.connect(path, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        # FULL: a committed pair survives a power cut; we commit per batch, not per message.
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute("PRAGMA foreign_keys=ON")
+        with self.transaction():
+            for stmt in _SCHEMA.split(";"):
+                if stmt.strip():
+                    self._db.execute(stmt)
+            self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        for suffix in ("-wal", "-shm"):
+            side = Path(str(path) + suffix)
+            if side.exists():
+                side.chmod(0o600)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def transaction(self) -> _Transaction:
+        return _Transaction(self._db)
+
+    # --- folders -------------------------------------------------------------
+
+    def folder(self, name: str) -> FolderState | None:
+        row = self._db.execute(
+            "SELECT id, name, uidvalidity, highestmodseq, uidnext, near_signature, last_sync,"
+            " last_error, far_count, near_count FROM folders WHERE name = ?",
+            (name,),
+        ).fetchone()
+        return FolderState(*row) if row else None
+
+    def folders(self) -> list[FolderState]:
+        rows = self._db.execute(
+            "SELECT id, name, uidvalidity, highestmodseq, uidnext, near_signature, last_sync,"
+            " last_error, far_count, near_count FROM folders ORDER BY name"
+        ).fetchall()
+        return [FolderState(*r) for r in rows]
+
+    def ensure_folder(self, name: str) -> FolderState:
+        with self.transaction():
+            self._db.execute("INSERT OR IGNORE INTO folders(name) VALUES (?)", (name,))
+        state = self.folder(name)
+        assert state is not None
+        return state
+
+    def update_folder(self, folder_id: int, **fields: object) -> None:
+        allowed = {
+            "uidvalidity",
+            "highestmodseq",
+            "uidnext",
+            "near_signature",
+            "last_sync",
+            "last_error",
+            "far_count",
+            "near_count",
+        }
+        unknown = fields.keys() - allowed
+        if unknown:
+            raise ValueError(f"unknown folder fields {sorted(unknown)}")
+        if not fields:
+            return
+        cols = ", ".join(f"{k} = ?" for k in fields)
+        with self.transaction():
+            self._db.execute(
+                f"UPDATE folders SET {cols} WHERE id = ?",  # noqa: S608 - column names are from the allow-list above
+                (*fields.values(), folder_id),
+            )
+
+    def record_result(self, folder_id: int, error: str | None) -> None:
+        self.update_folder(folder_id, last_sync=time.time(), last_error=error)
+
+    # --- pairs ---------------------------------------------------------------
+
+    def pairs(self, folder_id: int) -> list[Pair]:
+        cache: dict[str, Flags] = {}
+        out = []
+        for uid, name, flags, size in self._db.execute(
+            "SELECT uid, name, flags, size FROM pairs WHERE folder_id = ?", (folder_id,)
+        ):
+            parsed = cache.get(flags)
+            if parsed is None:
+                parsed = cache[flags] = parse_flags(flags)
+            out.append(Pair(uid, name, parsed, size))
+        return out
+
+    def count_pairs(self, folder_id: int) -> int:
+        row = self._db.execute("SELECT COUNT(*) FROM pairs WHERE folder_id = ?", (folder_id,))
+        return int(row.fetchone()[0])
+
+    def apply(
+        self,
+        folder_id: int,
+        *,
+        add: Iterable[Pair] = (),
+        remove: Iterable[Pair] = (),
+        rebase: Iterable[tuple[Pair, Flags]] = (),
+        done_intents: Iterable[int] = (),
+    ) -> None:
+        """Record the results of a batch of actions in one transaction."""
+        db = self._db
+        with self.transaction():
+            db.executemany(
+                "DELETE FROM pairs WHERE folder_id = ? AND uid IS ? AND name IS ?",
+                [(folder_id, p.far, p.near) for p in remove],
+            )
+            db.executemany(
+                "INSERT INTO pairs(folder_id, uid, name, flags, size) VALUES (?, ?, ?, ?, ?)",
+                [(folder_id, p.far, p.near, format_flags(p.flags), p.size) for p in add],
+            )
+            db.executemany(
+                "UPDATE pairs SET flags = ? WHERE folder_id = ? AND uid IS ? AND name IS ?",
+                [(format_flags(f), folder_id, p.far, p.near) for p, f in rebase],
+            )
+            db.executemany("DELETE FROM intents WHERE id = ?", [(i,) for i in done_intents])
+
+    def replace_pairs(self, folder_id: int, pairs: Sequence[Pair], **folder_fields: object) -> None:
+        """Swap the folder's whole pair table (UIDVALIDITY recovery, a vanished local folder)."""
+        with self.transaction():
+            self._db.execute("DELETE FROM pairs WHERE folder_id = ?", (folder_id,))
+            self._db.execute("DELETE FROM intents WHERE folder_id = ?", (folder_id,))
+            self._db.executemany(
+                "INSERT INTO pairs(folder_id, uid, name, flags, size) VALUES (?, ?, ?, ?, ?)",
+                [(folder_id, p.far, p.near, format_flags(p.flags), p.size) for p in pairs],
+            )
+            if folder_fields:
+                cols = ", ".join(f"{k} = ?" for k in folder_fields)
+                self._db.execute(
+                    f"UPDATE folders SET {cols} WHERE id = ?",  # noqa: S608 - names from callers in this package
+                    (*folder_fields.values(), folder_id),
+                )
+
+    # --- intents -------------------------------------------------------------
+
+    def add_intents(
+        self,
+        folder_id: int,
+        kind: str,
+        items: Sequence[tuple[int | None, str | None, Flags, int | None]],
+        uidnext: int | None = None,
+    ) -> list[int]:
+        """Record copies about to start; returns their ids (in order)."""
+        now = time.time()
+        ids = []
+        with self.transaction():
+            for uid, name, flags, size in items:
+                cur = self._db.execute(
+                    "INSERT INTO intents(folder_id, kind, uid, name, flags, size, uidnext, created)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (folder_id, kind, uid, name, format_flags(flags), size, uidnext, now),
+                )
+                assert cur.lastrowid is not None
+                ids.append(cur.lastrowid)
+        return ids
+
+    def intents(self, folder_id: int) -> list[Intent]:
+        rows = self._db.execute(
+            "SELECT id, kind, uid, name, flags, size, uidnext FROM intents WHERE folder_id = ?"
+            " ORDER BY id",
+            (folder_id,),
+        ).fetchall()
+        return [Intent(i, k, u, n, parse_flags(f), s, x) for i, k, u, n, f, s, x in rows]
+
+
+class _Transaction:
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def __enter__(self) -> None:
+        self._db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        self._db.execute("ROLLBACK" if exc_type else "COMMIT")
