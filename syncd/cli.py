@@ -49,7 +49,7 @@ class Context:
     type=click.Path(path_type=Path, dir_okay=False),
     help="Config file. Default: $SYNCD_CONFIG, else $XDG_CONFIG_HOME/syncd/config.toml.",
 )
-@click.option("-v", "--verbose", count=True, help="More detail; -vv adds the IMAP protocol log.")
+@click.option("-v", "--verbose", count=True, help="More detail (-v: syncd's debug log; -vv: libraries' too).")
 @click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors.")
 @click.version_option(__version__, prog_name="syncd")
 @click.pass_context
@@ -87,7 +87,7 @@ def sync(obj: Context, accounts: tuple[str, ...], dry_run: bool, allow_mass_dele
     Exit status: 0 all synced, 1 some folder or account failed (the others were
     synced), 2 configuration error, 75 another syncd holds the lock.
     """
-    from syncd.account import sync_account
+    from syncd.account import AccountSyncer
     from syncd.folder_sync import RunOptions
 
     config = obj.load()
@@ -96,7 +96,11 @@ def sync(obj: Context, accounts: tuple[str, ...], dry_run: bool, allow_mass_dele
     failed = locked = False
     for name in selected:
         started = time.monotonic()
-        report = sync_account(config, config.accounts[name], options)
+        syncer = AccountSyncer(config, config.accounts[name], hooks=None)
+        try:
+            report = syncer.sync(options)
+        finally:
+            syncer.close()
         if dry_run:
             for folder in report.folders:
                 for line in folder.planned:
@@ -265,3 +269,7 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:
         return int(exc.code or 0) if not isinstance(exc.code, str) else EXIT_FAILED
     return EXIT_OK
+
+
+# Commands that live in their own modules register below, one line each, e.g.
+# cli.add_command(importlib.import_module("syncd.cli_daemon").daemon)

@@ -183,7 +183,11 @@ class PasswordAuthenticator:
     def authenticate(self, client: imapclient.IMAPClient) -> None:
         secret = self.source.password()
         add_secret(secret)  # so a stray traceback or trace line shows *** instead
-        client.login(self.user, secret)
+        if secret.isascii() and self.user.isascii():
+            client.login(self.user, secret)
+        else:
+            # imaplib's LOGIN can only send ASCII; AUTHENTICATE PLAIN carries UTF-8.
+            client.plain_login(self.user, secret)
 
     def __repr__(self) -> str:
         return f"PasswordAuthenticator(user={self.user!r}, source={type(self.source).__name__})"

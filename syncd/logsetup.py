@@ -136,10 +136,9 @@ def setup_logging(
     """Configure the root logger for the ``syncd`` command.
 
     *verbosity*: -1 (``-q``) warnings only; 0 info from syncd; 1 (``-v``) debug
-    from syncd; 2 (``-vv``) debug from everything, including imapclient's
-    protocol trace (imapclient redacts LOGIN/AUTHENTICATE itself; the mask
-    covers registered secrets too).  Other libraries log warnings and errors
-    below 2.  Calling it again replaces the previous set-up and keeps the
+    from syncd; 2 (``-vv``) debug from the other libraries too, except
+    imapclient, which stays at INFO because its DEBUG lines quote message
+    literals.  Other libraries log warnings and errors below 2.  Calling it again replaces the previous set-up and keeps the
     registered secrets.
     """
     root = logging.getLogger()
@@ -164,6 +163,9 @@ def setup_logging(
         syncd_level = logging.DEBUG
     root.setLevel(logging.DEBUG if verbosity >= 2 else logging.WARNING)
     logging.getLogger("syncd").setLevel(syncd_level)
+    # imapclient logs the first bytes of every APPEND literal at DEBUG: message
+    # headers, which never belong in a log.  Its protocol trace stays at INFO and up.
+    logging.getLogger("imapclient").setLevel(logging.INFO)
     logging.captureWarnings(True)  # e.g. platformdirs' RuntimeDirWarning
 
 

@@ -397,7 +397,8 @@ def test_timestamps_by_default_and_not_with_syncd_log_timestamps_0() -> None:
         (-1, ["syncd warning"]),
         (0, ["syncd info", "syncd warning"]),
         (1, ["syncd debug", "syncd info", "syncd warning"]),
-        (2, ["syncd debug", "syncd info", "syncd warning", "imapclient debug"]),
+        # imapclient's DEBUG lines quote message literals: never shown, even at -vv
+        (2, ["syncd debug", "syncd info", "syncd warning"]),
     ],
 )
 def test_verbosity_levels(verbosity: int, shown: list[str]) -> None:
