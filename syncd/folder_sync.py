@@ -13,9 +13,11 @@ import dataclasses
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 from syncd import crashpoints
@@ -23,6 +25,7 @@ from syncd.errors import FolderError, MessageError
 from syncd.flags import keyword_index, unmapped_flags
 from syncd.imap.parse import format_uid_set
 from syncd.imap.session import AppendError
+from syncd.maildir import directory_signature
 from syncd.message import to_crlf, to_lf
 from syncd.model import DELETED, SEEN, SYSTEM_FLAGS, Flags, MsgMeta, Pair, Side, intern_flags
 from syncd.reconcile import Copy, Delete, Forget, Plan, Policy, SetFlags, mass_delete_problems
@@ -36,12 +39,37 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-DOWNLOAD_BATCH_BYTES = 16 * 1024 * 1024
+DOWNLOAD_BATCH_BYTES = 6 * 1024 * 1024
 DOWNLOAD_BATCH_COUNT = 1000
 UPLOAD_BATCH_BYTES = 8 * 1024 * 1024
 UPLOAD_BATCH_COUNT = 100
+SIGNATURE_SETTLE = 2.0  # seconds: a directory mtime younger than this proves nothing
+WRITERS = 4  # threads storing downloads; fsyncs in parallel let the file system batch them
 PROGRESS_EVERY = 5.0  # seconds between progress lines on long copies
 REFUSED = 0  # not a valid UID: marks a message the server refused to take
+
+
+@dataclass
+class _DownloadBatch:
+    count: int
+    items: list[tuple[int, int, Copy, int, Future[LocalMessage]]]
+    vanished: list[int] = field(default_factory=list)
+
+
+class _Progress:
+    """Logs ``downloaded 2000/10000 messages`` every few seconds on long copies."""
+
+    def __init__(self, owner: FolderSync, verb: str, total: int) -> None:
+        self.log, self.verb, self.total = owner.log, verb, total
+        self.done = 0
+        self.last = time.monotonic()
+
+    def advance(self, count: int) -> None:
+        self.done += count
+        now = time.monotonic()
+        if self.total >= 200 and now - self.last >= PROGRESS_EVERY:
+            self.last = now
+            self.log.info("%s %d/%d messages", self.verb, self.done, self.total)
 
 
 @dataclass(frozen=True)
@@ -125,12 +153,16 @@ class FolderSync:
         self.new_to_new = new_to_new
         self.trash = trash if trash != far_name else None
         self.report = FolderReport(far_name)
+        self._touched_near = False
 
     # --- the cycle -------------------------------------------------------------
 
     def run(self) -> FolderReport:
         st = self.db.ensure_folder(self.far_name)
         dry = self.options.dry_run
+        signature = _signature(self.near.path)
+        if self._unchanged(st, signature):
+            return self.report
         if not self.near.exists():
             if st.uidvalidity is not None and self.db.count_pairs(st.id):
                 self.log.warning(
@@ -200,9 +232,46 @@ class FolderSync:
             uidnext=sel.uidnext,
             far_count=len(far) + self.report.uploaded - self.report.deleted_far,
             near_count=len(local) + self.report.downloaded - self.report.deleted_near,
+            near_signature=self._trusted_signature(signature),
         )
         crashpoints.step("folder-state")
         return self.report
+
+    def _unchanged(self, st: FolderState, signature: str | None) -> bool:
+        """The STATUS fast path: nothing changed on either side since the last
+        clean sync (same UIDVALIDITY, UIDNEXT, MESSAGES and HIGHESTMODSEQ on the
+        server, same directory signature here), so the folder need not be selected."""
+        if (
+            signature is None
+            or signature != st.near_signature
+            or st.highestmodseq is None
+            or not self.session.has_condstore
+        ):
+            return False
+        status = self.session.status(self.far_name)
+        unchanged = (
+            status.uidvalidity == st.uidvalidity
+            and status.highestmodseq == st.highestmodseq
+            and status.uidnext == st.uidnext
+            and status.messages == st.far_count
+        )
+        if unchanged:
+            self.log.debug("unchanged on both sides since the last sync")
+        return unchanged
+
+    def _trusted_signature(self, before: str | None) -> str | None:
+        """The local signature to compare with next time, or None to rescan then.
+
+        Only when this run did not touch the local folder and nothing else did
+        while it ran, and the directories' mtimes are old enough that a change in
+        the same clock tick cannot hide behind them."""
+        r = self.report
+        if before is None or r.downloaded or r.deleted_near or r.failed or self._touched_near:
+            return None
+        if _signature(self.near.path) != before:
+            return None
+        newest = max(int(part) for part in before.split(",")[::2]) / 1e9
+        return before if time.time() - newest > SIGNATURE_SETTLE else None
 
     def _select(self, st: FolderState) -> SelectInfo:
         s = self.session
@@ -261,69 +330,91 @@ class FolderSync:
         if plan.forgets:
             self._forget(st, plan.forgets)
 
-    def _progress(self, verb: str, done: int, total: int, last: list[float]) -> None:
-        now = time.monotonic()
-        if total >= 200 and now - last[0] >= PROGRESS_EVERY:
-            last[0] = now
-            self.log.info("%s %d/%d messages", verb, done, total)
-
     def _download(self, st: FolderState, copies: Sequence[Copy]) -> None:
+        """Download in batches, pipelined: while writer threads store batch k
+        (write, fsync, rename: mostly waiting on the disk, GIL released), the
+        main thread already fetches batch k+1 from the server."""
         sizes = {int(c.key): c.size for c in copies if c.size is not None}
         unknown = [int(c.key) for c in copies if c.size is None]
         if unknown:
             infos, _ = self.session.fetch_flags(format_uid_set(unknown), with_size=True)
             sizes.update({uid: i.size for uid, i in infos.items() if i.size is not None})
-        last = [time.monotonic()]
-        done_count = 0
-        for batch in batched(
-            copies, lambda c: sizes.get(int(c.key), 0), DOWNLOAD_BATCH_BYTES, DOWNLOAD_BATCH_COUNT
-        ):
-            names = {int(c.key): self.near.new_name() for c in batch}
-            ids = self.db.add_intents(
-                st.id,
-                "download",
-                [(int(c.key), names[int(c.key)], c.flags, sizes.get(int(c.key))) for c in batch],
+        keywords = {f for c in copies for f in c.flags if f not in SYSTEM_FLAGS}
+        if keywords:
+            # Letters are given out here, once, so writer threads never race on the file.
+            self.near.ensure_keywords(sorted(keywords))
+        progress = _Progress(self, "downloaded", len(copies))
+        previous: _DownloadBatch | None = None
+        with ThreadPoolExecutor(WRITERS, thread_name_prefix="deliver") as writers:
+            for batch in batched(
+                copies,
+                lambda c: sizes.get(int(c.key), 0),
+                DOWNLOAD_BATCH_BYTES,
+                DOWNLOAD_BATCH_COUNT,
+            ):
+                current = self._start_download(st, batch, sizes, writers)
+                if previous is not None:
+                    self._finish_download(st, previous, progress)
+                previous = current
+            if previous is not None:
+                self._finish_download(st, previous, progress)
+
+    def _start_download(
+        self,
+        st: FolderState,
+        batch: list[Copy],
+        sizes: Mapping[int, int],
+        writers: ThreadPoolExecutor,
+    ) -> _DownloadBatch:
+        names = {int(c.key): self.near.new_name() for c in batch}
+        ids = self.db.add_intents(
+            st.id,
+            "download",
+            [(int(c.key), names[int(c.key)], c.flags, sizes.get(int(c.key))) for c in batch],
+        )
+        crashpoints.step("download-intent")
+        pending = {int(c.key): (c, i) for c, i in zip(batch, ids, strict=True)}
+        work = _DownloadBatch(len(batch), [])
+        for body in self.session.fetch_bodies(list(pending), sizes=sizes):
+            entry = pending.pop(body.uid, None)
+            if entry is None:
+                continue
+            copy, intent_id = entry
+            mtime = body.internaldate.timestamp() if body.internaldate else None
+            future = writers.submit(
+                self.near.deliver,
+                to_lf(body.data),
+                name=names[body.uid],
+                flags=copy.flags,
+                mtime=mtime,
+                to_new=self.new_to_new and SEEN not in copy.flags,
             )
-            crashpoints.step("download-intent")
-            pending = {int(c.key): (c, i) for c, i in zip(batch, ids, strict=True)}
-            added: list[Pair] = []
-            removed: list[Pair] = []
-            done: list[int] = []
-            uids = list(pending)
-            for body in self.session.fetch_bodies(uids, sizes=sizes):
-                entry = pending.pop(body.uid, None)
-                if entry is None:
-                    continue
-                copy, intent_id = entry
-                done.append(intent_id)
-                to_new = self.new_to_new and SEEN not in copy.flags
-                mtime = body.internaldate.timestamp() if body.internaldate else None
-                try:
-                    msg = self.near.deliver(
-                        to_lf(body.data),
-                        name=names[body.uid],
-                        flags=copy.flags,
-                        mtime=mtime,
-                        to_new=to_new,
-                    )
-                except MessageError as exc:
-                    self.log.warning("message %d not saved: %s", body.uid, exc)
-                    self.report.failed += 1
-                    continue
-                crashpoints.step("download-deliver")
-                added.append(
-                    Pair(body.uid, msg.name, intern_flags(copy.flags & msg.flags), len(body.data))
-                )
-                if copy.replaces is not None:
-                    removed.append(copy.replaces)
-            # UIDs the server did not return were expunged meanwhile: nothing to pair.
-            done.extend(i for _, i in pending.values())
-            self.near.sync_dirs()
-            self.db.apply(st.id, add=added, remove=removed, done_intents=done)
-            crashpoints.step("download-commit")
-            self.report.downloaded += len(added)
-            done_count += len(batch)
-            self._progress("downloaded", done_count, len(copies), last)
+            work.items.append((body.uid, len(body.data), copy, intent_id, future))
+        # UIDs the server did not return were expunged meanwhile: nothing to pair.
+        work.vanished = [i for _, i in pending.values()]
+        return work
+
+    def _finish_download(self, st: FolderState, work: _DownloadBatch, progress: _Progress) -> None:
+        added: list[Pair] = []
+        removed: list[Pair] = []
+        done = list(work.vanished)
+        for uid, size, copy, intent_id, future in work.items:
+            done.append(intent_id)
+            try:
+                msg = future.result()
+            except MessageError as exc:
+                self.log.warning("message %d not saved: %s", uid, exc)
+                self.report.failed += 1
+                continue
+            crashpoints.step("download-deliver")
+            added.append(Pair(uid, msg.name, intern_flags(copy.flags & msg.flags), size))
+            if copy.replaces is not None:
+                removed.append(copy.replaces)
+        self.near.sync_dirs()
+        self.db.apply(st.id, add=added, remove=removed, done_intents=done)
+        crashpoints.step("download-commit")
+        self.report.downloaded += len(added)
+        progress.advance(work.count)
 
     def _upload(
         self,
@@ -333,8 +424,7 @@ class FolderSync:
         local: dict[str, LocalMessage],
     ) -> None:
         uidnext = sel.uidnext
-        last = [time.monotonic()]
-        done_count = 0
+        progress = _Progress(self, "uploaded", len(copies))
         for batch in batched(copies, lambda c: c.size or 0, UPLOAD_BATCH_BYTES, UPLOAD_BATCH_COUNT):
             items: list[tuple[Copy, LocalMessage, bytes]] = []
             for copy in batch:
@@ -366,8 +456,7 @@ class FolderSync:
             missing = [
                 (m.name, d) for (_, m, d), uid in zip(items, uids, strict=True) if uid is None
             ]
-            refused = {m.name for (_, m, _), uid in zip(items, uids, strict=True)
-                       if uid == REFUSED}
+            refused = {m.name for (_, m, _), uid in zip(items, uids, strict=True) if uid == REFUSED}
             if missing:
                 known = {p.far for p in self.db.pairs(st.id) if p.far is not None}
                 found = find_on_far(self.session, known, uidnext, missing)
@@ -402,8 +491,7 @@ class FolderSync:
             real = [u for u in uids if u]
             if real:
                 uidnext = max(uidnext, max(real) + 1)
-            done_count += len(batch)
-            self._progress("uploaded", done_count, len(copies), last)
+            progress.advance(len(batch))
 
     def _append(
         self, items: list[tuple[Copy, LocalMessage, bytes]], uidvalidity: int
@@ -489,6 +577,7 @@ class FolderSync:
                     baseline = intern_flags(baseline - lost)
             rebase.append((c.pair, baseline))
         if renamed:
+            self._touched_near = True
             self.near.sync_dirs()
             crashpoints.step("rename-flags")
         self.db.apply(st.id, rebase=rebase)
@@ -547,6 +636,14 @@ class FolderSync:
             elif f.keep is Side.NEAR:
                 tombstones.append(Pair(None, f.pair.near, f.pair.flags, f.pair.size))
         self.db.apply(st.id, remove=[f.pair for f in forgets], add=tombstones)
+
+
+def _signature(path: Path) -> str | None:
+    """The folder's directory signature as text, None when the folder is missing."""
+    sig = directory_signature(path)
+    if sig[0] == -1 or sig[2] == -1:  # no cur/ or new/
+        return None
+    return ",".join(map(str, sig))
 
 
 def policy_for(sync: str, expunge: bool) -> Policy:

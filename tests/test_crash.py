@@ -45,8 +45,8 @@ def _local_count(maildir: Path) -> int:
 def test_six_kills_during_initial_sync_with_uploads(
     tmp_path: Path, dovecot: DevServer, account: User
 ) -> None:
-    _server_mail(dovecot, account, "INBOX", 900, "srv")
-    _server_mail(dovecot, account, "Archive", 300, "arc")
+    _server_mail(dovecot, account, "INBOX", 2400, "srv")
+    _server_mail(dovecot, account, "Archive", 600, "arc")
     maildir = tmp_path / "Mail"
     for i in range(80):
         deliver(maildir, make_message(message_id=f"<loc-{i}@t>", size_pad=i * 50), "S")
@@ -63,12 +63,12 @@ def test_six_kills_during_initial_sync_with_uploads(
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        if attempt < 2:
+        if attempt == 0:
             # early: while connecting and uploading the pending local messages
-            time.sleep(rng.uniform(0.4, 0.9))
+            time.sleep(rng.uniform(0.3, 0.5))
         else:
             # later: in the middle of the downloads, after a random number of new files
-            goal = before + rng.randint(10, 120)
+            goal = before + rng.randint(50, 400)
             deadline = time.monotonic() + 60
             while proc.poll() is None and _local_count(maildir) < goal:
                 assert time.monotonic() < deadline, "no download progress"
@@ -81,7 +81,7 @@ def test_six_kills_during_initial_sync_with_uploads(
     remote, local = server_snapshot(dovecot, account), local_snapshot(maildir, "maildir++")
     _no_duplicates(remote)
     _no_duplicates(local)
-    assert {k: len(v) for k, v in remote.items()} == {"INBOX": 980, "Archive": 300, "Drafts2": 40}
+    assert {k: len(v) for k, v in remote.items()} == {"INBOX": 2480, "Archive": 600, "Drafts2": 40}
     assert summary(local) == summary(remote)
     again = run_syncd("sync", config=config)
     assert "0 downloaded, 0 uploaded, 0 flag changes" in again.stderr

@@ -395,3 +395,27 @@ def test_clean_text_keeps_one_line_and_escapes_terminal_codes() -> None:
     assert "\r" not in text
     assert "\\x1b[31mpay now\\x0d\\x0aB OK fake" in text
     assert len(clean_text("x" * 500)) == 200
+
+
+def test_fast_body_parser_agrees_with_imapclient() -> None:
+    from datetime import datetime, timedelta, timezone
+
+    from imapclient.response_parser import parse_fetch_response
+
+    from syncd.imap.parse import parse_body_fetch, parse_internaldate
+
+    body = b"Subject: x\r\n\r\nhello\r\n"
+    for date in (b"01-Jan-2024 12:00:00 +0000", b" 7-Feb-2023 03:04:05 -0130"):
+        head = b'3 (UID 40 INTERNALDATE "' + date + b'" BODY[] {%d}' % len(body)
+        group = [(head, body), b")"]
+        uid, when, data = parse_body_fetch(group)  # type: ignore[misc]
+        ref = parse_fetch_response(group, normalise_times=False, uid_is_key=False)[3]
+        assert (uid, data) == (ref[b"UID"], ref[b"BODY[]"])
+        assert when == ref[b"INTERNALDATE"]
+    assert parse_internaldate(b" 7-Feb-2023 03:04:05 -0130") == datetime(
+        2023, 2, 7, 3, 4, 5, tzinfo=timezone(-timedelta(hours=1, minutes=30)))
+    # other shapes and a literal whose length lies go to the general parser
+    assert parse_body_fetch([(b"3 (BODY[] {5} UID 4)", b"hello"), b")"]) is None
+    assert parse_body_fetch([(b'3 (UID 4 INTERNALDATE "01-Jan-2024 12:00:00 +0000" '
+                              b"BODY[] {9}", b"short"), b")"]) is None
+    assert parse_internaldate(b"garbage") is None

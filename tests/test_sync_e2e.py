@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -293,3 +294,39 @@ def test_pull_and_push_only(tmp_path: Path, dovecot: DevServer, account: User) -
         ["<pushed@t>"]
     assert {m.message_id for m in server_snapshot(dovecot, account)["INBOX"]} == \
         {"<srv@t>", "<pushed@t>"}
+
+
+def _age_directories(maildir: Path) -> None:
+    """Make every folder directory look untouched for a minute (as in real life)."""
+    old = time.time() - 60
+    for d in [maildir, *maildir.rglob("*")]:
+        if d.is_dir():
+            os.utime(d, (old, old))
+
+
+def test_status_fast_path_skips_unchanged_folders_but_sees_changes(
+    tmp_path: Path, dovecot: DevServer, account: User
+) -> None:
+    populate(dovecot, account, folders={"INBOX": 4, "Archive": 3})
+    config, maildir = setup(tmp_path, dovecot, account)
+    sync(config)
+    _age_directories(maildir)
+    sync(config)  # records the (now settled) local signatures
+    out = run_syncd("-v", "sync", config=config).stderr
+    assert out.count("unchanged on both sides since the last sync") == 2
+    # a local flag change (a rename) is seen although the server did not change
+    path = next(p for p in (maildir / ".Archive" / "cur").iterdir() if "F" not in p.name.split(":2,")[1])
+    set_local_flags(path, "FS")
+    out = run_syncd("-v", "sync", config=config).stderr
+    assert out.count("unchanged on both sides") == 1
+    assert any("\\Flagged" in m.flags for m in server_snapshot(dovecot, account)["Archive"])
+    # a server change is seen although the Maildir did not change
+    _age_directories(maildir)
+    sync(config)
+    with session(dovecot, account) as c:
+        c.select_folder("INBOX")
+        uid = sorted(c.search("ALL"))[0]
+    set_flags(dovecot, account, "INBOX", [uid], ["\\Answered"])
+    out = run_syncd("-v", "sync", config=config).stderr
+    assert "INBOX: 0 downloaded, 0 uploaded, 1 flag changes" in out
+    assert_in_step(dovecot, account, maildir, "maildir++")

@@ -13,6 +13,7 @@ import imaplib
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from typing import IO, Any
 
 from imapclient.exceptions import ProtocolError as IMAPClientProtocolError
@@ -528,3 +529,70 @@ def clean_text(text: object, limit: int = 200) -> str:
 
 def _short(text: str) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+# The common answer to ``UID FETCH n (UID INTERNALDATE BODY.PEEK[])``, as imaplib
+# stores it: ``(b'7 (UID 40 INTERNALDATE "01-Jan-2024 12:00:00 +0000" BODY[] {123}',
+# literal)`` then ``b')'``.  IMAPClient's general parser spends ~0.14 ms per message
+# on it (1.4 s per 10k in a profile of the initial sync); this regex handles that
+# shape and anything else goes back to the general parser.
+_BODY_RESPONSE = re.compile(
+    rb'\d+ \(UID (\d+) INTERNALDATE "([ 0-9]\d-[A-Za-z]{3}-\d{4} \d\d:\d\d:\d\d [+-]\d{4})" '
+    rb"BODY\[\] \{(\d+)\}"
+)
+_MONTHS = {
+    m: i + 1
+    for i, m in enumerate(
+        (
+            b"JAN",
+            b"FEB",
+            b"MAR",
+            b"APR",
+            b"MAY",
+            b"JUN",
+            b"JUL",
+            b"AUG",
+            b"SEP",
+            b"OCT",
+            b"NOV",
+            b"DEC",
+        )
+    )
+}
+
+
+def parse_internaldate(text: bytes) -> datetime | None:
+    """``b" 1-Jan-2024 12:00:00 +0100"`` -> aware datetime; None when malformed.
+    (Not strptime: ``%b`` follows the process locale.)"""
+    try:
+        day, mon, year = text[:11].strip().split(b"-")
+        hh, mm, ss = text[12:20].split(b":")
+        sign = -1 if text[21:22] == b"-" else 1
+        zone = text[22:26]
+        offset = timedelta(hours=int(zone[:2]), minutes=int(zone[2:]))
+        return datetime(
+            int(year),
+            _MONTHS[mon.upper()],
+            int(day),
+            int(hh),
+            int(mm),
+            int(ss),
+            tzinfo=timezone(sign * offset),
+        )
+    except (ValueError, KeyError, IndexError):
+        return None
+
+
+def parse_body_fetch(group: list[FetchEntry]) -> tuple[int, datetime | None, bytes] | None:
+    """``(uid, internaldate, body)`` from one FETCH response of the common shape,
+    or None to let the general parser decide.  The literal's length is checked
+    against the announced one."""
+    if len(group) != 2 or group[1] != b")" or not isinstance(group[0], tuple):
+        return None
+    head, body = group[0]
+    if not isinstance(head, bytes) or not isinstance(body, bytes):
+        return None
+    m = _BODY_RESPONSE.fullmatch(head)
+    if m is None or int(m.group(3)) != len(body):
+        return None
+    return int(m.group(1)), parse_internaldate(m.group(2)), body

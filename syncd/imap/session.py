@@ -61,6 +61,7 @@ from syncd.imap.parse import (
     in_ranges,
     is_flag_atom,
     parse_appenduid,
+    parse_body_fetch,
     parse_copyuid,
     parse_flag_fetches,
     parse_vanished,
@@ -805,17 +806,52 @@ class ImapSession:
             )
             wanted = [u for u in wanted if sizes.get(u, 0) <= cap]
         for batch in _batches(wanted, sizes, batch_bytes):
-            parsed = self._fetch_items(format_uid_set(batch), "(UID INTERNALDATE BODY.PEEK[])")
-            for uid in batch:
-                items = parsed.get(uid)
-                if items is None:
-                    continue
-                data = items.get(b"BODY[]")
-                if not isinstance(data, bytes):
-                    logger.warning("%s: no body for UID %d in %s", self._where, uid, self._selected)
-                    continue
-                date = items.get(b"INTERNALDATE")
-                yield Body(uid, data, date if isinstance(date, datetime) else None)
+            yield from self._fetch_body_batch(batch)
+
+    def _fetch_body_batch(self, batch: list[int]) -> Iterator[Body]:
+        uid_set = format_uid_set(batch)
+        ranges = request_set_ranges(uid_set)
+        typ, data, responses = self._command(
+            "UID FETCH", "UID", "FETCH", uid_set, "(UID INTERNALDATE BODY.PEEK[])"
+        )
+        self._check(typ, data, "UID FETCH")
+        self._file_events(r for r in responses if r[0] != "FETCH")
+        fetches = [dat for rtyp, dat in responses if rtyp == "FETCH"]
+        del responses  # the bodies are in `fetches`; let each go once yielded
+        seen: set[int] = set()
+        for group in group_fetch_entries(fetches):
+            fast = parse_body_fetch(group)
+            body: bytes | None
+            if fast is not None:
+                uid, date, body = fast
+            else:
+                uid, date, body = self._parse_body_slowly(group)
+            if uid < 1 or not in_ranges(uid, ranges) or uid in seen:
+                continue  # not asked for (MAL-06): never pair a message with it
+            seen.add(uid)
+            if body is None:
+                logger.warning("%s: no body for UID %d in %s", self._where, uid, self._selected)
+                continue
+            yield Body(uid, body, date)
+
+    def _parse_body_slowly(self, group: list[Any]) -> tuple[int, datetime | None, bytes | None]:
+        try:
+            parsed = parse_fetch_response(group, normalise_times=False, uid_is_key=False)
+        except (IMAPClientProtocolError, ValueError) as exc:
+            self._kill("garbled FETCH response")
+            raise ProtocolError(
+                f"{self._where}: garbled FETCH response: {clean_text(exc, 80)}"
+            ) from exc
+        for msg in parsed.values():
+            uid = msg.get(b"UID")
+            data = msg.get(b"BODY[]")
+            date = msg.get(b"INTERNALDATE")
+            return (
+                uid if isinstance(uid, int) else 0,
+                date if isinstance(date, datetime) else None,
+                data if isinstance(data, bytes) else None,
+            )
+        return 0, None, None
 
     def _fetch_items(self, uid_set: str, items: str) -> dict[int, dict[bytes, Any]]:
         """UID FETCH through IMAPClient's parser, keyed by UID; responses without a
