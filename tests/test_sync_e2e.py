@@ -254,14 +254,14 @@ def test_untrusted_certificate_refused_then_trusted(
     assert [m.message_id for m in local_snapshot(maildir, "maildir++")["INBOX"]] == ["<tls@t>"]
 
 
-def test_trash_moves_instead_of_deleting(tmp_path: Path, dovecot: DevServer,
-                                         account: User) -> None:
+def test_trash_moves_instead_of_deleting(tmp_path: Path, dovecot: DevServer, account: User) -> None:
     for i in range(4):
         append(dovecot, account, "INBOX", make_message(message_id=f"<t{i}@t>"))
     config, maildir = setup(tmp_path, dovecot, account, trash="Trash")
     sync(config)
-    victim = next(v for v in local_snapshot(maildir, "maildir++")["INBOX"]
-                  if v.message_id == "<t0@t>")
+    victim = next(
+        v for v in local_snapshot(maildir, "maildir++")["INBOX"] if v.message_id == "<t0@t>"
+    )
     victim.path.unlink()
     sync(config)
     sync(config)  # the Trash folder created by the first run is synced by the next
@@ -276,24 +276,29 @@ def test_pull_and_push_only(tmp_path: Path, dovecot: DevServer, account: User) -
     pull, pull_dir = setup(tmp_path / "pull", dovecot, account, sync="pull")
     deliver(pull_dir, make_message(message_id="<only-local@t>"))
     sync(pull)
-    assert {v.message_id for v in local_snapshot(pull_dir, "maildir++")["INBOX"]} == \
-        {"<srv@t>", "<only-local@t>"}
+    assert {v.message_id for v in local_snapshot(pull_dir, "maildir++")["INBOX"]} == {
+        "<srv@t>",
+        "<only-local@t>",
+    }
     assert [m.message_id for m in server_snapshot(dovecot, account)["INBOX"]] == ["<srv@t>"]
     # a local deletion in pull mode is not propagated, nor downloaded again
-    next(v for v in local_snapshot(pull_dir, "maildir++")["INBOX"]
-         if v.message_id == "<srv@t>").path.unlink()
+    next(
+        v for v in local_snapshot(pull_dir, "maildir++")["INBOX"] if v.message_id == "<srv@t>"
+    ).path.unlink()
     sync(pull)
     assert [m.message_id for m in server_snapshot(dovecot, account)["INBOX"]] == ["<srv@t>"]
-    assert [v.message_id for v in local_snapshot(pull_dir, "maildir++")["INBOX"]] == \
-        ["<only-local@t>"]
+    assert [v.message_id for v in local_snapshot(pull_dir, "maildir++")["INBOX"]] == [
+        "<only-local@t>"
+    ]
 
     push, push_dir = setup(tmp_path / "push", dovecot, account, sync="push")
     deliver(push_dir, make_message(message_id="<pushed@t>"))
     sync(push)
-    assert [v.message_id for v in local_snapshot(push_dir, "maildir++")["INBOX"]] == \
-        ["<pushed@t>"]
-    assert {m.message_id for m in server_snapshot(dovecot, account)["INBOX"]} == \
-        {"<srv@t>", "<pushed@t>"}
+    assert [v.message_id for v in local_snapshot(push_dir, "maildir++")["INBOX"]] == ["<pushed@t>"]
+    assert {m.message_id for m in server_snapshot(dovecot, account)["INBOX"]} == {
+        "<srv@t>",
+        "<pushed@t>",
+    }
 
 
 def _age_directories(maildir: Path) -> None:
@@ -315,7 +320,9 @@ def test_status_fast_path_skips_unchanged_folders_but_sees_changes(
     out = run_syncd("-v", "sync", config=config).stderr
     assert out.count("unchanged on both sides since the last sync") == 2
     # a local flag change (a rename) is seen although the server did not change
-    path = next(p for p in (maildir / ".Archive" / "cur").iterdir() if "F" not in p.name.split(":2,")[1])
+    path = next(
+        p for p in (maildir / ".Archive" / "cur").iterdir() if "F" not in p.name.split(":2,")[1]
+    )
     set_local_flags(path, "FS")
     out = run_syncd("-v", "sync", config=config).stderr
     assert out.count("unchanged on both sides") == 1
