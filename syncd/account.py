@@ -8,16 +8,20 @@ account's run and the other accounts go on.
 from __future__ import annotations
 
 import logging
+import queue
+import threading
 from collections.abc import Collection
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from syncd.errors import AccountError, CredentialError, FolderError, LockedError
-from syncd.folder_sync import FolderReport, FolderSync, RunOptions, policy_for
+from syncd.folder_sync import DOWNLOAD_BATCH_BYTES, FolderReport, FolderSync, RunOptions, policy_for
 from syncd.folders import clashes, discover, join_name, local_path, matches, split_name
 from syncd.lock import AccountLock
 from syncd.logsetup import account_logger
 from syncd.maildir import MaildirFolder
+from syncd.reconcile import Policy
 from syncd.state import StateDB
 
 if TYPE_CHECKING:
@@ -78,8 +82,12 @@ class SyncHooks(Protocol):
 
 class AccountSyncer:
     """Syncs one account, once (the CLI) or many times (the daemon keeps one per
-    account and reuses its connection and state between cycles).  Not thread-safe:
-    one syncer per account, used from one thread."""
+    account and reuses its connections and state between cycles).
+
+    Folders are synced by up to ``max_connections`` workers at once, each with its
+    own IMAP connection and its own SQLite connection (WAL; writes are short
+    transactions).  Not thread-safe itself: one syncer per account, called from
+    one thread."""
 
     def __init__(
         self, config: Config, account: AccountConfig, *, hooks: SyncHooks | None = None
@@ -89,6 +97,7 @@ class AccountSyncer:
         self.hooks = hooks
         self.log = account_logger(account.name)
         self._session: ImapSession | None = None
+        self._spare: list[ImapSession] = []  # extra connections, kept between cycles
         self._db: StateDB | None = None
 
     def sync(
@@ -119,22 +128,24 @@ class AccountSyncer:
         except (AccountError, CredentialError) as exc:
             report.error = str(exc)
             self.log.error("%s", exc)
-            self._drop_session()
+            self._drop_sessions()
         finally:
             if self.hooks is not None:
                 self.hooks.after_account(account=self.account, report=report)
         return report
 
     def close(self) -> None:
-        self._drop_session()
+        self._drop_sessions()
         if self._db is not None:
             self._db.close()
             self._db = None
 
-    def _drop_session(self) -> None:
-        if self._session is not None:
-            self._session.logout()
-            self._session = None
+    def _drop_sessions(self) -> None:
+        for session in [self._session, *self._spare]:
+            if session is not None:
+                session.logout()
+        self._session = None
+        self._spare = []
 
     @property
     def db(self) -> StateDB:
@@ -159,7 +170,7 @@ class AccountSyncer:
                 root.mkdir(parents=True, mode=0o700)
         if self._session is None:
             self._session = open_session(self.account)
-        _sync_folders(
+        jobs = _prepare_folders(
             self.account,
             self._session,
             db,
@@ -169,6 +180,59 @@ class AccountSyncer:
             only=only,
             hooks=self.hooks,
         )
+        workers = min(self.account.max_connections, len(jobs))
+        if workers <= 1:
+            for job in jobs:
+                report.folders.append(_run_job(job, self._session, db, options))
+            return
+        self._run_parallel(jobs, workers, options, report)
+
+    def _run_parallel(
+        self, jobs: list[_Job], workers: int, options: RunOptions, report: AccountReport
+    ) -> None:
+        assert self._session is not None
+        idle: queue.SimpleQueue[ImapSession] = queue.SimpleQueue()
+        idle.put(self._session)
+        for spare in self._spare[: workers - 1]:
+            idle.put(spare)
+        failed = threading.Event()
+
+        def session() -> ImapSession:
+            try:
+                return idle.get_nowait()
+            except queue.Empty:
+                pass
+            fresh = open_session(self.account)
+            self._spare.append(fresh)
+            return fresh
+
+        def work(job: _Job) -> FolderReport | None:
+            if failed.is_set():
+                return None
+            conn = session()
+            db = StateDB(self.db.path)
+            try:
+                return _run_job(job, conn, db, options, workers)
+            except (AccountError, CredentialError):
+                failed.set()
+                raise
+            finally:
+                db.close()
+                idle.put(conn)
+
+        with ThreadPoolExecutor(workers, thread_name_prefix=f"sync-{self.account.name}") as pool:
+            futures = [pool.submit(work, job) for job in jobs]
+        error: AccountError | CredentialError | None = None
+        for future in futures:
+            try:
+                result = future.result()
+            except (AccountError, CredentialError) as exc:
+                error = error or exc
+                continue
+            if result is not None:
+                report.folders.append(result)
+        if error is not None:
+            raise error
 
 
 def sync_account(config: Config, account: AccountConfig, options: RunOptions) -> AccountReport:
@@ -180,7 +244,55 @@ def sync_account(config: Config, account: AccountConfig, options: RunOptions) ->
         syncer.close()
 
 
-def _sync_folders(
+@dataclass
+class _Job:
+    """One folder pair to sync: prepared (created, rules run) on the main connection."""
+
+    shown: str
+    far_name: str
+    near: MaildirFolder
+    policy: Policy
+    trash: str | None
+    new_to_new: bool
+    planned: list[str]
+    log: logging.LoggerAdapter[logging.Logger]
+
+
+def _run_job(
+    job: _Job, session: ImapSession, db: StateDB, options: RunOptions, workers: int = 1
+) -> FolderReport:
+    """Sync one folder; a FolderError becomes the report's error (the others go on)."""
+    try:
+        result = FolderSync(
+            session=session,
+            db=db,
+            far_name=job.far_name,
+            near=job.near,
+            policy=job.policy,
+            options=options,
+            log=job.log,
+            new_to_new=job.new_to_new,
+            trash=job.trash,
+            # Folders synced side by side share the memory budget for bodies in flight.
+            batch_bytes=max(1 << 20, DOWNLOAD_BATCH_BYTES // workers),
+        ).run()
+    except FolderError as exc:
+        job.log.error("%s", exc)
+        st = db.folder(job.far_name) if not options.dry_run else None
+        if st is not None:
+            db.record_result(st.id, str(exc))
+        return FolderReport(job.shown, error=str(exc))
+    result.planned[:0] = job.planned
+    if result.changed() or options.dry_run:
+        job.log.info("%s%s", "plan: " if options.dry_run else "", result.summary())
+    if not options.dry_run:
+        st = db.folder(job.far_name)
+        if st is not None:
+            db.record_result(st.id, None)
+    return result
+
+
+def _prepare_folders(
     account: AccountConfig,
     session: ImapSession,
     db: StateDB,
@@ -190,7 +302,9 @@ def _sync_folders(
     log: logging.LoggerAdapter[logging.Logger],
     only: Collection[str] | None = None,
     hooks: SyncHooks | None = None,
-) -> None:
+) -> list[_Job]:
+    """Pair the folders of both sides, create the missing server folders and run
+    the hooks (rules) for each, all on the main connection; returns what to sync."""
     policy = policy_for(account.sync, account.expunge)
     delimiter = session.delimiter()
     for reason in getattr(session, "rejected_names", []):
@@ -222,6 +336,8 @@ def _sync_folders(
             "/".join(a),
             "/".join(b),
         )
+    trash = join_name(tuple(account.trash.split("/")), delimiter) if account.trash else None
+    jobs: list[_Job] = []
     for parts in names:
         shown = "/".join(parts)
         folder_log = account_logger(account.name, shown)
@@ -257,31 +373,14 @@ def _sync_folders(
                 if hooks is not None
                 else []
             )
-            sync = FolderSync(
-                session=session,
-                db=db,
-                far_name=far_name,
-                near=near,
-                policy=policy,
-                options=options,
-                log=folder_log,
-                new_to_new=account.new_to_new,
-                trash=join_name(tuple(account.trash.split("/")), delimiter)
-                if account.trash
-                else None,
-            )
-            result = sync.run()
-            result.planned[:0] = planned
-            report.folders.append(result)
-            if result.changed() or options.dry_run:
-                folder_log.info("%s%s", "plan: " if options.dry_run else "", result.summary())
-            if not options.dry_run:
-                st = db.folder(far_name)
-                if st is not None:
-                    db.record_result(st.id, None)
         except FolderError as exc:
             folder_log.error("%s", exc)
             report.folders.append(FolderReport(shown, error=str(exc)))
             st = db.folder(far_name) if not options.dry_run else None
             if st is not None:
                 db.record_result(st.id, str(exc))
+            continue
+        jobs.append(
+            _Job(shown, far_name, near, policy, trash, account.new_to_new, planned, folder_log)
+        )
+    return jobs

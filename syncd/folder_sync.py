@@ -39,7 +39,8 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-DOWNLOAD_BATCH_BYTES = 6 * 1024 * 1024
+# Bodies in memory at once per folder: two batches (one being stored, one fetched).
+DOWNLOAD_BATCH_BYTES = 4 * 1024 * 1024
 DOWNLOAD_BATCH_COUNT = 1000
 UPLOAD_BATCH_BYTES = 8 * 1024 * 1024
 UPLOAD_BATCH_COUNT = 100
@@ -142,6 +143,7 @@ class FolderSync:
         log: logging.LoggerAdapter[logging.Logger],
         new_to_new: bool = False,
         trash: str | None = None,
+        batch_bytes: int = DOWNLOAD_BATCH_BYTES,
     ) -> None:
         self.session = session
         self.db = db
@@ -152,6 +154,7 @@ class FolderSync:
         self.log = log
         self.new_to_new = new_to_new
         self.trash = trash if trash != far_name else None
+        self.batch_bytes = batch_bytes
         self.report = FolderReport(far_name)
         self._touched_near = False
 
@@ -349,7 +352,7 @@ class FolderSync:
             for batch in batched(
                 copies,
                 lambda c: sizes.get(int(c.key), 0),
-                DOWNLOAD_BATCH_BYTES,
+                self.batch_bytes,
                 DOWNLOAD_BATCH_COUNT,
             ):
                 current = self._start_download(st, batch, sizes, writers)

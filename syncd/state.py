@@ -94,7 +94,8 @@ class StateDB:
         # Create the file 0600 before SQLite does (it would honour the umask).
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
         os.close(fd)
-        self._db = sqlite3.connect(path, isolation_level=None)
+        # Folder workers each have a connection; writes are short, so waiting is brief.
+        self._db = sqlite3.connect(path, isolation_level=None, timeout=30)
         self._db.execute("PRAGMA journal_mode=WAL")
         # FULL: a committed pair survives a power cut; we commit per batch, not per message.
         self._db.execute("PRAGMA synchronous=FULL")
