@@ -31,7 +31,7 @@ project=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$project"
 say() { printf '\n== %s\n' "$*"; }
 
-say "1/4 Setting up (system packages, .venv)"
+say "1/5 Setting up (system packages, .venv)"
 bash contrib/setup.sh
 py="$project/.venv/bin/python"
 
@@ -50,7 +50,7 @@ on_exit() {
 trap on_exit EXIT
 trap 'exit 130' INT TERM
 
-say "2/4 Starting a throwaway Dovecot with sample mail"
+say "2/5 Starting a throwaway Dovecot with sample mail"
 stop_server  # a server left over from an interrupted run
 # Each run starts from scratch: a fresh server, so an old Maildir/state would not match.
 rm -rf "$maildir" "$state"
@@ -89,10 +89,10 @@ expunge = true
 PY
 echo "config: ${config#"$project"/}"
 
-say "3/4 Syncing: .venv/bin/syncd --config ${config#"$project"/} -v sync"
+say "3/5 Syncing: .venv/bin/syncd --config ${config#"$project"/} -v sync"
 "$project/.venv/bin/syncd" --config "$config" -v sync
 
-say "4/4 What you got: ${maildir#"$project"/} ($layout)"
+say "4/5 What you got: ${maildir#"$project"/} ($layout)"
 "$py" - "$maildir" "$layout" <<'PY'
 import sys
 from pathlib import Path
@@ -119,6 +119,53 @@ width = max((len(n) for n, _, _ in folders), default=10)
 for name, path, n in folders:
     print(f"  {name:<{width}}  {n:>4} messages   ({path})")
 print(f"  {'total':<{width}}  {sum(n for _, _, n in folders):>4}")
+PY
+
+say "5/5 Both ways: change mail on each side, then sync again"
+"$py" - "$maildir" "$layout" "$host" "$port" "$user" "$password" <<'PY'
+# Play a mail reader on the Maildir and another mail client on the server.
+import os, sys, time
+from pathlib import Path
+import imapclient
+
+root, layout, host, port, user, password = sys.argv[1:]
+root = Path(root)
+path = (lambda n: root if n == "INBOX" else root / ("." + n.replace("/", "."))) \
+    if layout == "maildir++" else (lambda n: root / n)
+# local: flag the first INBOX message (a rename), delete one in Archive, write a new one
+first = sorted((path("INBOX") / "cur").iterdir())[0]
+first.rename(first.with_name(first.name.split(":2,")[0] + ":2,FS"))
+sorted((path("Archive") / "cur").iterdir())[0].unlink()
+ete = path("Projets/Été")
+tmp = ete / "tmp" / f"{time.time():.0f}.quickstart.local"
+tmp.write_bytes(b"From: you@example.org\nTo: team@example.org\nSubject: written offline\n"
+                b"Message-ID: <offline@quickstart>\n\nHello from the Maildir.\n")
+os.rename(tmp, ete / "cur" / (tmp.name + ":2,S"))
+print("  here:   flagged a message in INBOX, deleted one in Archive, wrote one in Projets/Été")
+# server: another client delivers a message
+c = imapclient.IMAPClient(host, port=int(port), ssl=False)
+c.login(user, password)
+c.append("INBOX", b"From: boss@example.org\r\nSubject: arrived on the server\r\n"
+         b"Message-ID: <server@quickstart>\r\n\r\nHello from the server.\r\n")
+c.logout()
+print("  server: a new message arrived in INBOX")
+PY
+"$project/.venv/bin/syncd" --config "$config" sync
+"$py" - "$host" "$port" "$user" "$password" <<'PY'
+import sys
+import imapclient
+host, port, user, password = sys.argv[1:]
+c = imapclient.IMAPClient(host, port=int(port), ssl=False)
+c.login(user, password)
+print("  on the server now:")
+for flags, _delim, name in sorted(c.list_folders(), key=lambda f: f[2]):
+    if b"\\Noselect" in flags:
+        continue
+    c.select_folder(name, readonly=True)
+    flagged = len(c.search("FLAGGED"))
+    offline = " (incl. the one written offline)" if c.search(["HEADER", "Message-ID", "offline@quickstart"]) else ""
+    print(f"    {name:<14} {len(c.search('ALL')):>3} messages, {flagged} flagged{offline}")
+c.logout()
 PY
 
 inbox=$maildir
