@@ -69,8 +69,8 @@ _GENERAL_KEYS: Final = ("state_dir",)
 _ACCOUNT_KEYS: Final = (
     "host", "port", "tls", "ca_file", "user", "password_command", "allow_plaintext",
     "maildir", "layout", "folders", "exclude", "sync", "expunge", "timeout",
-    "max_connections", "interval", "idle", "fsync", "new_to_new", "max_message_size",
-    "trash", "rules",
+    "max_connections", "interval", "idle", "fsync", "new_to_new", "trash",
+    "rules",
 )  # fmt: skip
 
 
@@ -98,7 +98,6 @@ class AccountConfig:
     idle: tuple[str, ...]
     fsync: bool
     new_to_new: bool
-    max_message_size: int | None
     trash: str | None
     rules: tuple[Mapping[str, Any], ...]  # opaque until the rules engine parses them
 
@@ -510,7 +509,6 @@ def _read_account(
         idle=table.strings("idle", DEFAULT_IDLE),
         fsync=table.boolean("fsync", default=True),
         new_to_new=table.boolean("new_to_new", default=False),
-        max_message_size=table.integer("max_message_size", None, 1),
         trash=table.optional_string("trash"),
         rules=table.get("rules", (), _rules),
     )

@@ -119,7 +119,6 @@ def test_minimal_account_gets_the_documented_defaults(tmp_path: Path) -> None:
         idle=("INBOX",),
         fsync=True,
         new_to_new=False,
-        max_message_size=None,
         trash=None,
         rules=(),
     )
@@ -147,7 +146,6 @@ def test_every_key_is_read(tmp_path: Path) -> None:
         idle = []
         fsync = false
         new_to_new = true
-        max_message_size = 1048576
         trash = "Trash"
 
         [[accounts.work.rules]]
@@ -171,7 +169,6 @@ def test_every_key_is_read(tmp_path: Path) -> None:
     assert account.idle == ()
     assert account.fsync is False
     assert account.new_to_new is True
-    assert account.max_message_size == 1048576
     assert account.trash == "Trash"
     assert [dict(rule) for rule in account.rules] == [{"search": "FROM boss", "action": "flag"}]
 
@@ -270,8 +267,7 @@ def test_tls_none_to_another_host_is_refused_unless_allowed(tmp_path: Path, host
         ("timeout = -5", "timeout", "must be a finite, non-negative duration (got -5)"),
         ('interval = "5x"', "interval", 'not a duration: "5x"'),
         ("interval = true", "interval", "must be a number of seconds or a duration string"),
-        ("max_message_size = 0", "max_message_size", "must be at least 1 (got 0)"),
-        ('max_message_size = "10M"', "max_message_size", "must be a whole number"),
+        ('max_connections = "4"', "max_connections", "must be a whole number"),
         ('trash = ""', "trash", "must not be empty"),
         ("trash = 5", "trash", "must be a string (got 5)"),
         ('ca_file = "missing.pem"', "ca_file", "missing.pem does not exist"),
