@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -44,7 +45,6 @@ DOWNLOAD_BATCH_BYTES = 4 * 1024 * 1024
 DOWNLOAD_BATCH_COUNT = 1000
 UPLOAD_BATCH_BYTES = 8 * 1024 * 1024
 UPLOAD_BATCH_COUNT = 100
-SIGNATURE_SETTLE = 2.0  # seconds: a directory mtime younger than this proves nothing
 WRITERS = 4  # threads storing downloads; fsyncs in parallel let the file system batch them
 PROGRESS_EVERY = 5.0  # seconds between progress lines on long copies
 REFUSED = 0  # not a valid UID: marks a message the server refused to take
@@ -157,6 +157,10 @@ class FolderSync:
         self.batch_bytes = batch_bytes
         self.report = FolderReport(far_name)
         self._touched_near = False
+        self._settled_at_start = False
+        # What cur/ and new/ should list once our own changes are done: lets a run
+        # that changed the Maildir still leave a trusted signature behind.
+        self._expected: set[str] | None = None
 
     # --- the cycle -------------------------------------------------------------
 
@@ -164,6 +168,7 @@ class FolderSync:
         st = self.db.ensure_folder(self.far_name)
         dry = self.options.dry_run
         signature = _signature(self.near.path)
+        self._settled_at_start = signature is not None and _settled(signature)
         if self._unchanged(st, signature):
             return self.report
         if not self.near.exists():
@@ -186,6 +191,8 @@ class FolderSync:
             for problem in problems:
                 self.log.warning("skipped %s: %s", problem.path, problem.reason)
                 self.report.skipped += 1
+            self._expected = {f"{m.subdir}/{m.filename}" for m in local.values()}
+            self._expected.update(f"{p.path.parent.name}/{p.path.name}" for p in problems)
         uidvalidity_changed = st.uidvalidity is not None and sel.uidvalidity != st.uidvalidity
         if uidvalidity_changed:
             pairs = recover_uidvalidity(
@@ -265,16 +272,30 @@ class FolderSync:
     def _trusted_signature(self, before: str | None) -> str | None:
         """The local signature to compare with next time, or None to rescan then.
 
-        Only when this run did not touch the local folder and nothing else did
-        while it ran, and the directories' mtimes are old enough that a change in
-        the same clock tick cannot hide behind them."""
-        r = self.report
-        if before is None or r.downloaded or r.deleted_near or r.failed or self._touched_near:
+        A signature is trusted only when a later change is bound to alter it: the
+        file system's clock must have moved past the directories' mtimes when it
+        was taken (a change in the same tick would keep the mtime).  If this run
+        did not change the folder, the signature from before the scan is trusted
+        when it still holds.  If it did, the directories are listed once more and
+        must hold exactly what the scan saw plus our own changes."""
+        if self.report.failed:
             return None
-        if _signature(self.near.path) != before:
+        touched = self._touched_near or self.report.downloaded or self.report.deleted_near
+        if not touched:
+            same = before is not None and _signature(self.near.path) == before
+            return before if same and self._settled_at_start else None
+        if self._expected is None:
             return None
-        newest = max(int(part) for part in before.split(",")[::2]) / 1e9
-        return before if time.time() - newest > SIGNATURE_SETTLE else None
+        deadline = time.monotonic() + 0.05
+        after = _signature(self.near.path)
+        while after is not None and not _settled(after) and time.monotonic() < deadline:
+            time.sleep(0.001)
+            after = _signature(self.near.path)
+        if after is None or not _settled(after):
+            return None
+        if _listing(self.near.path) != self._expected:
+            return None  # someone else changed the folder meanwhile: rescan next time
+        return after if _signature(self.near.path) == after else None
 
     def _select(self, st: FolderState) -> SelectInfo:
         s = self.session
@@ -405,6 +426,8 @@ class FolderSync:
             done.append(intent_id)
             try:
                 msg = future.result()
+                if self._expected is not None:
+                    self._expected.add(f"{msg.subdir}/{msg.filename}")
             except MessageError as exc:
                 self.log.warning("message %d not saved: %s", uid, exc)
                 self.report.failed += 1
@@ -564,7 +587,10 @@ class FolderSync:
                 msg = local[c.pair.near]
                 wanted = intern_flags((msg.flags | c.near_add) - c.near_remove)
                 try:
-                    self.near.set_flags(msg, wanted)
+                    result = self.near.set_flags(msg, wanted)
+                    if self._expected is not None:
+                        self._expected.discard(f"{msg.subdir}/{msg.filename}")
+                        self._expected.add(f"{result.subdir}/{result.filename}")
                 except MessageError as exc:
                     self.log.warning("flags not changed: %s", exc)
                     self.report.failed += 1
@@ -619,7 +645,10 @@ class FolderSync:
         for d in deletes:
             if d.side is Side.NEAR and d.pair.near is not None:
                 try:
-                    self.near.delete(local[d.pair.near])
+                    gone = local[d.pair.near]
+                    self.near.delete(gone)
+                    if self._expected is not None:
+                        self._expected.discard(f"{gone.subdir}/{gone.filename}")
                 except MessageError as exc:
                     self.log.warning("not deleted: %s", exc)
                     self.report.failed += 1
@@ -639,6 +668,32 @@ class FolderSync:
             elif f.keep is Side.NEAR:
                 tombstones.append(Pair(None, f.pair.near, f.pair.flags, f.pair.size))
         self.db.apply(st.id, remove=[f.pair for f in forgets], add=tombstones)
+
+
+# CLOCK_REALTIME_COARSE: the clock Linux takes file timestamps from (not in `time`).
+_COARSE_CLOCK = 5
+
+
+def _settled(signature: str) -> bool:
+    """Whether the file-timestamp clock has moved past every mtime in ``signature``."""
+    newest = max(int(part) for part in signature.split(",")[::2])
+    try:
+        now = time.clock_gettime_ns(_COARSE_CLOCK)
+    except OSError:  # not Linux: fall back on a generous margin of real time
+        return time.time_ns() - newest > 2_000_000_000
+    return now > newest
+
+
+def _listing(path: Path) -> set[str] | None:
+    try:
+        return {
+            f"{sub}/{name}"
+            for sub in ("cur", "new")
+            for name in os.listdir(path / sub)  # noqa: PTH208 - names only, no stat
+            if not name.startswith(".")
+        }
+    except OSError:
+        return None
 
 
 def _signature(path: Path) -> str | None:
