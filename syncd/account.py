@@ -338,7 +338,8 @@ def _prepare_folders(
         )
     trash = join_name(tuple(account.trash.split("/")), delimiter) if account.trash else None
     jobs: list[_Job] = []
-    for parts in names:
+
+    def prepare(parts: tuple[str, ...]) -> None:
         shown = "/".join(parts)
         folder_log = account_logger(account.name, shown)
         far_name = far.get(parts, shown)
@@ -355,17 +356,17 @@ def _prepare_folders(
                         "again (remove %s to stop this warning)",
                         near.path,
                     )
-                    continue
+                    return
                 if not policy.push:
-                    continue
+                    return
                 if options.dry_run:
                     folder_log.info("would create the folder on the server")
                     report.folders.append(FolderReport(far_name, planned=["create far folder"]))
-                    continue
+                    return
                 folder_log.info("creating the folder on the server")
                 session.create_folder(far_name)
             elif not near.exists() and not policy.pull:
-                continue
+                return
             planned = (
                 hooks.before_folder(
                     account=account, session=session, folder=far_name, dry_run=options.dry_run
@@ -379,8 +380,27 @@ def _prepare_folders(
             st = db.folder(far_name) if not options.dry_run else None
             if st is not None:
                 db.record_result(st.id, str(exc))
-            continue
+            return
         jobs.append(
             _Job(shown, far_name, near, policy, trash, account.new_to_new, planned, folder_log)
         )
+
+    for parts in names:
+        prepare(parts)
+    if hooks is not None and not options.dry_run:
+        # Rules may have created target folders (and filed mail into them): sync
+        # those in this same run, so the Maildir ends in the filed state.
+        done = set(names)
+        for info in session.list_folders():
+            parts = split_name(info.name, info.delimiter or delimiter)
+            if (
+                parts in done
+                or {f.upper() for f in info.flags} & _NOT_SELECTABLE
+                or not matches(parts, account.folders, account.exclude)
+                or (wanted is not None and parts not in wanted)
+            ):
+                continue
+            far[parts] = info.name
+            done.add(parts)
+            prepare(parts)
     return jobs

@@ -49,7 +49,9 @@ class Context:
     type=click.Path(path_type=Path, dir_okay=False),
     help="Config file. Default: $SYNCD_CONFIG, else $XDG_CONFIG_HOME/syncd/config.toml.",
 )
-@click.option("-v", "--verbose", count=True, help="More detail (-v: syncd's debug log; -vv: libraries' too).")
+@click.option(
+    "-v", "--verbose", count=True, help="More detail (-v: syncd's debug log; -vv: libraries' too)."
+)
 @click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors.")
 @click.version_option(__version__, prog_name="syncd")
 @click.pass_context
@@ -89,6 +91,7 @@ def sync(obj: Context, accounts: tuple[str, ...], dry_run: bool, allow_mass_dele
     """
     from syncd.account import AccountSyncer
     from syncd.folder_sync import RunOptions
+    from syncd.plugins import load_hooks
 
     config = obj.load()
     selected = _select(config, accounts)
@@ -96,7 +99,11 @@ def sync(obj: Context, accounts: tuple[str, ...], dry_run: bool, allow_mass_dele
     failed = locked = False
     for name in selected:
         started = time.monotonic()
-        syncer = AccountSyncer(config, config.accounts[name], hooks=None)
+        syncer = AccountSyncer(
+            config,
+            config.accounts[name],
+            hooks=load_hooks(config, allow_mass_delete=allow_mass_delete),
+        )
         try:
             report = syncer.sync(options)
         finally:
@@ -273,3 +280,5 @@ def main(argv: list[str] | None = None) -> int:
 
 # Commands that live in their own modules register below, one line each, e.g.
 # cli.add_command(importlib.import_module("syncd.cli_daemon").daemon)
+cli.add_command(__import__("syncd.cli_rules", fromlist=["rules"]).rules)
+cli.add_command(__import__("syncd.cli_rules", fromlist=["plugins"]).plugins)

@@ -653,5 +653,13 @@ def load_config(path: Path) -> Config:
 def check_config(path: Path) -> list[str]:
     """Every problem in *path*, one line each, in the order found; empty when it is fine."""
     problems = _Problems(Path(path))
-    _read(Path(path), problems)
+    config = _read(Path(path), problems)
+    if config is not None:
+        from syncd.rules import parse_rules  # rules build on this module
+
+        for account in config.accounts.values():
+            try:
+                parse_rules(account, file=config.path)
+            except ConfigError as exc:
+                problems.lines.append(str(exc))
     return problems.lines

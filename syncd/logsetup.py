@@ -138,8 +138,8 @@ def setup_logging(
     *verbosity*: -1 (``-q``) warnings only; 0 info from syncd; 1 (``-v``) debug
     from syncd; 2 (``-vv``) debug from the other libraries too, except
     imapclient, which stays at INFO because its DEBUG lines quote message
-    literals.  Other libraries log warnings and errors below 2.  Calling it again replaces the previous set-up and keeps the
-    registered secrets.
+    literals.  Other libraries log warnings and errors below 2.  Calling it
+    again replaces the previous set-up and keeps the registered secrets.
     """
     root = logging.getLogger()
     mask = SecretMask()

@@ -8,7 +8,7 @@
 #
 # 1. contrib/setup.sh   -- system packages (incl. Dovecot, kept from running system-wide)
 #                          and the .venv; fast when already done
-# 2. ruff check         -- syncd plugins tests
+# 2. ruff check         -- syncd plugins tests benchmarks
 # 3. mypy               -- strict, configured in pyproject.toml
 # 4. pytest -n 2        -- unit tests and integration tests against private Dovecots
 #
@@ -32,7 +32,7 @@ bin="$project/.venv/bin"
 failed=()
 
 lint_paths=()
-for p in syncd plugins tests; do [ -e "$p" ] && lint_paths+=("$p"); done
+for p in syncd plugins tests benchmarks; do [ -e "$p" ] && lint_paths+=("$p"); done
 echo "== ruff check ${lint_paths[*]}"
 "$bin/ruff" check "${lint_paths[@]}" || failed+=(ruff)
 

@@ -101,3 +101,15 @@ def test_failed_account_exit_1_others_still_sync(
     assert proc.returncode == 1
     assert "bad" in proc.stderr and "false" in proc.stderr
     assert len(list((tmp_path / "good" / "cur").iterdir())) == 1
+
+
+def test_check_validates_rules(tmp_path: Path) -> None:
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(
+        '[accounts.w]\nhost = "127.0.0.1"\nuser = "me"\ntls = "none"\n'
+        f'maildir = "{tmp_path / "M"}"\npassword_command = "true"\n'
+        '[[accounts.w.rules]]\nsearch = "ALL"\naction = "explode"\n'
+    )
+    proc = run_syncd("check", config=cfg)
+    assert proc.returncode == 2
+    assert "accounts.w.rules[0].action" in proc.stderr

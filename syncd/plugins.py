@@ -1,0 +1,517 @@
+"""The plugin manager: built-in plugins plus the entry-point group ``syncd``.
+
+- :func:`load_plugins` builds a pluggy ``PluginManager`` with the hookspecs of
+  :mod:`syncd.hookspecs`, registers the built-in TOML rules plugin
+  (``rules``), then every entry point of the group ``syncd`` except those
+  named in ``[plugins] disable = [...]``.  A plugin that cannot be imported,
+  implements an unknown hook (``check_pending``) or a wrapper is reported and
+  left out; syncd starts all the same.
+- :class:`Plugins` is the typed facade over ``pm.hook``: it calls each
+  implementation on its own, checks what it returns, and isolates a plugin
+  that raises or returns garbage (named in the log, skipped for the rest of
+  the account's run, counted as a failure).
+- :class:`RuleHooks` implements the engine's ``SyncHooks``: rules run in
+  ``before_folder``, so mail they file arrives locally in its final folder.
+
+Settings: ``[plugins.NAME]`` tables are handed to plugins as
+``AccountInfo.settings["NAME"]``; syncd itself reads only ``disable``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from email.message import Message
+from importlib.metadata import entry_points
+from pathlib import Path
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Final
+
+import pluggy
+
+from syncd import __version__, hookspecs
+from syncd.errors import ConfigError
+from syncd.folder_sync import FolderReport
+from syncd.folders import matches, split_name
+from syncd.hookspecs import hookimpl
+from syncd.logsetup import account_logger
+from syncd.rules import Action, ClassifyMarks, FolderRun, Rule, RuleRunner, parse_rules
+
+if TYPE_CHECKING:
+    from syncd.account import AccountReport
+    from syncd.config import AccountConfig, Config
+    from syncd.imap.session import ImapSession
+
+logger = logging.getLogger(__name__)
+
+ENTRY_POINT_GROUP: Final = "syncd"
+BUILTIN_RULES: Final = "rules"
+_FIELD_RE: Final = re.compile(r"[!-9;-~]+")
+
+
+# --------------------------------------------------------------------------- what plugins see
+
+
+@dataclass(frozen=True)
+class AccountInfo:
+    """An account as plugins see it: no password, no credential command, no keyring.
+
+    ``settings`` maps a plugin name to its ``[plugins.NAME]`` table (read-only).
+    """
+
+    name: str
+    host: str
+    user: str
+    maildir: Path
+    layout: str
+    trash: str | None
+    settings: Mapping[str, Mapping[str, Any]]
+
+    @classmethod
+    def of(cls, account: AccountConfig, settings: Mapping[str, Mapping[str, Any]]) -> AccountInfo:
+        return cls(
+            name=account.name,
+            host=account.host,
+            user=account.user,
+            maildir=account.maildir,
+            layout=account.layout,
+            trash=account.trash,
+            settings=settings,
+        )
+
+    def settings_for(self, plugin: str) -> Mapping[str, Any]:
+        """The ``[plugins.<plugin>]`` table, or an empty mapping."""
+        return self.settings.get(plugin, MappingProxyType({}))
+
+
+@dataclass(frozen=True)
+class FolderSummary:
+    """One folder's outcome in a sync (``name`` as the user writes it)."""
+
+    name: str
+    downloaded: int = 0
+    uploaded: int = 0
+    flagged: int = 0
+    deleted_local: int = 0
+    deleted_server: int = 0
+    rule_actions: int = 0
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class SyncSummary:
+    """What a sync of one account did, for ``syncd_after_sync``."""
+
+    account: str
+    dry_run: bool
+    error: str | None
+    folders: tuple[FolderSummary, ...]
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and all(f.error is None for f in self.folders)
+
+    @property
+    def changed_locally(self) -> bool:
+        """Whether the local Maildir changed (what ``notmuch new`` needs to know)."""
+        return not self.dry_run and any(
+            f.downloaded or f.deleted_local or f.flagged for f in self.folders
+        )
+
+
+@dataclass(frozen=True)
+class PluginInfo:
+    """One plugin for ``syncd plugins``; ``status`` is loaded, disabled or failed."""
+
+    name: str
+    distribution: str | None
+    version: str | None
+    hooks: tuple[str, ...]
+    status: str
+    problem: str | None = None
+
+
+# --------------------------------------------------------------------------- built-in
+
+
+class TomlRules:
+    """Built-in plugin ``rules``: the ``[[accounts.NAME.rules]]`` tables."""
+
+    def __init__(self, rules: Mapping[str, Sequence[Rule]]) -> None:
+        self._rules = rules
+
+    @hookimpl(tryfirst=True)  # the user's own rules run before any plugin's
+    def syncd_rules(self, account: AccountInfo, folder: str) -> list[Rule]:
+        return [r for r in self._rules.get(account.name, ()) if r.folder == folder]
+
+
+# --------------------------------------------------------------------------- the facade
+
+
+class Plugins:
+    """Typed, isolating calls into the registered plugins."""
+
+    def __init__(self, pm: pluggy.PluginManager, infos: Sequence[PluginInfo] = ()) -> None:
+        self.pm = pm
+        self.infos = list(infos)
+        self.failures: list[str] = [i.problem for i in infos if i.problem]
+        self._broken: set[str] = set()
+
+    def start_run(self) -> None:
+        """A new account run: plugins that failed in the last one get another chance."""
+        self._broken.clear()
+        self.failures = [i.problem for i in self.infos if i.problem]
+
+    # -- hooks ------------------------------------------------------------------
+
+    def rules(self, account: AccountInfo, folder: str) -> list[Rule]:
+        out: list[Rule] = []
+        for _rank, name, result in self._call("syncd_rules", account=account, folder=folder):
+            if result is None:
+                continue
+            if not isinstance(result, list | tuple) or not all(isinstance(r, Rule) for r in result):
+                self._garbage(name, "syncd_rules", "a list of syncd.rules.Rule or None", result)
+                continue
+            for rule in result:
+                if rule.folder != folder:
+                    self._garbage(name, "syncd_rules", f"rules for folder {folder}", rule.folder)
+                    break
+            else:
+                prefix = "" if name == BUILTIN_RULES else f"{name}:"
+                out += [dataclasses.replace(r, name=prefix + r.name) for r in result]
+        return out
+
+    def classify_headers(self, account: AccountInfo, folder: str) -> list[str]:
+        fields: dict[str, None] = {}
+        for _rank, name, result in self._call(
+            "syncd_classify_headers", account=account, folder=folder
+        ):
+            if result is None:
+                continue
+            if isinstance(result, str) or not isinstance(result, list | tuple):
+                self._garbage(name, "syncd_classify_headers", "a list of field names", result)
+                continue
+            bad = [f for f in result if not isinstance(f, str) or not _FIELD_RE.fullmatch(f)]
+            if bad:
+                self._garbage(name, "syncd_classify_headers", "header field names", bad[0])
+                continue
+            fields.update((f.title(), None) for f in result)
+        return list(fields)
+
+    def classify(
+        self, account: AccountInfo, folder: str, uid: int, headers: Message
+    ) -> list[tuple[int, str, Action]]:
+        out: list[tuple[int, str, Action]] = []
+        for rank, name, result in self._call(
+            "syncd_classify", account=account, folder=folder, uid=uid, headers=headers
+        ):
+            if result is None:
+                continue
+            if not isinstance(result, Action):
+                self._garbage(name, "syncd_classify", "a syncd.rules.Action or None", result)
+                continue
+            if result.target is not None and result.target == folder:
+                continue  # "move it where it is": nothing to do
+            out.append((rank, name, result))
+        return out
+
+    def before_sync(self, account: AccountInfo, dry_run: bool) -> None:
+        self._call("syncd_before_sync", account=account, dry_run=dry_run)
+
+    def after_sync(self, account: AccountInfo, summary: SyncSummary) -> None:
+        self._call("syncd_after_sync", account=account, summary=summary)
+
+    # -- isolation ----------------------------------------------------------------
+
+    def _call(self, hook: str, **kwargs: Any) -> list[tuple[int, str, Any]]:
+        """Call each implementation of ``hook`` in pluggy's order, on its own.
+
+        Returns ``(rank, plugin name, result)``; a plugin that raises is logged
+        with its name, marked broken for this run, and left out.
+        """
+        caller = getattr(self.pm.hook, hook)
+        results: list[tuple[int, str, Any]] = []
+        # pluggy calls the last registered (and tryfirst) implementations first.
+        for rank, impl in enumerate(reversed(caller.get_hookimpls())):
+            name = impl.plugin_name
+            if name in self._broken:
+                continue
+            try:
+                result = impl.function(*(kwargs[arg] for arg in impl.argnames))
+            # A plugin's bug must not stop the sync (RELIABILITY PLG-01): whatever it
+            # raised is logged with its traceback and the plugin is skipped.
+            except Exception as exc:
+                self._fail(name, f"plugin {name} raised in {hook}: {type(exc).__name__}: {exc}")
+                logger.debug("traceback of plugin %s", name, exc_info=True)
+                continue
+            results.append((rank, name, result))
+        return results
+
+    def _garbage(self, name: str, hook: str, expected: str, got: object) -> None:
+        shown = repr(got)
+        shown = shown if len(shown) <= 80 else shown[:77] + "..."
+        self._fail(
+            name, f"plugin {name} returned garbage from {hook}: expected {expected}, got {shown}"
+        )
+
+    def _fail(self, name: str, message: str) -> None:
+        self._broken.add(name)
+        message += "; the plugin is skipped for the rest of this run"
+        logger.error("%s", message)
+        self.failures.append(message)
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def _settings(config: Config) -> tuple[frozenset[str], Mapping[str, Mapping[str, Any]]]:
+    """``(disabled names, per-plugin tables)`` from ``[plugins]``; ConfigError if malformed."""
+    disabled: frozenset[str] = frozenset()
+    tables: dict[str, Mapping[str, Any]] = {}
+    for key, value in config.plugins.items():
+        if key == "disable":
+            if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+                raise ConfigError(
+                    f"{config.path}: plugins.disable: must be an array of plugin names, e.g. "
+                    f'["notmuch"]'
+                )
+            disabled = frozenset(value)
+        elif isinstance(value, Mapping):
+            tables[key] = MappingProxyType(dict(value))
+        else:
+            raise ConfigError(
+                f"{config.path}: plugins.{key}: must be a table of settings for plugin {key} "
+                f"([plugins.{key}]), or the key disable"
+            )
+    return disabled, MappingProxyType(tables)
+
+
+def load_plugins(
+    config: Config,
+    *,
+    extra: Sequence[tuple[str, object]] = (),
+    use_entry_points: bool = True,
+) -> Plugins:
+    """The plugin manager for ``config``: built-ins, entry points, then ``extra``
+    (``(name, plugin)`` pairs, for tests and embedding).  Raises ConfigError for
+    invalid TOML rules or ``[plugins]``; a broken plugin is only reported."""
+    disabled, _tables = _settings(config)
+    toml = {
+        name: parse_rules(account, file=config.path) for name, account in config.accounts.items()
+    }
+    pm = pluggy.PluginManager(hookspecs.PROJECT)
+    pm.add_hookspecs(hookspecs)
+    infos: list[PluginInfo] = []
+    candidates: list[tuple[str, object | None, str | None, str | None, str | None]] = [
+        (BUILTIN_RULES, TomlRules(toml), "syncd", __version__, None)
+    ]
+    if use_entry_points:
+        for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+            dist = ep.dist.name if ep.dist is not None else None
+            version = ep.dist.version if ep.dist is not None else None
+            if ep.name in disabled:
+                candidates.append((ep.name, None, dist, version, None))
+                continue
+            try:
+                plugin = ep.load()
+            # Importing third-party code can raise anything; syncd must still start.
+            except Exception as exc:  # noqa: BLE001
+                why = f"plugin {ep.name} ({dist}) cannot be loaded: {type(exc).__name__}: {exc}"
+                candidates.append((ep.name, None, dist, version, why))
+                continue
+            candidates.append((ep.name, plugin, dist, version, None))
+    candidates += [(name, plugin, None, None, None) for name, plugin in extra]
+    for name, plugin, dist, version, load_problem in candidates:
+        if name in disabled:
+            pm.set_blocked(name)
+            infos.append(PluginInfo(name, dist, version, (), "disabled"))
+            continue
+        problem = load_problem
+        if problem is None and plugin is not None:
+            problem = _register(pm, name, plugin)
+        if problem is not None:
+            logger.error("%s; disable it with [plugins] disable = [%r]", problem, name)
+            infos.append(PluginInfo(name, dist, version, (), "failed", problem))
+            continue
+        hooks = tuple(sorted(c.name for c in pm.get_hookcallers(plugin) or ()))
+        infos.append(PluginInfo(name, dist, version, hooks, "loaded"))
+    for name in sorted(disabled - {i.name for i in infos}):
+        logger.warning("[plugins] disable names %s, which is not installed", name)
+    return Plugins(pm, infos)
+
+
+def _register(pm: pluggy.PluginManager, name: str, plugin: object) -> str | None:
+    """Register ``plugin``; the problem (and the plugin left out) when it is invalid."""
+    if pm.get_plugin(name) is not None:
+        return f"plugin {name}: another plugin already has that name"
+    try:
+        pm.register(plugin, name=name)
+    except (pluggy.PluginValidationError, ValueError) as exc:
+        return f"plugin {name} is invalid: {exc}"
+    for caller in pm.get_hookcallers(plugin) or ():
+        for impl in caller.get_hookimpls():
+            if impl.plugin is plugin and (impl.wrapper or impl.hookwrapper):
+                pm.unregister(plugin)
+                return f"plugin {name}: {caller.name} is a wrapper, which syncd does not call"
+    try:
+        pm.check_pending()
+    except pluggy.PluginValidationError as exc:
+        pm.unregister(plugin)
+        return f"plugin {name} is invalid: {exc}"
+    return None
+
+
+# --------------------------------------------------------------------------- the engine's hooks
+
+
+class RuleHooks:
+    """``syncd.account.SyncHooks`` for the rules: ``before_folder`` runs the
+    folder's rules and classify plugins; the account hooks call the plugins'
+    before/after hooks and report plugin and rule failures in the account report
+    (so the run exits non-zero)."""
+
+    def __init__(
+        self, config: Config, plugins: Plugins, *, allow_mass_delete: bool = False
+    ) -> None:
+        self.config = config
+        self.plugins = plugins
+        self.allow_mass_delete = allow_mass_delete
+        _disabled, self._settings = _settings(config)
+        self._marks: dict[str, ClassifyMarks] = {}
+        self._runner: RuleRunner | None = None
+        self._session: ImapSession | None = None
+        self._runs: dict[str, FolderRun] = {}  # folder ("/" name) -> what the rules did
+        self._dry_run = False
+        #: Folders (``/`` names) the rules created on the server in the current run;
+        #: the engine may sync them in the same run (it listed folders before).
+        self.created_folders: list[str] = []
+
+    def info(self, account: AccountConfig) -> AccountInfo:
+        return AccountInfo.of(account, self._settings)
+
+    # -- SyncHooks ------------------------------------------------------------------
+
+    def before_account(self, *, account: AccountConfig, dry_run: bool) -> None:
+        self._start(dry_run)
+        self.plugins.before_sync(self.info(account), dry_run)
+
+    def before_folder(
+        self, *, account: AccountConfig, session: ImapSession, folder: str, dry_run: bool
+    ) -> list[str]:
+        """Run the rules of server folder ``folder``; returns the dry-run lines."""
+        shown = "/".join(split_name(folder, session.delimiter()))
+        run = self.run_folder(account, session, shown, dry_run=dry_run)
+        self._runs[shown] = run
+        return run.lines
+
+    def after_account(self, *, account: AccountConfig, report: AccountReport) -> None:
+        delimiter = self._session.delimiter() if self._session is not None else None
+        folders = []
+        for f in report.folders:
+            shown = "/".join(split_name(f.name, delimiter))
+            run = self._runs.get(shown)
+            folders.append(
+                FolderSummary(
+                    name=shown,
+                    downloaded=f.downloaded,
+                    uploaded=f.uploaded,
+                    flagged=f.flagged,
+                    deleted_local=f.deleted_near,
+                    deleted_server=f.deleted_far,
+                    rule_actions=run.acted if run is not None else 0,
+                    error=f.error,
+                )
+            )
+        summary = SyncSummary(account.name, self._dry_run, report.error, tuple(folders))
+        self.plugins.after_sync(self.info(account), summary)
+        for name, run in self._runs.items():
+            if run.errors:
+                report.folders.append(FolderReport(f"{name} (rules)", error="; ".join(run.errors)))
+        if self.plugins.failures:
+            report.folders.append(
+                FolderReport("(plugins)", error="; ".join(dict.fromkeys(self.plugins.failures)))
+            )
+        self._runner = None
+        self._session = None
+
+    # -- running rules ------------------------------------------------------------------
+
+    def run_folder(
+        self, account: AccountConfig, session: ImapSession, folder: str, *, dry_run: bool
+    ) -> FolderRun:
+        """Rules and classify plugins on ``folder`` (``/``-separated name)."""
+        info = self.info(account)
+        runner = self._runner_for(account, session, dry_run)
+        runner.log = account_logger(account.name, folder)
+        rules = self.plugins.rules(info, folder)
+        fields = self.plugins.classify_headers(info, folder)
+
+        def classify(uid: int, headers: Message) -> list[tuple[int, str, Action]]:
+            return self.plugins.classify(info, folder, uid, headers)
+
+        created = len(runner.created)
+        run = runner.run(folder, rules, fields=fields, classify=classify)
+        self.created_folders += runner.created[created:]
+        return run
+
+    def run_account(
+        self, account: AccountConfig, session: ImapSession, *, dry_run: bool
+    ) -> list[FolderRun]:
+        """``syncd rules``: every selected server folder, without a sync.
+        Problems are in the runs' ``errors`` and in ``plugins.failures``."""
+        self._start(dry_run)
+        delimiter = session.delimiter()
+        names = sorted(
+            (
+                split_name(i.name, i.delimiter or delimiter)
+                for i in session.list_folders()
+                if not {f.upper() for f in i.flags} & {"\\NOSELECT", "\\NONEXISTENT"}
+            ),
+            key=lambda p: (p != ("INBOX",), p),
+        )
+        runs = []
+        for parts in names:
+            if matches(parts, account.folders, account.exclude):
+                runs.append(self.run_folder(account, session, "/".join(parts), dry_run=dry_run))
+        self._runner = None
+        return runs
+
+    def close(self) -> None:
+        for marks in self._marks.values():
+            marks.close()
+        self._marks.clear()
+
+    def _start(self, dry_run: bool) -> None:
+        self.plugins.start_run()
+        self._dry_run = dry_run
+        self.created_folders = []
+        self._runs = {}
+        self._runner = None
+        self._session = None
+
+    def _runner_for(
+        self, account: AccountConfig, session: ImapSession, dry_run: bool
+    ) -> RuleRunner:
+        if self._runner is None or self._session is not session:
+            marks = self._marks.get(account.name)
+            if marks is None:
+                marks = ClassifyMarks(self.config.state_dir / f"{account.name}.rules.db")
+                self._marks[account.name] = marks
+            self._runner = RuleRunner(
+                session,
+                account=account,
+                dry_run=dry_run,
+                allow_mass_delete=self.allow_mass_delete,
+                marks=marks,
+            )
+            self._session = session
+        return self._runner
+
+
+def load_hooks(config: Config, *, allow_mass_delete: bool = False) -> RuleHooks:
+    """The engine hooks for ``config`` (``syncd sync``, the daemon).  ConfigError
+    for invalid rules or ``[plugins]``."""
+    return RuleHooks(config, load_plugins(config), allow_mass_delete=allow_mass_delete)

@@ -1,0 +1,387 @@
+"""The plugin manager and its typed facade: loading, disabling, isolation of plugins
+that raise or return garbage, and each hook called through a real sync."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from email.message import Message
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support.imap import append, create_folder, server_snapshot
+from support.mail import make_message
+from support.maildir import local_snapshot
+from support.run import account_config, write_config
+
+from syncd.account import AccountSyncer
+from syncd.config import Config, load_config
+from syncd.devserver import DevServer, User
+from syncd.errors import ConfigError
+from syncd.folder_sync import RunOptions
+from syncd.hookspecs import hookimpl
+from syncd.plugins import AccountInfo, RuleHooks, SyncSummary, load_plugins
+from syncd.rules import Action, Rule
+
+
+def offline_config(tmp_path: Path, plugins: str = "", **account: Any) -> Config:
+    table = {
+        "host": "127.0.0.1",
+        "tls": "none",
+        "user": "u",
+        "password_command": ["printf", "%s", "secret-pw"],
+        "maildir": str(tmp_path / "Mail"),
+        **account,
+    }
+    path = write_config(tmp_path, {"a": table})
+    with path.open("a", encoding="utf-8") as f:
+        f.write(plugins)
+    return load_config(path)
+
+
+def info(config: Config) -> AccountInfo:
+    return AccountInfo.of(config.accounts["a"], {})
+
+
+class Rules:
+    def __init__(self, *rules: Rule) -> None:
+        self.rules = list(rules)
+
+    @hookimpl
+    def syncd_rules(self, folder: str) -> list[Rule]:
+        return [r for r in self.rules if r.folder == folder]
+
+
+ARCHIVE = Rule("old", "INBOX", "SEEN BEFORE 1-Jan-2020", Action.move("Archive"))
+
+
+def test_hook_syncd_rules(tmp_path: Path) -> None:
+    """Built-in TOML rules come first; a plugin's rules are named after the plugin."""
+    config = offline_config(
+        tmp_path,
+        rules=[{"name": "bills", "search": "FROM x", "action": "flag", "flags": ["\\Flagged"]}],
+    )
+    plugins = load_plugins(config, extra=[("mine", Rules(ARCHIVE))], use_entry_points=False)
+
+    got = plugins.rules(info(config), "INBOX")
+
+    assert [r.name for r in got] == ["bills", "mine:old"]
+    assert plugins.rules(info(config), "Sent") == []
+    assert plugins.failures == []
+
+
+class Raises:
+    @hookimpl
+    def syncd_rules(self) -> list[Rule]:
+        raise RuntimeError("boom")
+
+    @hookimpl
+    def syncd_before_sync(self) -> None:
+        raise RuntimeError("boom too")
+
+
+class Garbage:
+    def __init__(self, value: object) -> None:
+        self.value = value
+
+    @hookimpl
+    def syncd_rules(self) -> object:
+        return self.value
+
+    @hookimpl
+    def syncd_classify(self) -> object:
+        return self.value
+
+
+def test_a_plugin_that_raises_is_named_and_skipped_others_still_run(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = offline_config(tmp_path)
+    plugins = load_plugins(
+        config, extra=[("good", Rules(ARCHIVE)), ("bad", Raises())], use_entry_points=False
+    )
+    with caplog.at_level(logging.ERROR):
+        got = plugins.rules(info(config), "INBOX")
+        plugins.before_sync(info(config), dry_run=False)
+
+    assert [r.name for r in got] == ["good:old"]
+    assert plugins.failures == [
+        "plugin bad raised in syncd_rules: RuntimeError: boom; "
+        "the plugin is skipped for the rest of this run"
+    ]
+    assert "plugin bad raised in syncd_rules: RuntimeError: boom" in caplog.text
+    plugins.start_run()  # the next run gives it another chance
+    assert plugins.failures == []
+    plugins.rules(info(config), "INBOX")
+    assert len(plugins.failures) == 1
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"name": "x"},
+        "SEEN",
+        [ARCHIVE, "not a rule"],
+        [dataclasses.replace(ARCHIVE, folder="Sent")],
+    ],
+)
+def test_garbage_from_syncd_rules_is_reported_and_ignored(tmp_path: Path, value: object) -> None:
+    config = offline_config(tmp_path)
+    plugins = load_plugins(config, extra=[("junk", Garbage(value))], use_entry_points=False)
+
+    assert plugins.rules(info(config), "INBOX") == []
+    assert len(plugins.failures) == 1
+    assert plugins.failures[0].startswith("plugin junk returned garbage from syncd_rules")
+
+
+@pytest.mark.parametrize("value", ["move", {"kind": "move"}, ARCHIVE])
+def test_garbage_from_syncd_classify_is_reported_and_ignored(tmp_path: Path, value: object) -> None:
+    config = offline_config(tmp_path)
+    plugins = load_plugins(config, extra=[("junk", Garbage(value))], use_entry_points=False)
+
+    assert plugins.classify(info(config), "INBOX", 1, Message()) == []
+    assert plugins.failures[0].startswith("plugin junk returned garbage from syncd_classify")
+
+
+class Misspelt:
+    @hookimpl
+    def syncd_rule(self) -> None:  # not a hook: "syncd_rules"
+        return None
+
+
+class WrongArgument:
+    @hookimpl
+    def syncd_rules(self, acount: object) -> None:
+        return None
+
+
+class Wrapper:
+    @hookimpl(wrapper=True)
+    def syncd_rules(self) -> Any:
+        return (yield)
+
+
+@pytest.mark.parametrize(
+    ("plugin", "problem"),
+    [
+        (Misspelt(), "unknown hook 'syncd_rule'"),
+        (WrongArgument(), "acount"),
+        (Wrapper(), "syncd_rules is a wrapper"),
+    ],
+)
+def test_invalid_plugins_are_left_out_at_start_up(
+    tmp_path: Path, plugin: object, problem: str
+) -> None:
+    config = offline_config(tmp_path)
+    plugins = load_plugins(
+        config, extra=[("odd", plugin), ("good", Rules(ARCHIVE))], use_entry_points=False
+    )
+
+    (odd,) = [i for i in plugins.infos if i.name == "odd"]
+    assert odd.status == "failed"
+    assert odd.problem is not None
+    assert problem in odd.problem
+    assert plugins.pm.get_plugin("odd") is None
+    assert [r.name for r in plugins.rules(info(config), "INBOX")] == ["good:old"]
+    assert plugins.failures == [odd.problem]
+
+
+def test_disable_blocks_a_plugin_including_the_builtin(tmp_path: Path) -> None:
+    config = offline_config(
+        tmp_path,
+        '[plugins]\ndisable = ["rules", "mine"]\n',
+        rules=[{"search": "ALL", "action": "flag", "flags": ["\\Seen"]}],
+    )
+    plugins = load_plugins(config, extra=[("mine", Rules(ARCHIVE))], use_entry_points=False)
+
+    assert plugins.rules(info(config), "INBOX") == []
+    assert {i.name: i.status for i in plugins.infos} == {"rules": "disabled", "mine": "disabled"}
+
+
+@pytest.mark.parametrize(
+    ("plugins_table", "message"),
+    [
+        ('[plugins]\ndisable = "notmuch"\n', "plugins.disable: must be an array of plugin names"),
+        ("[plugins]\nlists = 3\n", "plugins.lists: must be a table of settings"),
+    ],
+)
+def test_malformed_plugins_table_is_a_config_error(
+    tmp_path: Path, plugins_table: str, message: str
+) -> None:
+    config = offline_config(tmp_path, plugins_table)
+    with pytest.raises(ConfigError, match=message):
+        load_plugins(config, use_entry_points=False)
+
+
+def test_plugins_see_no_credentials(tmp_path: Path) -> None:
+    config = offline_config(tmp_path, "[plugins.mine]\nkey = 1\n")
+    seen = AccountInfo.of(config.accounts["a"], {"mine": {"key": 1}})
+
+    fields = {f.name for f in dataclasses.fields(seen)}
+    assert "password_command" not in fields
+    assert "secret-pw" not in repr(seen)
+    assert seen.settings_for("mine") == {"key": 1}
+    assert seen.settings_for("other") == {}
+
+
+# --------------------------------------------------------------------------- hooks in a sync
+
+
+class Recorder:
+    """Implements every hook and records its calls."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, Any]] = []
+
+    @hookimpl
+    def syncd_before_sync(self, account: AccountInfo, dry_run: bool) -> None:
+        self.calls.append(("before", (account.name, dry_run)))
+
+    @hookimpl
+    def syncd_after_sync(self, account: AccountInfo, summary: SyncSummary) -> None:
+        self.calls.append(("after", summary))
+
+    @hookimpl
+    def syncd_classify_headers(self, folder: str) -> list[str] | None:
+        return ["X-Tag", "Subject"] if folder == "INBOX" else None
+
+    @hookimpl
+    def syncd_classify(self, folder: str, uid: int, headers: Message) -> Action | None:
+        self.calls.append(("classify", (folder, uid, headers["Subject"])))
+        if headers["X-Tag"] == "receipt":
+            return Action.move("Receipts")
+        if headers["X-Tag"] == "star":
+            return Action.flag("\\Flagged")
+        return None
+
+
+def sync_once(config: Config, recorder: Recorder, *, dry_run: bool = False) -> Any:
+    plugins = load_plugins(config, extra=[("rec", recorder)], use_entry_points=False)
+    hooks = RuleHooks(config, plugins)
+    syncer = AccountSyncer(config, config.accounts["test"], hooks=hooks)
+    try:
+        return syncer.sync(RunOptions(dry_run=dry_run))
+    finally:
+        syncer.close()
+        hooks.close()
+
+
+def tagged(subject: str, tag: str | None = None) -> bytes:
+    return make_message(subject=subject, headers={"X-Tag": tag} if tag else None)
+
+
+def test_hook_syncd_classify(tmp_path: Path, dovecot: DevServer, account: User) -> None:
+    create_folder(dovecot, account, "Receipts")
+    for subject, tag in (("shop", "receipt"), ("hello", None), ("important", "star")):
+        append(dovecot, account, "INBOX", tagged(subject, tag))
+    config = load_config(
+        write_config(tmp_path, {"test": account_config(dovecot, account, tmp_path / "Mail")})
+    )
+    recorder = Recorder()
+
+    report = sync_once(config, recorder)
+
+    assert report.ok, report
+    classified = [c[1] for c in recorder.calls if c[0] == "classify"]
+    assert classified == [("INBOX", 1, "shop"), ("INBOX", 2, "hello"), ("INBOX", 3, "important")]
+    remote = server_snapshot(dovecot, account)
+    assert {v.subject: v.flags for v in remote["INBOX"]} == {
+        "hello": frozenset(),
+        "important": frozenset({"\\Flagged"}),
+    }
+    assert [v.subject for v in remote["Receipts"]] == ["shop"]
+    local = local_snapshot(tmp_path / "Mail", "maildir++")
+    assert sorted(v.subject or "" for v in local["Receipts"]) == ["shop"]
+
+    # Only messages never classified are offered again.
+    append(dovecot, account, "INBOX", tagged("later", "receipt"))
+    recorder = Recorder()
+    sync_once(config, recorder)
+    assert [c[1] for c in recorder.calls if c[0] == "classify"] == [("INBOX", 4, "later")]
+    assert sorted(v.subject or "" for v in server_snapshot(dovecot, account)["Receipts"]) == [
+        "later",
+        "shop",
+    ]
+
+
+def test_hook_syncd_classify_headers(tmp_path: Path, dovecot: DevServer, account: User) -> None:
+    # Only folders some plugin asks headers for are classified.
+    append(dovecot, account, "INBOX", tagged("in inbox"))
+    append(dovecot, account, "Other", tagged("elsewhere", "receipt"))
+    config = load_config(
+        write_config(tmp_path, {"test": account_config(dovecot, account, tmp_path / "Mail")})
+    )
+    plugins = load_plugins(config, extra=[("rec", Recorder())], use_entry_points=False)
+    assert plugins.classify_headers(info_of(config), "INBOX") == ["X-Tag", "Subject"]
+    assert plugins.classify_headers(info_of(config), "Other") == []
+    recorder = Recorder()
+
+    sync_once(config, recorder)
+
+    assert [c[1] for c in recorder.calls if c[0] == "classify"] == [("INBOX", 1, "in inbox")]
+
+
+def info_of(config: Config) -> AccountInfo:
+    return AccountInfo.of(config.accounts["test"], {})
+
+
+def test_hook_syncd_before_sync(tmp_path: Path, dovecot: DevServer, account: User) -> None:
+    config = load_config(
+        write_config(tmp_path, {"test": account_config(dovecot, account, tmp_path / "Mail")})
+    )
+    recorder = Recorder()
+
+    sync_once(config, recorder, dry_run=True)
+    sync_once(config, recorder)
+
+    assert [c for c in recorder.calls if c[0] == "before"] == [
+        ("before", ("test", True)),
+        ("before", ("test", False)),
+    ]
+    assert recorder.calls[0][0] == "before"
+
+
+def test_hook_syncd_after_sync(tmp_path: Path, dovecot: DevServer, account: User) -> None:
+    append(dovecot, account, "INBOX", tagged("one"))
+    append(dovecot, account, "INBOX", tagged("two", "star"))
+    config = load_config(
+        write_config(tmp_path, {"test": account_config(dovecot, account, tmp_path / "Mail")})
+    )
+    recorder = Recorder()
+
+    sync_once(config, recorder, dry_run=True)
+    sync_once(config, recorder)
+    sync_once(config, recorder)
+
+    dry, first, second = [c[1] for c in recorder.calls if c[0] == "after"]
+    assert isinstance(first, SyncSummary)
+    assert dry.dry_run and not dry.changed_locally
+    assert first.ok and first.changed_locally
+    assert [(f.name, f.downloaded, f.rule_actions) for f in first.folders] == [("INBOX", 2, 1)]
+    assert not second.changed_locally
+    assert recorder.calls[-1][0] == "after"
+
+
+def test_failures_make_the_account_report_fail_but_the_sync_goes_on(
+    tmp_path: Path, dovecot: DevServer, account: User
+) -> None:
+    append(dovecot, account, "INBOX", tagged("one"))
+    config = load_config(
+        write_config(tmp_path, {"test": account_config(dovecot, account, tmp_path / "Mail")})
+    )
+    plugins = load_plugins(config, extra=[("bad", Raises())], use_entry_points=False)
+    hooks = RuleHooks(config, plugins)
+    syncer = AccountSyncer(config, config.accounts["test"], hooks=hooks)
+    try:
+        report = syncer.sync(RunOptions())
+    finally:
+        syncer.close()
+        hooks.close()
+
+    assert not report.ok
+    assert [f.downloaded for f in report.folders if f.name == "INBOX"] == [1]
+    errors = [f.error for f in report.folders if f.error]
+    assert len(errors) == 1
+    assert errors[0] is not None
+    assert "plugin bad raised in syncd_before_sync" in errors[0]
