@@ -8,6 +8,7 @@ account's run and the other accounts go on.
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import threading
 from collections.abc import Collection
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     from syncd.config import AccountConfig, Config
     from syncd.imap.session import ImapSession
 
+ROOT_MARKER = ".syncd-maildir"  # tells the Maildir syncd synced from an empty mount point
 _NOT_SELECTABLE = frozenset({"\\NOSELECT", "\\NONEXISTENT"})
 
 
@@ -40,7 +42,9 @@ class AccountReport:
 
     @property
     def ok(self) -> bool:
-        return self.error is None and all(f.error is None for f in self.folders)
+        # A message that could not be copied or changed means the folder is not in
+        # step: scripts must see a failure (exit 1), though the rest was synced.
+        return self.error is None and all(f.error is None and not f.failed for f in self.folders)
 
 
 def open_session(account: AccountConfig) -> ImapSession:
@@ -159,6 +163,7 @@ class AccountSyncer:
         root = self.account.maildir
         db = self.db
         known = [f for f in db.folders() if f.uidvalidity is not None]
+        marker = root / ROOT_MARKER
         if not root.is_dir():
             if known:
                 raise AccountError(
@@ -168,6 +173,22 @@ class AccountSyncer:
                 )
             if not options.dry_run:
                 root.mkdir(parents=True, mode=0o700)
+        elif known and not marker.exists():
+            # An empty mount point where the disk should be looks just like a Maildir
+            # whose mail was all deleted: refuse rather than trust it.
+            raise AccountError(
+                f"{root} is not the Maildir syncd synced before ({ROOT_MARKER} is missing: "
+                "an unmounted disk?); nothing was changed. If this is really the account's "
+                f"Maildir, remove {db.path} and sync again (both sides are then paired by "
+                "Message-ID)"
+            )
+        if not options.dry_run and not marker.exists():
+            fd = os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as out:
+                out.write(
+                    f"This directory is the Maildir of syncd account {self.account.name!r}.\n"
+                    "syncd refuses to sync it when this file is missing (an unmounted disk).\n"
+                )
         if self._session is None:
             self._session = open_session(self.account)
         jobs = _prepare_folders(
@@ -180,12 +201,16 @@ class AccountSyncer:
             only=only,
             hooks=self.hooks,
         )
-        workers = min(self.account.max_connections, len(jobs))
+        first = [j for j in jobs if not j.last]
+        workers = min(self.account.max_connections, len(first))
         if workers <= 1:
-            for job in jobs:
+            for job in first:
                 report.folders.append(_run_job(job, self._session, db, options))
-            return
-        self._run_parallel(jobs, workers, options, report)
+        else:
+            self._run_parallel(first, workers, options, report)
+        for job in jobs:
+            if job.last:
+                report.folders.append(_run_job(job, self._session, db, options))
 
     def _run_parallel(
         self, jobs: list[_Job], workers: int, options: RunOptions, report: AccountReport
@@ -256,6 +281,7 @@ class _Job:
     new_to_new: bool
     planned: list[str]
     log: logging.LoggerAdapter[logging.Logger]
+    last: bool = False  # the trash folder: synced after the folders that move mail into it
 
 
 def _run_job(
@@ -337,6 +363,21 @@ def _prepare_folders(
             "/".join(b),
         )
     trash = join_name(tuple(account.trash.split("/")), delimiter) if account.trash else None
+    trash_parts = split_name(account.trash, "/") if account.trash else None
+    if (
+        trash is not None
+        and trash_parts is not None
+        and trash_parts not in far
+        and policy.push
+        and not options.dry_run
+        and matches(trash_parts, account.folders, account.exclude)
+    ):
+        # Created now, so it is synced in this run after the folders that fill it.
+        log.info("creating the trash folder %s on the server", trash)
+        session.create_folder(trash)
+        far[trash_parts] = trash
+        if wanted is None:
+            names.append(trash_parts)
     jobs: list[_Job] = []
 
     def prepare(parts: tuple[str, ...]) -> None:
@@ -382,7 +423,17 @@ def _prepare_folders(
                 db.record_result(st.id, str(exc))
             return
         jobs.append(
-            _Job(shown, far_name, near, policy, trash, account.new_to_new, planned, folder_log)
+            _Job(
+                shown,
+                far_name,
+                near,
+                policy,
+                trash,
+                account.new_to_new,
+                planned,
+                folder_log,
+                last=far_name == trash,
+            )
         )
 
     for parts in names:

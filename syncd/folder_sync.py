@@ -31,7 +31,7 @@ from syncd.message import to_crlf, to_lf
 from syncd.model import DELETED, SEEN, SYSTEM_FLAGS, Flags, MsgMeta, Pair, Side, intern_flags
 from syncd.reconcile import Copy, Delete, Forget, Plan, Policy, SetFlags, mass_delete_problems
 from syncd.reconcile import reconcile as reconcile_plan
-from syncd.recovery import find_on_far, recover_uidvalidity, resolve_intents
+from syncd.recovery import find_on_far, pair_existing, recover_uidvalidity, resolve_intents
 
 if TYPE_CHECKING:
     from syncd.imap.session import ImapSession, SelectInfo
@@ -193,6 +193,12 @@ class FolderSync:
                 self.report.skipped += 1
             self._expected = {f"{m.subdir}/{m.filename}" for m in local.values()}
             self._expected.update(f"{p.path.parent.name}/{p.path.name}" for p in problems)
+        if st.uidvalidity is None and not pairs and local:
+            # No state but mail on both sides (state lost, or a Maildir from another
+            # tool): pair what both hold rather than copying it all both ways.
+            pairs = pair_existing(session=self.session, near=self.near, local=local, log=self.log)
+            if pairs and not dry:
+                self.db.replace_pairs(st.id, pairs)
         uidvalidity_changed = st.uidvalidity is not None and sel.uidvalidity != st.uidvalidity
         if uidvalidity_changed:
             pairs = recover_uidvalidity(

@@ -150,8 +150,22 @@ def _fsync_dir(path: Path | str) -> None:
         os.close(fd)
 
 
+# Dovecot's control files: not messages, even when copied into cur/ or new/.
+_CONTROL_NAMES = (
+    "dovecot-uidlist",
+    "dovecot-keywords",
+    "dovecot-uidvalidity",
+    "dovecot.",
+    "maildirfolder",
+    "subscriptions",
+    "courierimap",
+)
+
+
 def _junk_reason(name: str, st: os.stat_result) -> str | None:
     """Why a directory entry is not a message, or None when it is one."""
+    if name.startswith(_CONTROL_NAMES):
+        return "a mail server's control file, not a message"
     mode = st.st_mode
     if stat.S_ISLNK(mode):
         return "symlink"
@@ -211,8 +225,15 @@ class MaildirFolder:
             try:
                 if not stat.S_ISDIR(os.lstat(_join(self._str, sub)).st_mode):
                     return False
-            except OSError:
+            except (FileNotFoundError, NotADirectoryError):
                 return False
+            except OSError as exc:
+                # Unreadable is not gone: a folder we cannot look into must never
+                # count as deleted (its mail would be copied again, or deleted).
+                raise FolderError(
+                    f"cannot read {printable(self.path)}: {exc.strerror}; skipped, not "
+                    "treated as deleted"
+                ) from exc
         return True
 
     def create(self) -> None:

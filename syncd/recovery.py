@@ -26,6 +26,7 @@ from syncd.message import body_hash, message_id, wire_size
 from syncd.model import Pair, intern_flags
 
 if TYPE_CHECKING:
+    from syncd.imap.parse import FlagInfo
     from syncd.imap.session import ImapSession
     from syncd.maildir import LocalMessage, MaildirFolder
     from syncd.state import StateDB
@@ -115,6 +116,92 @@ def resolve_intents(
     return pairs + adopted
 
 
+def _match_on_far(
+    session: ImapSession,
+    items: Sequence[tuple[str, bytes, int]],
+    infos: Mapping[int, FlagInfo],
+) -> dict[str, int]:
+    """Find each local message (name, contents, wire size) among the far messages
+    ``infos``: by Message-ID + size when that is unique, else by a hash of the
+    contents of same-size messages.  Each far UID is used at most once."""
+    headers = session.fetch_headers(list(infos), ["Message-ID"]) if infos else {}
+    index: dict[tuple[str | None, int | None], list[int]] = defaultdict(list)
+    for uid, info in sorted(infos.items()):
+        index[(message_id(headers.get(uid, b"")), info.size)].append(uid)
+    taken: set[int] = set()
+    found: dict[str, int] = {}
+    unmatched: list[tuple[str, bytes]] = []
+    for name, data, size in items:
+        mid = message_id(data)
+        uids = [u for u in index.get((mid, size), []) if u not in taken]
+        if mid is not None and len(uids) == 1:
+            taken.add(uids[0])
+            found[name] = uids[0]
+        else:
+            unmatched.append((name, data))
+    if unmatched:
+        # No Message-ID, or several candidates: compare contents of same-size messages.
+        sizes = {wire_size(d) for _, d in unmatched}
+        cand = sorted(u for u, i in infos.items() if i.size in sizes and u not in taken)
+        digests: dict[str, list[int]] = defaultdict(list)
+        for body in session.fetch_bodies(cand):
+            digests[body_hash(body.data)].append(body.uid)
+        for name, data in unmatched:
+            free = [u for u in digests.get(body_hash(data), []) if u not in taken]
+            if free:
+                taken.add(free[0])
+                found[name] = free[0]
+    return found
+
+
+def _read_all(
+    near: MaildirFolder,
+    names: Sequence[str],
+    local: Mapping[str, LocalMessage],
+    log: logging.LoggerAdapter[logging.Logger],
+) -> list[tuple[str, bytes]]:
+    out = []
+    for name in names:
+        try:
+            out.append((name, near.read(local[name])))
+        except MessageError as exc:
+            log.warning("cannot compare %s: %s", name, exc)
+    return out
+
+
+def pair_existing(
+    *,
+    session: ImapSession,
+    near: MaildirFolder,
+    local: Mapping[str, LocalMessage],
+    log: logging.LoggerAdapter[logging.Logger],
+) -> list[Pair]:
+    """First sync of a folder that has mail on both sides (a lost state database,
+    or a Maildir written by another tool): pair the messages both sides already
+    hold instead of copying each of them to the other side."""
+    infos, _ = session.fetch_flags("1:*", with_size=True)
+    if not infos:
+        return []
+    items = [(n, d, wire_size(d)) for n, d in _read_all(near, sorted(local), local, log)]
+    found = _match_on_far(session, items, infos)
+    pairs = [
+        Pair(
+            uid,
+            name,
+            intern_flags((infos[uid].flags & local[name].flags) - {"\\Recent"}),
+            infos[uid].size,
+        )
+        for name, uid in found.items()
+    ]
+    if pairs:
+        log.warning(
+            "no sync state for this folder: paired %d messages already on both sides by "
+            "Message-ID instead of copying them",
+            len(pairs),
+        )
+    return pairs
+
+
 def recover_uidvalidity(
     *,
     session: ImapSession,
@@ -133,49 +220,25 @@ def recover_uidvalidity(
     of the previously paired local messages are found again.
     """
     log.warning("UIDVALIDITY changed (%s -> %d): re-pairing by Message-ID and size", old, new)
-    old_pairs = [p for p in pairs if p.near is not None and p.near in local and p.far is not None]
+    old_pairs = {
+        p.near: p for p in pairs if p.near is not None and p.near in local and p.far is not None
+    }
     if not old_pairs:
         return []
     infos, _ = session.fetch_flags("1:*", with_size=True)
-    headers = session.fetch_headers(list(infos), ["Message-ID"]) if infos else {}
-    index: dict[tuple[str | None, int | None], list[int]] = defaultdict(list)
-    for uid, info in sorted(infos.items()):
-        index[(message_id(headers.get(uid, b"")), info.size)].append(uid)
-    taken: set[int] = set()
-    new_pairs: list[Pair] = []
-    unmatched: list[tuple[Pair, bytes]] = []
-    for p in old_pairs:
-        assert p.near is not None
-        try:
-            data = near.read(local[p.near])
-        except MessageError as exc:
-            log.warning("cannot re-pair: %s", exc)
-            continue
-        mid = message_id(data)
-        size = p.size if p.size is not None else wire_size(data)
-        uids = [u for u in index.get((mid, size), []) if u not in taken]
-        if mid is not None and len(uids) == 1:
-            taken.add(uids[0])
-            new_pairs.append(Pair(uids[0], p.near, p.flags, size))
-        else:
-            unmatched.append((p, data))
-    if unmatched:
-        # No Message-ID, or several candidates: compare contents of same-size messages.
-        sizes = {wire_size(d) for _, d in unmatched}
-        cand = sorted(u for u, i in infos.items() if i.size in sizes and u not in taken)
-        digests: dict[str, list[int]] = defaultdict(list)
-        for body in session.fetch_bodies(cand):
-            digests[body_hash(body.data)].append(body.uid)
-        for p, data in unmatched:
-            free = [u for u in digests.get(body_hash(data), []) if u not in taken]
-            if free:
-                taken.add(free[0])
-                new_pairs.append(Pair(free[0], p.near, p.flags, p.size))
-    if len(new_pairs) < REPAIR_MIN_SHARE * len(old_pairs):
+    items = [
+        (n, d, old_pairs[n].size or wire_size(d))
+        for n, d in _read_all(near, sorted(old_pairs), local, log)
+    ]
+    found = _match_on_far(session, items, infos)
+    if len(found) < REPAIR_MIN_SHARE * len(old_pairs):
         raise FolderError(
-            f"UIDVALIDITY changed and only {len(new_pairs)} of {len(old_pairs)} messages were "
+            f"UIDVALIDITY changed and only {len(found)} of {len(old_pairs)} messages were "
             "found again on the server; the server folder looks replaced, so nothing was "
             "changed. If that is expected, move the local folder away and sync again"
         )
-    log.warning("UIDVALIDITY changed: re-paired %d of %d messages", len(new_pairs), len(old_pairs))
-    return [Pair(p.far, p.near, intern_flags(p.flags), p.size) for p in new_pairs]
+    log.warning("UIDVALIDITY changed: re-paired %d of %d messages", len(found), len(old_pairs))
+    return [
+        Pair(uid, name, intern_flags(old_pairs[name].flags), old_pairs[name].size)
+        for name, uid in found.items()
+    ]

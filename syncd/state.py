@@ -17,6 +17,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from syncd.errors import AccountError
 from syncd.model import Flags, Pair, format_flags, parse_flags
 
 SCHEMA_VERSION = 1
@@ -94,6 +95,19 @@ class StateDB:
         # Create the file 0600 before SQLite does (it would honour the umask).
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
         os.close(fd)
+        try:
+            self._open(path)
+        except sqlite3.DatabaseError as exc:
+            raise AccountError(
+                f"the state database {path} is damaged ({exc}); nothing was changed. "
+                "Move it away and sync again: syncd then pairs both sides by Message-ID"
+            ) from exc
+        for suffix in ("-wal", "-shm"):
+            side = Path(str(path) + suffix)
+            if side.exists():
+                side.chmod(0o600)
+
+    def _open(self, path: Path) -> None:
         # Folder workers each have a connection; writes are short, so waiting is brief.
         self._db = sqlite3.connect(path, isolation_level=None, timeout=30)
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -105,10 +119,6 @@ class StateDB:
                 if stmt.strip():
                     self._db.execute(stmt)
             self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-        for suffix in ("-wal", "-shm"):
-            side = Path(str(path) + suffix)
-            if side.exists():
-                side.chmod(0o600)
 
     def close(self) -> None:
         self._db.close()

@@ -233,8 +233,9 @@ def test_scan_skips_and_reports_junk(folder: MaildirFolder) -> None:
     with open(os.fsencode(folder.path / "cur") + b"/bad\xffname:2,S", "wb") as fh:
         fh.write(MAIL)
     msgs, problems = folder.scan()
-    assert set(msgs) == {"good", "dovecot-uidlist"}  # any non-empty regular file is mail
+    assert set(msgs) == {"good"}
     assert reasons(problems) == {
+        "dovecot-uidlist": "a mail server's control file, not a message",
         "empty:2,S": "zero-byte file",
         "subdir": "directory",
         "evil:2,S": "symlink",

@@ -354,6 +354,13 @@ class ImapSession:
                 imap.ordered.clear()
                 client._cached_capabilities = None
                 imap._get_capabilities()
+            if not preauth and tls_mode == "none" and "LOGINDISABLED" in imap.capabilities:
+                # RFC 3501 §6.2.3: the server forbids LOGIN here; any other way would
+                # still send the password in the clear (RELIABILITY.md SEC-09).
+                raise ProtocolError(
+                    f"{where}: the server refuses plaintext login (LOGINDISABLED); "
+                    'set tls = "starttls" or "tls"'
+                )
             if not preauth:
                 try:
                     auth.authenticate(client)
