@@ -280,5 +280,6 @@ def main(argv: list[str] | None = None) -> int:
 
 # Commands that live in their own modules register below, one line each, e.g.
 # cli.add_command(importlib.import_module("syncd.cli_daemon").daemon)
+cli.add_command(__import__("syncd.cli_daemon", fromlist=["daemon"]).daemon)
 cli.add_command(__import__("syncd.cli_rules", fromlist=["rules"]).rules)
 cli.add_command(__import__("syncd.cli_rules", fromlist=["plugins"]).plugins)

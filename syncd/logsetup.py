@@ -165,7 +165,9 @@ def setup_logging(
     logging.getLogger("syncd").setLevel(syncd_level)
     # imapclient logs the first bytes of every APPEND literal at DEBUG: message
     # headers, which never belong in a log.  Its protocol trace stays at INFO and up.
-    logging.getLogger("imapclient").setLevel(logging.INFO)
+    # At -vv its INFO lines are kept; below that they are reconnect noise
+    # ("Connection closed") that the daemon logs better itself.
+    logging.getLogger("imapclient").setLevel(logging.INFO if verbosity >= 2 else logging.WARNING)
     logging.captureWarnings(True)  # e.g. platformdirs' RuntimeDirWarning
 
 

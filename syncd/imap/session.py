@@ -510,6 +510,10 @@ class ImapSession:
     def status(self, name: str) -> StatusInfo:
         """STATUS (MESSAGES UIDNEXT UIDVALIDITY [HIGHESTMODSEQ]).  FolderError when the
         mailbox does not exist or the answer lacks a field."""
+        if self._selected is not None and name == self._selected:
+            # A server answers STATUS on the selected mailbox from this session's
+            # view, which only moves on a command: NOOP first (Dovecot does this).
+            self.noop()
         wire = self._wire_name(name)
         items = "MESSAGES UIDNEXT UIDVALIDITY" + (" HIGHESTMODSEQ" if self.has_condstore else "")
         typ, data, responses = self._command("STATUS", "STATUS", wire, f"({items})")

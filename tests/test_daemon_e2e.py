@@ -1,0 +1,338 @@
+"""End to end: the real ``python -m syncd daemon`` against a real Dovecot, driven by a
+second IMAP client and a local "mail reader" that drops and renames files.
+
+The interval is an hour, so anything that arrives within a test's deadline came through
+IDLE or the Maildir watcher, not the periodic full sync. Waits poll with a generous
+deadline; no timing is asserted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support import summary
+from support.imap import append, server_snapshot, set_flags
+from support.mail import make_message
+from support.maildir import deliver, folder_messages, folder_path, local_snapshot, set_local_flags
+from support.run import account_config, run_syncd, write_config
+
+from syncd.devserver import DevServer, User, populate
+
+DEADLINE = 60.0
+
+
+class Daemon:
+    """A running ``syncd daemon`` subprocess; its stderr goes to a file."""
+
+    def __init__(self, config: Path, log: Path, env: dict[str, str] | None = None) -> None:
+        self.log_path = log
+        self._log = log.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "syncd", "--config", str(config), "-v", "daemon"],
+            stdout=self._log,
+            stderr=self._log,
+            env={**os.environ, **(env or {})},
+        )
+
+    @property
+    def log(self) -> str:
+        return self.log_path.read_text(encoding="utf-8", errors="replace")
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def signal(self, sig: int) -> None:
+        self.proc.send_signal(sig)
+
+    def stop(self) -> int:
+        if self.alive():
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                return self.proc.wait(DEADLINE)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                raise AssertionError(f"daemon ignored SIGTERM\n{self.log}") from None
+        return self.proc.returncode
+
+    def close(self) -> None:
+        with contextlib.suppress(AssertionError):
+            self.stop()
+        self._log.close()
+
+
+@contextlib.contextmanager
+def daemon(config: Path, tmp_path: Path, env: dict[str, str] | None = None) -> Iterator[Daemon]:
+    d = Daemon(config, tmp_path / "daemon.log", env)
+    try:
+        yield d
+    finally:
+        d.close()
+
+
+def wait_for(check: Callable[[], Any], what: str, d: Daemon, deadline: float = DEADLINE) -> Any:
+    """Poll ``check`` until it returns something truthy; fail with the daemon's log."""
+    end = time.monotonic() + deadline
+    while True:
+        result = check()
+        if result:
+            return result
+        if not d.alive():
+            raise AssertionError(f"daemon exited ({d.proc.returncode}) waiting for {what}\n{d.log}")
+        if time.monotonic() > end:
+            raise AssertionError(f"timed out waiting for {what}\n{d.log}")
+        time.sleep(0.2)
+
+
+def setup(tmp_path: Path, server: DevServer, user: User, **overrides: Any) -> tuple[Path, Path]:
+    maildir = tmp_path / "Mail"
+    overrides.setdefault("interval", "1h")
+    config = write_config(tmp_path, {"test": account_config(server, user, maildir, **overrides)})
+    return config, maildir
+
+
+def local_ids(maildir: Path, folder: str = "INBOX") -> dict[str | None, frozenset[str]]:
+    """Message-ID -> flags of the local copy of ``folder``."""
+    path = folder_path(maildir, "maildir++", folder)
+    return {v.message_id: v.flags for v in folder_messages(path)} if path.is_dir() else {}
+
+
+def server_ids(server: DevServer, user: User, folder: str) -> dict[str | None, frozenset[str]]:
+    return {v.message_id: v.flags for v in server_snapshot(server, user).get(folder, [])}
+
+
+def in_step(server: DevServer, user: User, maildir: Path) -> bool:
+    local = summary(local_snapshot(maildir, "maildir++"))
+    return bool(local) and local == summary(server_snapshot(server, user))
+
+
+def test_server_changes_arrive_through_idle(
+    tmp_path: Path, dovecot: DevServer, account: User
+) -> None:
+    populate(dovecot, account, folders={"INBOX": 3})
+    config, maildir = setup(tmp_path, dovecot, account)
+    with daemon(config, tmp_path) as d:
+        wait_for(lambda: len(local_ids(maildir)) == 3, "the start-up sync", d)
+
+        new_id = "<pushed.1@syncd.test>"
+        uid = append(dovecot, account, "INBOX", make_message("pushed", message_id=new_id))
+        wait_for(lambda: new_id in local_ids(maildir), "the appended message locally", d)
+
+        set_flags(dovecot, account, "INBOX", [uid], ["\\Flagged", "\\Seen"])
+        wait_for(
+            lambda: local_ids(maildir).get(new_id) == {"\\Flagged", "\\Seen"},
+            "the server's flag change locally",
+            d,
+        )
+        assert d.stop() == 0
+    assert in_step(dovecot, account, maildir)
+
+
+def test_local_changes_in_a_subfolder_reach_the_server(
+    tmp_path: Path, dovecot: DevServer, account: User
+) -> None:
+    populate(dovecot, account, folders={"INBOX": 1, "Lists/python": 2})
+    config, maildir = setup(tmp_path, dovecot, account)
+    folder = folder_path(maildir, "maildir++", "Lists/python")
+    with daemon(config, tmp_path) as d:
+        wait_for(lambda: len(local_ids(maildir, "Lists/python")) == 2, "the start-up sync", d)
+
+        # The mail reader flags one message and files a new one.
+        first = folder_messages(folder)[0]
+        set_local_flags(first.path, "FS")
+        new_id = "<filed.1@syncd.test>"
+        deliver(folder, make_message("filed locally", message_id=new_id), "S")
+
+        def arrived() -> bool:
+            remote = server_ids(dovecot, account, "Lists/python")
+            return remote.get(new_id) == {"\\Seen"} and remote.get(first.message_id) == {
+                "\\Flagged",
+                "\\Seen",
+            }
+
+        wait_for(arrived, "the local changes on the server", d)
+        assert d.stop() == 0
+    assert in_step(dovecot, account, maildir)
+
+
+def test_server_kick_does_not_stop_the_daemon(
+    tmp_path: Path, dovecot: DevServer, account: User
+) -> None:
+    populate(dovecot, account, folders={"INBOX": 2})
+    config, maildir = setup(tmp_path, dovecot, account)
+    with daemon(config, tmp_path) as d:
+        wait_for(lambda: len(local_ids(maildir)) == 2, "the start-up sync", d)
+        for round_ in range(2):
+            dovecot.kick(account)
+            new_id = f"<after-kick.{round_}@syncd.test>"
+            append(dovecot, account, "INBOX", make_message("after kick", message_id=new_id))
+            wait_for(lambda: new_id in local_ids(maildir), "mail after the kick", d)  # noqa: B023
+        # ... and local changes still flow too.
+        deliver(maildir, make_message("local after kick", message_id="<local.k@syncd.test>"))
+        wait_for(
+            lambda: "<local.k@syncd.test>" in server_ids(dovecot, account, "INBOX"),
+            "local mail after the kick on the server",
+            d,
+        )
+        assert d.alive()
+        assert d.stop() == 0
+    assert "Traceback" not in d.log
+
+
+def test_sigterm_exits_0_and_a_following_sync_changes_nothing(
+    tmp_path: Path, dovecot: DevServer, account: User
+) -> None:
+    populate(dovecot, account, folders={"INBOX": 5, "Archive": 3})
+    config, maildir = setup(tmp_path, dovecot, account)
+    with daemon(config, tmp_path) as d:
+        wait_for(lambda: in_step(dovecot, account, maildir), "the start-up sync", d)
+        deliver(maildir, make_message("just before stop", message_id="<last@syncd.test>"))
+        wait_for(
+            lambda: "<last@syncd.test>" in server_ids(dovecot, account, "INBOX"),
+            "the upload",
+            d,
+        )
+        # `syncd status` reads the state store while the daemon runs.
+        status = run_syncd("status", "--json", config=config)
+        assert status.returncode == 0, status.stderr
+        folders = {row["folder"]: row for row in json.loads(status.stdout)["test"]}
+        assert folders["INBOX"]["server"] == 6
+        assert folders["INBOX"]["error"] is None
+        d.signal(signal.SIGTERM)
+        assert d.proc.wait(DEADLINE) == 0, d.log
+    assert "stopped" in d.log
+    proc = run_syncd("sync", config=config)
+    assert proc.returncode == 0, proc.stderr
+    assert "0 downloaded, 0 uploaded, 0 flag changes" in proc.stderr
+    assert in_step(dovecot, account, maildir)
+
+
+def test_sighup_reloads_the_config(tmp_path: Path, dovecot: DevServer, account: User) -> None:
+    populate(dovecot, account, folders={"INBOX": 2})
+    other = dovecot.add_user()
+    populate(dovecot, other, folders={"INBOX": 4})
+    config, maildir = setup(tmp_path, dovecot, account)
+    other_maildir = tmp_path / "Other"
+    with daemon(config, tmp_path) as d:
+        wait_for(lambda: len(local_ids(maildir)) == 2, "the start-up sync", d)
+
+        # A broken config is refused and the daemon goes on with the old one.
+        config.write_text("[accounts.test]\nhost = 1\n", encoding="utf-8")
+        d.signal(signal.SIGHUP)
+        wait_for(lambda: "reload refused" in d.log, "the refused reload", d)
+
+        write_config(
+            tmp_path,
+            {
+                "test": account_config(dovecot, account, maildir, interval="1h"),
+                "other": account_config(dovecot, other, other_maildir, interval="1h"),
+            },
+        )
+        d.signal(signal.SIGHUP)
+        wait_for(lambda: len(local_ids(other_maildir)) == 4, "the new account's mail", d)
+        new_id = "<after-reload@syncd.test>"
+        append(dovecot, account, "INBOX", make_message("after reload", message_id=new_id))
+        wait_for(lambda: new_id in local_ids(maildir), "the old account still in step", d)
+        assert d.stop() == 0
+    assert "other: added" in d.log
+
+
+def test_one_shot_sync_while_the_daemon_syncs_never_writes_alongside(
+    tmp_path: Path, dovecot: DevServer, account: User
+) -> None:
+    populate(dovecot, account, folders={"INBOX": 600, "Archive": 300})
+    config, maildir = setup(tmp_path, dovecot, account)
+    lock = tmp_path / "state" / "test.lock"
+    with daemon(config, tmp_path) as d:
+        pid = str(d.proc.pid)
+        wait_for(
+            lambda: lock.exists() and lock.read_text().strip() == pid,
+            "the daemon holding the account lock",
+            d,
+        )
+        proc = run_syncd("sync", config=config)
+        # Either it found the daemon mid-sync and refused, or the daemon had just
+        # finished and it ran alone; never both at once.
+        assert proc.returncode in (0, 75), proc.stderr
+        if proc.returncode == 75:
+            assert f"being synced by another syncd process (pid {pid})" in proc.stderr
+        wait_for(lambda: in_step(dovecot, account, maildir), "both sides in step", d)
+        assert d.stop() == 0
+    snapshot = local_snapshot(maildir, "maildir++")
+    assert {k: len(v) for k, v in snapshot.items()} == {"INBOX": 600, "Archive": 300}
+
+
+@pytest.mark.parametrize("command", ["sync", "daemon"])
+def test_password_from_the_keyring(
+    tmp_path: Path, dovecot: DevServer, account: User, command: str
+) -> None:
+    populate(dovecot, account, folders={"INBOX": 2})
+    maildir = tmp_path / "Mail"
+    config = write_config(
+        tmp_path,
+        {"test": account_config(dovecot, account, maildir, password_command=None, interval="1h")},
+    )
+    env = {
+        "PYTHON_KEYRING_BACKEND": "keyrings.alt.file.PlaintextKeyring",
+        "XDG_DATA_HOME": str(tmp_path / "data"),
+    }
+    stored = subprocess.run(
+        [sys.executable, "-m", "syncd", "--config", str(config), "password", "set", "test"],
+        input=account.password + "\n",
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+        timeout=60,
+        check=False,
+    )
+    assert stored.returncode == 0, stored.stderr
+    assert account.password not in config.read_text(encoding="utf-8")
+    if command == "sync":
+        proc = run_syncd("sync", config=config, env=env)
+        assert proc.returncode == 0, proc.stderr
+        assert len(local_ids(maildir)) == 2
+    else:
+        with daemon(config, tmp_path, env) as d:
+            wait_for(lambda: len(local_ids(maildir)) == 2, "the start-up sync", d)
+            new_id = "<keyring@syncd.test>"
+            append(dovecot, account, "INBOX", make_message("idle", message_id=new_id))
+            wait_for(lambda: new_id in local_ids(maildir), "mail through IDLE", d)
+            assert d.stop() == 0
+        assert account.password not in d.log
+
+
+def test_rules_file_pushed_mail_and_it_arrives_in_its_final_folder(
+    tmp_path: Path, dovecot: DevServer, account: User
+) -> None:
+    populate(dovecot, account, folders={"INBOX": 1})
+    rule = {
+        "name": "alerts",
+        "folder": "INBOX",
+        "search": 'FROM "alerts@example.org"',
+        "action": "move",
+        "target": "Alerts",
+    }
+    config, maildir = setup(tmp_path, dovecot, account, rules=[rule])
+    with daemon(config, tmp_path) as d:
+        wait_for(lambda: len(local_ids(maildir)) == 1, "the start-up sync", d)
+        alert_id = "<alert.1@syncd.test>"
+        append(
+            dovecot,
+            account,
+            "INBOX",
+            make_message("disk full", message_id=alert_id, sender="alerts@example.org"),
+        )
+        wait_for(lambda: alert_id in local_ids(maildir, "Alerts"), "the alert in Alerts", d)
+        assert alert_id not in local_ids(maildir)
+        assert d.stop() == 0
+    assert in_step(dovecot, account, maildir)
