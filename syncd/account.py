@@ -17,7 +17,16 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from syncd.errors import AccountError, CredentialError, FolderError, LockedError
-from syncd.folder_sync import DOWNLOAD_BATCH_BYTES, FolderReport, FolderSync, RunOptions, policy_for
+from syncd.folder_sync import (
+    ACCOUNT_BODY_BUDGET,
+    DOWNLOAD_BATCH_BYTES,
+    WRITERS,
+    ByteBudget,
+    FolderReport,
+    FolderSync,
+    RunOptions,
+    policy_for,
+)
 from syncd.folders import clashes, discover, join_name, local_path, matches, split_name
 from syncd.lock import AccountLock
 from syncd.logsetup import account_logger
@@ -221,6 +230,7 @@ class AccountSyncer:
         for spare in self._spare[: workers - 1]:
             idle.put(spare)
         failed = threading.Event()
+        budget = ByteBudget(ACCOUNT_BODY_BUDGET)
 
         def session() -> ImapSession:
             try:
@@ -237,7 +247,9 @@ class AccountSyncer:
             conn = session()
             db = StateDB(self.db.path)
             try:
-                return _run_job(job, conn, db, options, workers)
+                return _run_job(
+                    job, conn, db, options, workers=workers, writers=writers, budget=budget
+                )
             except (AccountError, CredentialError):
                 failed.set()
                 raise
@@ -245,7 +257,10 @@ class AccountSyncer:
                 db.close()
                 idle.put(conn)
 
-        with ThreadPoolExecutor(workers, thread_name_prefix=f"sync-{self.account.name}") as pool:
+        with (
+            ThreadPoolExecutor(WRITERS, thread_name_prefix="deliver") as writers,
+            ThreadPoolExecutor(workers, thread_name_prefix=f"sync-{self.account.name}") as pool,
+        ):
             futures = [pool.submit(work, job) for job in jobs]
         error: AccountError | CredentialError | None = None
         for future in futures:
@@ -285,7 +300,14 @@ class _Job:
 
 
 def _run_job(
-    job: _Job, session: ImapSession, db: StateDB, options: RunOptions, workers: int = 1
+    job: _Job,
+    session: ImapSession,
+    db: StateDB,
+    options: RunOptions,
+    *,
+    workers: int = 1,
+    writers: ThreadPoolExecutor | None = None,
+    budget: ByteBudget | None = None,
 ) -> FolderReport:
     """Sync one folder; a FolderError becomes the report's error (the others go on)."""
     try:
@@ -301,6 +323,8 @@ def _run_job(
             trash=job.trash,
             # Folders synced side by side share the memory budget for bodies in flight.
             batch_bytes=max(1 << 20, DOWNLOAD_BATCH_BYTES // workers),
+            writers=writers,
+            budget=budget,
         ).run()
     except FolderError as exc:
         job.log.error("%s", exc)

@@ -114,6 +114,8 @@ class StateDB:
         # FULL: a committed pair survives a power cut; we commit per batch, not per message.
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("PRAGMA foreign_keys=ON")
+        # A small page cache: several connections (one per folder worker) add up.
+        self._db.execute("PRAGMA cache_size=-1024")
         with self.transaction():
             for stmt in _SCHEMA.split(";"):
                 if stmt.strip():
