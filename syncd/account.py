@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
+from syncd import crashpoints
 from syncd.errors import AccountError, CredentialError, FolderError, LockedError
 from syncd.folder_sync import (
     ACCOUNT_BODY_BUDGET,
@@ -399,6 +400,7 @@ def _prepare_folders(
         # Created now, so it is synced in this run after the folders that fill it.
         log.info("creating the trash folder %s on the server", trash)
         session.create_folder(trash)
+        crashpoints.step("folder-create")
         far[trash_parts] = trash
         if wanted is None:
             names.append(trash_parts)
@@ -430,6 +432,7 @@ def _prepare_folders(
                     return
                 folder_log.info("creating the folder on the server")
                 session.create_folder(far_name)
+                crashpoints.step("folder-create")
             elif not near.exists() and not policy.pull:
                 return
             planned = (

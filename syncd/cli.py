@@ -119,6 +119,7 @@ def sync(obj: Context, accounts: tuple[str, ...], dry_run: bool, allow_mass_dele
             failed = True
         if obj.verbosity >= 0:
             bad = [f for f in report.folders if f.error]
+            messages = sum(f.failed for f in report.folders)
             totals = _totals(report)
             status = "dry run: " if dry_run else ""
             state = (
@@ -126,6 +127,7 @@ def sync(obj: Context, accounts: tuple[str, ...], dry_run: bool, allow_mass_dele
                 if report.error
                 else f"{len(report.folders) - len(bad)} folders ok"
                 + (f", {len(bad)} failed" if bad else "")
+                + (f", {messages} messages failed" if messages else "")
             )
             click.echo(
                 f"{name}: {status}{state}; {totals} ({time.monotonic() - started:.1f}s)", err=True

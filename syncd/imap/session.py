@@ -155,6 +155,10 @@ class AppendError(MessageError):
 # imaplib with a literal cap and an ordered record of untagged responses
 
 
+#: Bytes per socket write; the socket timeout applies to each (see ``_Recorder.send``).
+_SEND_CHUNK = 64 * 1024
+
+
 class _Recorder:
     """Mixed into imaplib's IMAP4 classes.  ``read`` refuses literals over the cap
     before allocating (gh-119511); ``_append_untagged`` also records each response in
@@ -181,6 +185,14 @@ class _Recorder:
     def _append_untagged(self, typ: str, dat: Any) -> None:
         super()._append_untagged(typ, dat)  # type: ignore[misc]
         self.ordered.append((typ, b"" if dat is None else dat))
+
+    def send(self, data: bytes) -> None:
+        # socket.sendall's timeout bounds the whole call (Python >= 3.5), so one large
+        # APPEND literal over a slow link timed out while bytes were still moving
+        # (NET-07).  Sending in chunks makes the timeout apply per chunk: idle-based.
+        view = memoryview(data)
+        for start in range(0, len(view), _SEND_CHUNK):
+            super().send(view[start : start + _SEND_CHUNK])  # type: ignore[misc]
 
 
 class _PlainIMAP4(_Recorder, imap4.IMAP4WithTimeout):  # type: ignore[misc]  # imapclient is untyped
@@ -273,10 +285,10 @@ class ImapSession:
         STARTTLS capability, a NO/BAD answer or a PREAUTH greeting is refused before
         any credential is sent); ``"none"``: plaintext (the config decides when that is
         allowed).  Certificates and host names are always verified, against the system
-        CAs plus ``ca_file``.  ``timeout`` applies to the connect and to every read and
-        write.  Raises ``ProtocolError`` (insecure or hostile server) or
-        ``AccountError`` (unreachable, refused login), with a one-line message naming
-        ``host:port``.
+        CAs plus ``ca_file``.  ``timeout`` applies to the connect, to every read and to
+        each 64 KiB written (so it is idle-based, not a bound on a big upload).  Raises
+        ``ProtocolError`` (insecure or hostile server) or ``AccountError``
+        (unreachable, refused login), with a one-line message naming ``host:port``.
         """
         where = f"{label} ({host}:{port})" if label else f"{host}:{port}"
         ctx = _ssl_context(ca_file) if tls != "none" else None

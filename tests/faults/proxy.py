@@ -13,7 +13,9 @@ syncd's ``port`` at :attr:`Proxy.port`.  Every connection it accepts is forwarde
   fires ``times`` times in all (counted over every connection), then the proxy is a
   plain pipe again -- so "the next run" sees a healthy link.
 - **Slow link**: ``latency`` seconds before every chunk towards the client, and
-  ``rate`` bytes per second in both directions.
+  ``rate`` bytes per second in both directions.  With ``rate`` the client-facing
+  socket's kernel receive buffer is kept small (``rcvbuf``), as on a real slow link:
+  otherwise loopback buffers megabytes and an upload "completes" at once.
 - **Hostile rewriting** (:data:`Rewriter`): every plaintext IMAP line (CRLF included;
   literal bytes are passed through untouched and never shown to the rewriter) is
   handed to ``rewrite(direction, line, conn)``, which returns the bytes to forward
@@ -165,6 +167,7 @@ class Proxy:
         on_command: Callable[[str], None] | None = None,
         latency: float = 0.0,
         rate: int = 0,
+        rcvbuf: int = 32 * 1024,
     ) -> None:
         self.upstream = (upstream_host, upstream_port)
         self.fault = fault
@@ -172,6 +175,8 @@ class Proxy:
         self.on_command = on_command
         self.latency = latency
         self.rate = rate
+        self.rcvbuf = rcvbuf
+        self._pace: dict[Direction, tuple[float, int]] = {}  # direction -> (start, bytes)
         self.fired = 0
         self.connections = 0
         self.upstream_bytes = bytearray()
@@ -229,6 +234,10 @@ class Proxy:
     async def _handle(self, creader: asyncio.StreamReader, cwriter: asyncio.StreamWriter) -> None:
         conn = Conn(index=self.connections, _client=cwriter)
         self.connections += 1
+        csock = cwriter.get_extra_info("socket")
+        if self.rate and self.rcvbuf and csock is not None:
+            with contextlib.suppress(OSError):
+                csock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.rcvbuf)
         try:
             sreader, swriter = await asyncio.open_connection(*self.upstream)
         except OSError:
@@ -338,12 +347,21 @@ class Proxy:
         if direction == "down" and self.latency:
             await asyncio.sleep(self.latency)
         if self.rate:
+            # Paced against the clock (not "sleep after each piece"), so the rate holds
+            # even when writing takes time; an idle link earns no credit for a burst.
+            loop = asyncio.get_running_loop()
             step = max(1, self.rate // 20)
             for i in range(0, len(data), step):
-                writer.write(data[i : i + step])
+                piece = data[i : i + step]
+                writer.write(piece)
                 with contextlib.suppress(ConnectionError, OSError):
                     await writer.drain()
-                await asyncio.sleep(0.05)
+                epoch, sent = self._pace.get(direction, (loop.time(), 0))
+                if loop.time() - (epoch + sent / self.rate) > 0.1:
+                    epoch, sent = loop.time(), 0
+                sent += len(piece)
+                self._pace[direction] = (epoch, sent)
+                await asyncio.sleep(max(0.0, epoch + sent / self.rate - loop.time()))
             return
         writer.write(data)
         with contextlib.suppress(ConnectionError, OSError):

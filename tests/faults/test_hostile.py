@@ -8,10 +8,11 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from faults.common import config_for, converged, idempotent, message, seed, tree
+import pytest
+from faults.common import config_for, converged, duplicates, idempotent, message, seed, tree
 from faults.proxy import Conn, Direction, front
 from support.imap import append, server_snapshot
-from support.maildir import deliver, local_snapshot
+from support.maildir import deliver, local_snapshot, set_local_flags
 from support.run import run_syncd
 
 from syncd.devserver import DevServer, User
@@ -380,3 +381,188 @@ def test_mal12_server_folder_suddenly_empty_keeps_local_mail(
     assert done.returncode == 1
     assert "--allow-mass-delete" in done.stderr and "Archive" in done.stderr
     assert len(local_snapshot(maildir, "maildir++")["Archive"]) == 10
+
+
+def _uidnotsticky(direction: Direction, line: bytes, conn: Conn) -> bytes:
+    """Rewriter: every SELECT/EXAMINE says ``NO [UIDNOTSTICKY]`` (RFC 4315 §3) and every
+    APPENDUID/COPYUID code is dropped, while CAPABILITY still lists UIDPLUS."""
+    if direction != "down":
+        return line
+    if _tagged_ok(line, conn, b"SELECT") or _tagged_ok(line, conn, b"EXAMINE"):
+        return b"* NO [UIDNOTSTICKY] Non-persistent UIDs\r\n" + line
+    return re.sub(rb"\[(APPENDUID|COPYUID) [^\]]*\] ?", b"", line)
+
+
+def test_srv05_uidnotsticky_and_no_appenduid_uploads_paired_once(
+    tmp_path: Path, dovecot: DevServer, account: User
+) -> None:
+    """SRV-05: UIDPLUS is advertised, but APPEND answers carry no APPENDUID and every
+    SELECT says UIDNOTSTICKY.  Uploads are found by content and paired once; nothing
+    is deleted or duplicated; a second run is a no-op.  (syncd currently ignores the
+    UIDNOTSTICKY code: see test_srv05_uidnotsticky_is_reported.)"""
+    maildir = tmp_path / "Mail"
+    seed(dovecot, account, maildir)
+    with front(dovecot, rewrite=_uidnotsticky) as p:
+        config = config_for(tmp_path, dovecot, account, maildir, port=p.port)
+        done = run_syncd("sync", config=config, timeout=60)
+        assert done.returncode == 0, done.stderr
+        assert b"[APPENDUID" not in bytes(p.downstream_bytes)
+        assert b"UIDNOTSTICKY" in bytes(p.downstream_bytes)
+        end = converged(dovecot, account, maildir)
+        assert len(end["INBOX"]) == 10 and len(end["Notes"]) == 2
+        idempotent(config)
+        # a local change after that still goes up once, by the same route
+        deliver(maildir, message("later"), "S")
+        again = run_syncd("sync", config=config, timeout=60)
+        assert again.returncode == 0, again.stderr
+        end = converged(dovecot, account, maildir)
+        assert len(end["INBOX"]) == 11
+        idempotent(config)
+
+
+def test_srv05_uidvalidity_different_on_every_select_deletes_nothing(
+    tmp_path: Path, dovecot: DevServer, account: User
+) -> None:
+    """SRV-05: after a normal first sync, the server reports a new UIDVALIDITY on every
+    SELECT and STATUS (as a UIDNOTSTICKY server may).  syncd warns and re-pairs by
+    Message-ID and size on every run: nothing is deleted on either side and nothing
+    appears twice."""
+    maildir = tmp_path / "Mail"
+    seed(dovecot, account, maildir)
+    config = config_for(tmp_path, dovecot, account, maildir)
+    run_syncd("sync", config=config, check=True)
+    before = converged(dovecot, account, maildir)
+    counter = iter(range(7000, 8000))
+
+    def new_uidvalidity(direction: Direction, line: bytes, conn: Conn) -> bytes:
+        if direction != "down":
+            return line
+        line = re.sub(rb"\[(APPENDUID|COPYUID) [^\]]*\] ?", b"", line)
+        return re.sub(rb"UIDVALIDITY \d+", lambda _m: b"UIDVALIDITY %d" % next(counter), line)
+
+    with front(dovecot, rewrite=new_uidvalidity) as p:
+        config = config_for(tmp_path, dovecot, account, maildir, port=p.port)
+        for _ in range(2):
+            done = run_syncd("sync", config=config, timeout=60)
+            assert done.returncode == 0, done.stderr
+            assert "UIDVALIDITY changed" in done.stderr  # said so (re-pairs each run)
+            assert "0 deleted here, 0 deleted on the server" in done.stderr, done.stderr
+    remote = server_snapshot(dovecot, account)
+    local = local_snapshot(maildir, "maildir++")
+    assert duplicates(remote) == {} and duplicates(local) == {}
+    for folder, rows in before.items():
+        ids_before = {m for m, _h, _f in rows}
+        assert {v.message_id for v in remote[folder]} == ids_before, folder
+        assert {v.message_id for v in local[folder]} == ids_before, folder
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="syncd ignores the UIDNOTSTICKY response code (SRV-05 expects a warning and "
+    "no two-way sync of that folder); see the RELIABILITY report",
+)
+def test_srv05_uidnotsticky_is_reported(tmp_path: Path, dovecot: DevServer, account: User) -> None:
+    """SRV-05 (expectation of the catalogue): a folder whose SELECT says UIDNOTSTICKY is
+    named in a warning, so the user knows its UIDs cannot be trusted across sessions."""
+    maildir = tmp_path / "Mail"
+    seed(dovecot, account, maildir)
+    with front(dovecot, rewrite=_uidnotsticky) as p:
+        config = config_for(tmp_path, dovecot, account, maildir, port=p.port)
+        done = run_syncd("sync", config=config, timeout=60)
+    assert "UIDNOTSTICKY" in done.stderr or "not sticky" in done.stderr.lower(), done.stderr
+
+
+_SYSTEM_FLAG = re.compile(rb"\\[A-Za-z]+")
+
+
+def _no_keywords(direction: Direction, line: bytes, conn: Conn) -> bytes:
+    """Rewriter for a server that keeps no keywords: PERMANENTFLAGS lacks ``\\*`` and
+    lists no keyword, FLAGS lists none, and keywords in STORE and APPEND flag lists are
+    silently not kept (RFC 3501 §7.1: such flags need not survive the session)."""
+    if direction == "down":
+        if b"[PERMANENTFLAGS (" in line or line.startswith(b"* FLAGS ("):
+            return re.sub(
+                rb"\(([^)]*)\)",
+                lambda m: b"(" + b" ".join(_SYSTEM_FLAG.findall(m.group(1))) + b")",
+                line,
+                count=1,
+            )
+        return line
+    name = conn.commands.get(line.split(b" ", 1)[0], b"")
+    if name in (b"APPEND", b"STORE", b"UID STORE"):
+        return re.sub(
+            rb"\(([^)]*)\)",
+            lambda m: b"(" + b" ".join(_SYSTEM_FLAG.findall(m.group(1))) + b")",
+            line,
+            count=1,
+        )
+    return line
+
+
+def _srv11_scenario(
+    tmp_path: Path, dovecot: DevServer, account: User
+) -> tuple[list[str], dict[str, frozenset[str]], dict[str, frozenset[str]]]:
+    """Synced far0/near0, then local keyword ``$Label1`` on both and on a new near1;
+    three runs against a server that keeps no keywords.  Returns (stderr of each run,
+    local flags, server flags) by Message-ID; every run must exit 0 without traceback
+    and nothing may be duplicated."""
+    maildir = tmp_path / "Mail"
+    append(dovecot, account, "INBOX", message("far0"))
+    deliver(maildir, message("near0"))
+    with front(dovecot, rewrite=_no_keywords) as p:
+        config = config_for(tmp_path, dovecot, account, maildir, port=p.port)
+        run_syncd("sync", config=config, check=True, timeout=60)
+        (maildir / "dovecot-keywords").write_text("0 $Label1\n")
+        for path in list((maildir / "cur").iterdir()):
+            set_local_flags(path, "Sa")
+        deliver(maildir, message("near1"), "a")
+        runs = [run_syncd("sync", config=config, timeout=60) for _ in range(3)]
+    for run in runs:
+        assert run.returncode == 0, run.stderr
+        assert "Traceback" not in run.stderr
+    remote = server_snapshot(dovecot, account)
+    assert duplicates(remote) == {}
+    assert duplicates(local_snapshot(maildir, "maildir++")) == {}
+    local = {v.message_id: v.flags for v in local_snapshot(maildir, "maildir++")["INBOX"]}
+    return (
+        [r.stderr for r in runs],
+        local,  # type: ignore[return-value]
+        {v.message_id: v.flags for v in remote["INBOX"]},  # type: ignore[misc]
+    )
+
+
+def test_srv11_a_server_without_keywords_does_not_break_the_sync(
+    tmp_path: Path, dovecot: DevServer, account: User
+) -> None:
+    """SRV-11: PERMANENTFLAGS without ``\\*`` and keywords silently not kept: every run
+    succeeds, the new message is uploaded once, system flags are kept on both sides.
+    What happens today (see the xfail below): run 1 STOREs the keyword (lost by the
+    server), run 2 sees it "removed on the server" and removes it locally, run 3 is a
+    no-op."""
+    _stderr, local, remote = _srv11_scenario(tmp_path, dovecot, account)
+    assert set(local) == set(remote) == {
+        "<far0@faults.test>", "<near0@faults.test>", "<near1@faults.test>",
+    }  # fmt: skip
+    assert remote == {
+        "<far0@faults.test>": frozenset({"\\Seen"}),
+        "<near0@faults.test>": frozenset({"\\Seen"}),
+        "<near1@faults.test>": frozenset(),
+    }
+    assert {m: f - {"$Label1"} for m, f in local.items()} == remote
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="syncd ignores PERMANENTFLAGS: a keyword the server does not keep is removed "
+    "locally on the next run (SRV-11 wants it kept locally and reported once)",
+)
+def test_srv11_keywords_the_server_cannot_keep_stay_local(
+    tmp_path: Path, dovecot: DevServer, account: User
+) -> None:
+    """SRV-11 (the catalogue's expectation): the local keyword survives every run."""
+    _stderr, local, _remote = _srv11_scenario(tmp_path, dovecot, account)
+    assert local == {
+        "<far0@faults.test>": frozenset({"\\Seen", "$Label1"}),
+        "<near0@faults.test>": frozenset({"\\Seen", "$Label1"}),
+        "<near1@faults.test>": frozenset({"$Label1"}),
+    }

@@ -332,3 +332,54 @@ def test_loc12_lf_only_file_is_uploaded_once(
     idempotent(config)
     idempotent(config)
     assert _server_ids(dovecot, account) == ["<lf-only@faults.test>"]
+
+
+@pytest.mark.parametrize("hostname", ["mail/host:1", "a:b/c", "sp ace\\back", "ünï/cödé"])
+def test_loc13_host_names_are_escaped_and_deliveries_never_overwrite(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, hostname: str
+) -> None:
+    """LOC-13: the host name carries ``/`` and ``:`` (escaped ``\\057`` / ``\\072``
+    as the Maildir spec says), and two writers on one Maildir (two hosts on NFS) in the
+    same microsecond with the same pid still get distinct names; a name that does
+    collide is refused (O_EXCL + link), never overwriting the first file."""
+    import socket
+    import time
+
+    import syncd.maildir as maildir_module
+    from syncd.errors import MessageError
+
+    for sub in ("cur", "new", "tmp"):
+        (tmp_path / sub).mkdir()
+    monkeypatch.setattr(socket, "gethostname", lambda: hostname)
+    writers = [maildir_module.MaildirFolder(tmp_path, fsync=False) for _ in range(2)]
+    name = writers[0].new_name()
+    host_part = name.split(".", 2)[2]
+    assert "/" not in name and ":" not in name and not name.startswith(".")
+    assert "/" not in host_part and ":" not in host_part
+    if "/" in hostname:
+        assert "\\057" in host_part
+    if ":" in hostname:
+        assert "\\072" in host_part
+    assert name.isascii()
+    # the same second, microsecond and pid for everyone: only the random part differs
+    monkeypatch.setattr(time, "time_ns", lambda: 1_700_000_000_123_456_000)
+    monkeypatch.setattr(os, "getpid", lambda: 4242)
+    written: dict[str, bytes] = {}
+    for i in range(200):
+        writer = writers[i % 2]
+        data = f"Subject: {i}\n\nbody {i}\n".encode()
+        msg = writer.deliver(data, name=writer.new_name(), flags=frozenset(), mtime=None)
+        written[msg.filename] = data
+    assert len(written) == 200
+    files = {p.name: p.read_bytes() for p in (tmp_path / "cur").iterdir()}
+    assert files == written
+    # a forced collision: refused, the first file intact, nothing left in tmp/
+    first_name, first_data = next(iter(written.items()))
+    with pytest.raises(MessageError, match="already exists"):
+        writers[1].deliver(
+            b"Subject: intruder\n\nx\n", name=first_name.split(":2,")[0], flags=frozenset(),
+            mtime=None,
+        )  # fmt: skip
+    assert (tmp_path / "cur" / first_name).read_bytes() == first_data
+    assert list((tmp_path / "tmp").iterdir()) == []
+    assert len(list((tmp_path / "cur").iterdir())) == 200

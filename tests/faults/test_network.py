@@ -162,8 +162,8 @@ def test_net07_slow_link_is_not_a_timeout(
     tmp_path: Path, dovecot: DevServer, account: User
 ) -> None:
     """NET-07: a 300 kB download at 100 kB/s with 50 ms latency takes longer than the
-    1 s timeout in total, but bytes keep flowing: timeouts are idle-based.  (Uploads are
-    not covered: see the report on sendall's total-duration timeout.)"""
+    1 s timeout in total, but bytes keep flowing: timeouts are idle-based.  (Uploads:
+    test_limits.py::test_net07_large_upload_over_a_slow_link_is_not_a_timeout.)"""
     append(dovecot, account, "INBOX", message("slow", size_pad=300_000))
     maildir = tmp_path / "Mail"
     with front(dovecot, latency=0.05, rate=100_000) as p:

@@ -7,8 +7,11 @@ from __future__ import annotations
 import base64
 import os
 import re
+import socket
+import ssl
 import stat
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -394,3 +397,75 @@ def test_sec14_implicit_tls_on_993_is_the_default(tmp_path: Path) -> None:
     )
     account = load_config(config).account("t")
     assert (account.tls, account.port) == ("tls", 993)
+
+
+def _redate_certificate(server: DevServer, start: str, end: str) -> None:
+    """Re-sign ``server``'s certificate (same CA, key and names) to be valid only from
+    ``start`` to ``end`` (``YYYYMMDDHHMMSSZ``; ``openssl ca`` is the CLI that takes both
+    dates), reload Dovecot and wait until it serves the new one."""
+    d = server.root / "tls"  # devserver's throwaway CA and server key/CSR live here
+    (d / "index.txt").write_text("")
+    (d / "serial").write_text("1000\n")
+    (d / "ca.cnf").write_text(
+        "[ca]\ndefault_ca = d\n"
+        f"[d]\ndatabase = {d}/index.txt\nnew_certs_dir = {d}\n"
+        f"serial = {d}/serial\ndefault_md = sha256\npolicy = p\n"
+        "[p]\ncommonName = supplied\n"
+        "[ext]\nsubjectAltName = DNS:localhost,IP:127.0.0.1\n"
+        "basicConstraints = critical, CA:FALSE\nextendedKeyUsage = serverAuth\n"
+    )
+    subprocess.run(
+        [
+            "openssl", "ca", "-batch", "-notext", "-config", str(d / "ca.cnf"),
+            "-extensions", "ext", "-cert", str(d / "ca.pem"), "-keyfile", str(d / "ca.key"),
+            "-in", str(d / "server.csr"), "-out", str(d / "server.pem"),
+            "-startdate", start, "-enddate", end,
+        ],
+        capture_output=True, check=True, timeout=60,
+    )  # fmt: skip
+    server.doveadm("reload")
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            with socket.create_connection((server.host, server.port), timeout=5) as raw:
+                server.ssl_context().wrap_socket(raw, server_hostname=server.cert_host).close()
+        except ssl.SSLCertVerificationError:
+            return  # the re-dated certificate is being served
+        except OSError:
+            pass  # restarting
+        assert time.monotonic() < deadline, "Dovecot kept serving the old certificate"
+        time.sleep(0.1)
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "said"),
+    [
+        ("20200101000000Z", "20200201000000Z", "certificate has expired"),
+        ("20990101000000Z", "20991231000000Z", "certificate is not yet valid"),
+    ],
+    ids=["expired", "not-yet-valid"],
+)
+def test_sec03_expired_or_not_yet_valid_certificate_is_refused(
+    tmp_path: Path, fresh_dovecot: StartServer, start: str, end: str, said: str
+) -> None:
+    """SEC-03: a certificate from the trusted CA, for the right host, outside its
+    validity period: refused with one clear line naming host and reason; no command is
+    sent (so no credentials), nothing changes locally, the server sees no login."""
+    server = fresh_dovecot(tls="tls")
+    _redate_certificate(server, start, end)
+    user = server.add_user()
+    maildir = tmp_path / "Mail"
+    deliver(maildir, message("x"), "S")
+    before = sorted(p.name for p in (maildir / "cur").iterdir())
+    with front(server) as p:
+        config = config_for(tmp_path, server, user, maildir, port=p.port)
+        done = run_syncd("sync", config=config, timeout=60)
+        wire = bytes(p.upstream_bytes)
+    assert done.returncode == 1, done.stderr
+    assert said in done.stderr, done.stderr
+    assert f"{server.host}:{p.port}" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert user.password.encode() not in wire
+    assert sorted(p.name for p in (maildir / "cur").iterdir()) == before
+    # Dovecot saw no login (its own check would fail on the re-dated certificate too)
+    assert f"user=<{user.name}>" not in server.log_tail(200)
