@@ -45,21 +45,7 @@ if [ ${#missing[@]} -gt 0 ]; then
     fi
     command -v apt-get >/dev/null 2>&1 ||
         die "missing: ${missing[*]}, and this is not a Debian-like system (no apt-get)"
-    policy=/usr/sbin/policy-rc.d
-    if [ ! -e "$policy" ]; then
-        printf '#!/bin/sh\n# installed by syncd benchmarks/run.sh for the duration of an apt-get install\nexit 101\n' >"$policy"
-        chmod 755 "$policy"
-        trap 'rm -f "$policy"' EXIT
-    fi
-    say "apt-get update"
-    DEBIAN_FRONTEND=noninteractive apt-get update -qq || die "apt-get update failed"
-    say "apt-get install ${missing[*]}"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null ||
-        die "apt-get install ${missing[*]} failed"
-    if [ -e "$policy" ] && grep -q 'syncd benchmarks/run.sh' "$policy"; then
-        rm -f "$policy"
-        trap - EXIT
-    fi
+    bash "$project/contrib/apt-install.sh" "${missing[@]}" || die "installing ${missing[*]} failed"
     say "installed ${missing[*]}"
 fi
 

@@ -69,24 +69,8 @@ else
         was_running=$(cat "$system_pid_file")
     fi
 
-    policy=/usr/sbin/policy-rc.d
-    if [ ! -e "$policy" ]; then
-        say "temporarily forbidding service starts during the install ($policy)"
-        printf '#!/bin/sh\n# installed by syncd contrib/setup.sh for the duration of an apt-get install\nexit 101\n' >"$policy"
-        chmod 755 "$policy"
-        trap 'rm -f "$policy"' EXIT
-    fi
+    bash "$project/contrib/apt-install.sh" "${missing[@]}" || die "installing ${missing[*]} failed"
 
-    say "apt-get update"
-    DEBIAN_FRONTEND=noninteractive apt-get update -qq || die "apt-get update failed"
-    say "apt-get install ${missing[*]}"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null ||
-        die "apt-get install ${missing[*]} failed (see above)"
-
-    if [ -e "$policy" ] && grep -q 'syncd contrib/setup.sh' "$policy"; then
-        rm -f "$policy"
-        trap - EXIT
-    fi
     if [[ " ${missing[*]} " == *" dovecot-"* ]]; then
         if command -v systemctl >/dev/null 2>&1; then
             say "disabling the system-wide dovecot.service and dovecot.socket (tests use a private one)"
