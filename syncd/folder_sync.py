@@ -224,6 +224,11 @@ class FolderSync:
             if not dry:
                 self.near.create()
         sel = self._select(st)
+        if not sel.sticky:
+            self.log.warning(
+                "the server says this folder's UIDs are not persistent (UIDNOTSTICKY): "
+                "each sync re-pairs its messages by Message-ID and content"
+            )
         pairs = self.db.pairs(st.id)
         local: dict[str, LocalMessage] = {}
         if self.near.exists():

@@ -129,6 +129,7 @@ class SelectInfo:
     vanished: frozenset[int]
     changed: dict[int, FlagInfo]
     readonly: bool = False
+    sticky: bool = True  # False after "NO [UIDNOTSTICKY]" (RFC 4315 §3): UIDs do not last
 
 
 @dataclass(frozen=True)
@@ -604,6 +605,7 @@ class ImapSession:
         exists = 0
         uidvalidity = uidnext = highestmodseq = None
         nomodseq = False
+        sticky = True
         vanished: set[int] = set()
         fetches: list[FetchEntry] = []
         rest: list[tuple[str, Any]] = []
@@ -625,6 +627,12 @@ class ImapSession:
                     nomodseq = True
                 elif key == "ALERT":
                     self._alert(dat)
+            elif rtyp == "NO" and isinstance(dat, bytes):
+                code = response_code(dat)
+                if code is not None and code[0] == "UIDNOTSTICKY":
+                    sticky = False
+                else:
+                    rest.append((rtyp, dat))
             elif rtyp == "VANISHED" and isinstance(dat, bytes):
                 vanished.update(self._vanished(dat))
             elif rtyp == "FETCH":
@@ -650,6 +658,7 @@ class ImapSession:
             vanished=frozenset(vanished),
             changed=changed,
             readonly=readonly_now,
+            sticky=sticky,
         )
 
     def _compute_uidnext(self, exists: int) -> int:

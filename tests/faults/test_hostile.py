@@ -456,11 +456,6 @@ def test_srv05_uidvalidity_different_on_every_select_deletes_nothing(
         assert {v.message_id for v in local[folder]} == ids_before, folder
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="syncd ignores the UIDNOTSTICKY response code (SRV-05 expects a warning and "
-    "no two-way sync of that folder); see the RELIABILITY report",
-)
 def test_srv05_uidnotsticky_is_reported(tmp_path: Path, dovecot: DevServer, account: User) -> None:
     """SRV-05 (expectation of the catalogue): a folder whose SELECT says UIDNOTSTICKY is
     named in a warning, so the user knows its UIDs cannot be trusted across sessions."""
