@@ -777,7 +777,3 @@ def _signature(path: Path) -> str | None:
 
 def policy_for(sync: str, expunge: bool) -> Policy:
     return Policy(pull=sync in ("both", "pull"), push=sync in ("both", "push"), expunge=expunge)
-
-
-def describe_folder_error(exc: FolderError) -> str:
-    return str(exc)
