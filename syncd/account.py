@@ -52,9 +52,12 @@ class AccountReport:
 
     @property
     def ok(self) -> bool:
-        # A message that could not be copied or changed means the folder is not in
-        # step: scripts must see a failure (exit 1), though the rest was synced.
-        return self.error is None and all(f.error is None and not f.failed for f in self.folders)
+        # A message that could not be copied or changed, or that the server refused
+        # and is held back, means the folder is not in step: scripts must see a
+        # failure (exit 1), though the rest was synced.
+        return self.error is None and all(
+            f.error is None and not f.failed and not f.held for f in self.folders
+        )
 
 
 def open_session(account: AccountConfig) -> ImapSession:

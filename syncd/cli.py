@@ -2,7 +2,8 @@
 
 Exit codes (stable, for scripts):
   0   every folder of every requested account synced
-  1   at least one folder or account failed (the others were still synced)
+  1   at least one folder, message or account failed, or a message the server
+      refused is held back (the others were still synced)
   2   usage or configuration error (one line names the file and the key)
   75  another syncd process holds an account's lock (EX_TEMPFAIL: try again later)
 """
@@ -83,12 +84,25 @@ def cli(ctx: click.Context, config_file: Path | None, verbose: int, quiet: bool)
     help="Let this run delete more than half of a folder (or all of it) on either "
     "side. Without it such a folder is skipped with an error.",
 )
+@click.option(
+    "--retry-refused",
+    is_flag=True,
+    help="Offer again the local messages the server refused as too big. Without it "
+    "they are held back until the file or the server's limit changes, or for a day.",
+)
 @click.pass_obj
-def sync(obj: Context, accounts: tuple[str, ...], dry_run: bool, allow_mass_delete: bool) -> None:
+def sync(
+    obj: Context,
+    accounts: tuple[str, ...],
+    dry_run: bool,
+    allow_mass_delete: bool,
+    retry_refused: bool,
+) -> None:
     """Sync ACCOUNTS (default: all) once, both ways, and exit.
 
-    Exit status: 0 all synced, 1 some folder or account failed (the others were
-    synced), 2 configuration error, 75 another syncd holds the lock.
+    Exit status: 0 all synced, 1 some folder, message or account failed or a
+    message is held back because the server refused it (the rest was synced),
+    2 configuration error, 75 another syncd holds the lock.
     """
     from syncd.account import AccountSyncer
     from syncd.folder_sync import RunOptions
@@ -96,7 +110,9 @@ def sync(obj: Context, accounts: tuple[str, ...], dry_run: bool, allow_mass_dele
 
     config = obj.load()
     selected = _select(config, accounts)
-    options = RunOptions(dry_run=dry_run, allow_mass_delete=allow_mass_delete)
+    options = RunOptions(
+        dry_run=dry_run, allow_mass_delete=allow_mass_delete, retry_refused=retry_refused
+    )
     failed = locked = False
     for name in selected:
         started = time.monotonic()
@@ -120,6 +136,7 @@ def sync(obj: Context, accounts: tuple[str, ...], dry_run: bool, allow_mass_dele
         if obj.verbosity >= 0:
             bad = [f for f in report.folders if f.error]
             messages = sum(f.failed for f in report.folders)
+            held = sum(f.held for f in report.folders)
             totals = _totals(report)
             status = "dry run: " if dry_run else ""
             state = (
@@ -128,6 +145,7 @@ def sync(obj: Context, accounts: tuple[str, ...], dry_run: bool, allow_mass_dele
                 else f"{len(report.folders) - len(bad)} folders ok"
                 + (f", {len(bad)} failed" if bad else "")
                 + (f", {messages} messages failed" if messages else "")
+                + (f", {held} held back (refused by the server)" if held else "")
             )
             click.echo(
                 f"{name}: {status}{state}; {totals} ({time.monotonic() - started:.1f}s)", err=True
@@ -182,7 +200,8 @@ def check(obj: Context) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_obj
 def status(obj: Context, accounts: tuple[str, ...], as_json: bool) -> None:
-    """Show, per account and folder, the last sync, message counts and the last error."""
+    """Show, per account and folder, the last sync, message counts, the last error
+    and the local messages the server refused (held back until they change)."""
     from syncd.state import StateDB
 
     config = obj.load()
@@ -194,6 +213,7 @@ def status(obj: Context, accounts: tuple[str, ...], as_json: bool) -> None:
             db = StateDB(path)
             try:
                 for f in db.folders():
+                    held = db.refusals(f.id)
                     rows.append(
                         {
                             "folder": f.name,
@@ -201,6 +221,10 @@ def status(obj: Context, accounts: tuple[str, ...], as_json: bool) -> None:
                             "server": f.far_count,
                             "local": f.near_count,
                             "error": f.last_error,
+                            "held_back": [
+                                {"message": r.name, "size": r.size, "reason": r.reason}
+                                for r in sorted(held.values(), key=lambda r: r.name)
+                            ],
                         }
                     )
             finally:
@@ -221,6 +245,11 @@ def status(obj: Context, accounts: tuple[str, ...], as_json: bool) -> None:
             if r["error"]:
                 line += f", error: {r['error']}"
             click.echo(line)
+            for held in r["held_back"]:  # type: ignore[attr-defined]
+                click.echo(
+                    f"    held back (the server refused it): {held['message']} "
+                    f"({held['size']} bytes): {held['reason']}"
+                )
 
 
 @cli.group()

@@ -135,3 +135,22 @@ def flags_to_letters(flags: Iterable[str], keyword_index: Mapping[str, int], kee
 def is_keyword(flag: str) -> bool:
     """True for an IMAP keyword (``$Junk``, ``work``), false for a ``\\``-flag."""
     return flag not in SYSTEM_FLAGS and not flag.startswith("\\")
+
+
+def kept_local_only(flags: Iterable[str], permanent: Iterable[str] | None) -> Flags:
+    """The keywords in ``flags`` the server will not keep (RFC 3501 §7.1): those not
+    in the mailbox's PERMANENTFLAGS when it lacks ``\\*``.  None for ``permanent``
+    (the server sent no PERMANENTFLAGS) means every flag is kept.
+
+    Only keywords: a server that cannot keep a *system* flag is read-only for it,
+    and that is not something to paper over locally.  Keywords compare without
+    regard to case, as IMAP servers treat them.
+    """
+    if permanent is None:
+        return NO_FLAGS
+    allowed = {flag.lower() for flag in permanent}
+    if "\\*" in allowed:
+        return NO_FLAGS
+    return intern_flags(
+        frozenset(flag for flag in flags if is_keyword(flag) and flag.lower() not in allowed)
+    )

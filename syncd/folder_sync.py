@@ -24,15 +24,26 @@ from typing import TYPE_CHECKING, TypeVar
 
 from syncd import crashpoints
 from syncd.errors import FolderError, MessageError
-from syncd.flags import keyword_index, unmapped_flags
+from syncd.flags import kept_local_only, keyword_index, unmapped_flags
 from syncd.imap.parse import format_uid_set
 from syncd.imap.session import AppendError
 from syncd.maildir import directory_signature
 from syncd.message import to_crlf, to_lf
-from syncd.model import DELETED, SEEN, SYSTEM_FLAGS, Flags, MsgMeta, Pair, Side, intern_flags
+from syncd.model import (
+    DELETED,
+    NO_FLAGS,
+    SEEN,
+    SYSTEM_FLAGS,
+    Flags,
+    MsgMeta,
+    Pair,
+    Side,
+    intern_flags,
+)
 from syncd.reconcile import Copy, Delete, Forget, Plan, Policy, SetFlags, mass_delete_problems
 from syncd.reconcile import reconcile as reconcile_plan
 from syncd.recovery import find_on_far, pair_existing, recover_uidvalidity, resolve_intents
+from syncd.refusals import REMEMBERED_CODES, Refusal, held_back
 
 if TYPE_CHECKING:
     from syncd.imap.session import ImapSession, SelectInfo
@@ -111,6 +122,7 @@ class _Progress:
 class RunOptions:
     dry_run: bool = False
     allow_mass_delete: bool = False
+    retry_refused: bool = False  # offer messages the server refused for good again now
 
 
 @dataclass
@@ -125,6 +137,7 @@ class FolderReport:
     deleted_near: int = 0
     skipped: int = 0  # local files that are not messages (junk in cur/, symlinks...)
     failed: int = 0  # messages that could not be copied or changed this time
+    held: int = 0  # local messages the server refused before, not offered again yet
     error: str | None = None
     planned: list[str] = field(default_factory=list)
 
@@ -143,6 +156,7 @@ class FolderReport:
             f"{self.deleted_near} deleted here, {self.deleted_far} deleted on the server"
             + (f", {self.skipped} local files skipped" if self.skipped else "")
             + (f", {self.failed} failed" if self.failed else "")
+            + (f", {self.held} held back (refused by the server)" if self.held else "")
         )
 
 
@@ -201,15 +215,23 @@ class FolderSync:
         # What cur/ and new/ should list once our own changes are done: lets a run
         # that changed the Maildir still leave a trusted signature behind.
         self._expected: set[str] | None = None
+        self._refusals: dict[str, Refusal] = {}
+        self._new_refusals: list[Refusal] = []
 
     # --- the cycle -------------------------------------------------------------
 
     def run(self) -> FolderReport:
         st = self.db.ensure_folder(self.far_name)
         dry = self.options.dry_run
+        self._refusals = self.db.refusals(st.id)
+        retrying = self.options.retry_refused and bool(self._refusals)
+        if retrying:
+            self._refusals = {}
+            if not dry:
+                self.db.forget_refusals(st.id)
         signature = _signature(self.near.path)
         self._settled_at_start = signature is not None and _settled(signature)
-        if self._unchanged(st, signature):
+        if not retrying and self._unchanged(st, signature):
             return self.report
         if not self.near.exists():
             if st.uidvalidity is not None and self.db.count_pairs(st.id):
@@ -269,8 +291,28 @@ class FolderSync:
                 local=local,
                 log=self.log,
             )
+        local_only = self._local_only(st, sel, local)
+        if local_only:
+            # Keywords the server cannot keep are left out of the comparison on both
+            # the baseline and the local side, so they are neither sent every cycle
+            # nor taken for a removal on the server (RELIABILITY.md SRV-11).
+            pairs = [
+                dataclasses.replace(p, flags=intern_flags(p.flags - local_only))
+                if p.flags & local_only
+                else p
+                for p in pairs
+            ]
         far = self._far_listing(st, sel, pairs, uidvalidity_changed)
-        near_listing = {name: MsgMeta(m.flags, m.size) for name, m in local.items()}
+        near_listing = {
+            name: MsgMeta(
+                intern_flags(m.flags - local_only) if m.flags & local_only else m.flags, m.size
+            )
+            for name, m in local.items()
+        }
+        if self._refusals and not dry:
+            gone = [n for n in self._refusals if n not in local]
+            if gone:
+                self.db.forget_refusals(st.id, gone)
         plan = reconcile_plan(pairs, far, near_listing, self.policy)
         too_much = mass_delete_problems(plan)
         if too_much and not self.options.allow_mass_delete:
@@ -309,6 +351,15 @@ class FolderSync:
             or not self.session.has_condstore
         ):
             return False
+        if self._refusals:
+            limit, now = self.session.append_limit, time.time()
+            due = [
+                r
+                for r in self._refusals.values()
+                if not held_back(r, size=r.size, limit=limit, now=now)
+            ]
+            if due:
+                return False  # a refused message is due to be offered again
         status = self.session.status(self.far_name)
         unchanged = (
             status.uidvalidity == st.uidvalidity
@@ -318,7 +369,37 @@ class FolderSync:
         )
         if unchanged:
             self.log.debug("unchanged on both sides since the last sync")
+            self.report.held = len(self._refusals)
         return unchanged
+
+    def _local_only(
+        self, st: FolderState, sel: SelectInfo, local: Mapping[str, LocalMessage]
+    ) -> Flags:
+        """The local keywords this folder on the server cannot keep (SRV-11); each is
+        reported once, the first time it is seen (remembered in the state).
+
+        A read-only SELECT (``--dry-run`` uses EXAMINE) reports no permanent flags
+        at all, so nothing is masked then."""
+        if sel.readonly:
+            return NO_FLAGS
+        reported = self.db.local_only_flags(st.id)
+        if sel.permanent_flags is None or "\\*" in sel.permanent_flags:
+            if reported:
+                self.db.set_local_only_flags(st.id, ())
+            return NO_FLAGS
+        distinct = {m.flags for m in local.values()}
+        keywords = frozenset().union(*distinct) - SYSTEM_FLAGS if distinct else NO_FLAGS
+        local_only = kept_local_only(keywords, sel.permanent_flags)
+        new = local_only - reported
+        if new:
+            self.log.warning(
+                "the server does not keep the keyword%s %s in this folder (no \\* in its "
+                "PERMANENTFLAGS): kept on this computer only",
+                "s" if len(new) > 1 else "",
+                ", ".join(sorted(new)),
+            )
+            self.db.set_local_only_flags(st.id, reported | new)
+        return local_only
 
     def _trusted_signature(self, before: str | None) -> str | None:
         """The local signature to compare with next time, or None to rescan then.
@@ -521,11 +602,23 @@ class FolderSync:
         local: dict[str, LocalMessage],
     ) -> None:
         uidnext = sel.uidnext
+        limit, now = self.session.append_limit, time.time()
         progress = _Progress(self, "uploaded", len(copies))
         for batch in batched(copies, lambda c: c.size or 0, UPLOAD_BATCH_BYTES, UPLOAD_BATCH_COUNT):
             items: list[tuple[Copy, LocalMessage, bytes]] = []
             for copy in batch:
                 msg = local[str(copy.key)]
+                refusal = self._refusals.get(msg.name)
+                if refusal is not None and held_back(refusal, size=msg.size, limit=limit, now=now):
+                    self.log.info(
+                        "held back: %s: the server refused it before (%s); offered again "
+                        "when the file or the server's limit changes, after a day, or with "
+                        "`syncd sync --retry-refused`",
+                        self.near.path / msg.subdir / msg.filename,
+                        refusal.reason,
+                    )
+                    self.report.held += 1
+                    continue
                 try:
                     data = to_crlf(self.near.read(msg))
                 except MessageError as exc:
@@ -582,7 +675,13 @@ class FolderSync:
                 for i, (_, m, _) in zip(ids, items, strict=True)
                 if m.name in matched or m.name in refused
             ]
-            self.db.apply(st.id, add=added, remove=removed, done_intents=done)
+            self.db.apply(
+                st.id, add=added, remove=removed, done_intents=done, refused=self._new_refusals
+            )
+            self._new_refusals = []
+            again = [n for n in matched if n in self._refusals]
+            if again:
+                self.db.forget_refusals(st.id, again)
             crashpoints.step("upload-commit")
             self.report.uploaded += len(added)
             real = [u for u in uids if u]
@@ -596,7 +695,7 @@ class FolderSync:
         """APPEND a batch; returns per message its UID, None (appended, UID unknown)
         or REFUSED (the server said no; already logged)."""
         batch = [(d, c.flags, datetime.fromtimestamp(m.mtime, tz=UTC)) for c, m, d in items]
-        names = [m.filename for _, m, _ in items]
+        msgs = [m for _, m, _ in items]
         out: list[int | None] = []
         while batch:
             try:
@@ -605,21 +704,20 @@ class FolderSync:
             except AppendError as exc:
                 if len(batch) > 1 and not exc.appended and self.session.has_multiappend:
                     # MULTIAPPEND is all or nothing: find the refused one message by message.
-                    out.extend(self._append_each(batch, names, uidvalidity))
+                    out.extend(self._append_each(batch, msgs, uidvalidity))
                     return out
                 out.extend(exc.appended)
                 refused = len(exc.appended)
-                self.log.warning("not uploaded: %s: %s", names[refused], exc)
-                self.report.failed += 1
+                self._refused(msgs[refused], exc)
                 out.append(REFUSED)
-                batch, names = batch[refused + 1 :], names[refused + 1 :]
+                batch, msgs = batch[refused + 1 :], msgs[refused + 1 :]
         return out
 
     def _append_each(
-        self, batch: list[tuple[bytes, Flags, datetime]], names: list[str], uidvalidity: int
+        self, batch: list[tuple[bytes, Flags, datetime]], msgs: list[LocalMessage], uidvalidity: int
     ) -> list[int | None]:
         out: list[int | None] = []
-        for (data, flags, when), name in zip(batch, names, strict=True):
+        for (data, flags, when), msg in zip(batch, msgs, strict=True):
             try:
                 out.append(
                     self.session.append(
@@ -627,10 +725,21 @@ class FolderSync:
                     )
                 )
             except AppendError as exc:
-                self.log.warning("not uploaded: %s: %s", name, exc)
-                self.report.failed += 1
+                self._refused(msg, exc)
                 out.append(REFUSED)
         return out
+
+    def _refused(self, msg: LocalMessage, exc: AppendError) -> None:
+        """Report a refused APPEND; remember it when the refusal is for good."""
+        self.log.warning("not uploaded: %s: %s", msg.filename, exc)
+        self.report.failed += 1
+        if exc.code in REMEMBERED_CODES:
+            reason = str(exc).rpartition(" refused: ")[2] or exc.code
+            self._new_refusals.append(
+                Refusal(
+                    msg.name, msg.size, exc.code, self.session.append_limit, reason, time.time()
+                )
+            )
 
     def _set_flags(
         self, st: FolderState, changes: Sequence[SetFlags], local: dict[str, LocalMessage]

@@ -1,7 +1,9 @@
 """The sync state: one SQLite database per account (WAL, file mode 0600).
 
 Per folder: the far name, UIDVALIDITY, HIGHESTMODSEQ, UIDNEXT and the outcome
-of the last sync.  Per pair: far UID, near unique name, the baseline flags and
+of the last sync; the local messages the server refused for good
+(:mod:`syncd.refusals`) and the keywords already reported as kept locally only.
+Per pair: far UID, near unique name, the baseline flags and
 the size.  Plus the *intent log*: a copy is recorded before it starts and
 cleared in the same transaction that records its result, so a crash between
 the two leaves an intent that the next run resolves (adopting what was
@@ -19,6 +21,7 @@ from pathlib import Path
 
 from syncd.errors import AccountError
 from syncd.model import Flags, Pair, format_flags, parse_flags
+from syncd.refusals import Refusal
 
 SCHEMA_VERSION = 1
 
@@ -54,6 +57,21 @@ CREATE TABLE IF NOT EXISTS intents (
     size INTEGER,
     uidnext INTEGER,
     created REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS refusals (
+    folder_id INTEGER NOT NULL REFERENCES folders(id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    code TEXT NOT NULL,
+    append_limit INTEGER,
+    reason TEXT NOT NULL,
+    at REAL NOT NULL,
+    PRIMARY KEY (folder_id, name)
+);
+CREATE TABLE IF NOT EXISTS local_only_flags (
+    folder_id INTEGER NOT NULL REFERENCES folders(id) ON DELETE CASCADE,
+    flag TEXT NOT NULL,
+    PRIMARY KEY (folder_id, flag)
 );
 """
 
@@ -204,6 +222,7 @@ class StateDB:
         remove: Iterable[Pair] = (),
         rebase: Iterable[tuple[Pair, Flags]] = (),
         done_intents: Iterable[int] = (),
+        refused: Iterable[Refusal] = (),
     ) -> None:
         """Record the results of a batch of actions in one transaction."""
         db = self._db
@@ -221,6 +240,11 @@ class StateDB:
                 [(format_flags(f), folder_id, p.far, p.near) for p, f in rebase],
             )
             db.executemany("DELETE FROM intents WHERE id = ?", [(i,) for i in done_intents])
+            db.executemany(
+                "INSERT OR REPLACE INTO refusals(folder_id, name, size, code, append_limit,"
+                " reason, at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [(folder_id, r.name, r.size, r.code, r.limit, r.reason, r.at) for r in refused],
+            )
 
     def replace_pairs(self, folder_id: int, pairs: Sequence[Pair], **folder_fields: object) -> None:
         """Swap the folder's whole pair table (UIDVALIDITY recovery, a vanished local folder)."""
@@ -268,6 +292,53 @@ class StateDB:
             (folder_id,),
         ).fetchall()
         return [Intent(i, k, u, n, parse_flags(f), s, x) for i, k, u, n, f, s, x in rows]
+
+    # --- refusals and local-only keywords ---------------------------------------
+
+    def refusals(self, folder_id: int | None = None) -> dict[str, Refusal]:
+        """Remembered refusals of a folder by unique name (of every folder when None,
+        keyed ``"<folder>/<name>"``)."""
+        if folder_id is None:
+            rows = self._db.execute(
+                "SELECT f.name || '/' || r.name, r.name, r.size, r.code, r.append_limit,"
+                " r.reason, r.at FROM refusals r JOIN folders f ON f.id = r.folder_id"
+            )
+        else:
+            rows = self._db.execute(
+                "SELECT name, name, size, code, append_limit, reason, at FROM refusals"
+                " WHERE folder_id = ?",
+                (folder_id,),
+            )
+        return {key: Refusal(n, s, c, lim, r, at) for key, n, s, c, lim, r, at in rows}
+
+    def forget_refusals(self, folder_id: int | None, names: Iterable[str] | None = None) -> None:
+        """Drop remembered refusals: ``names`` of a folder, all of a folder (``names``
+        None) or all of the account (``folder_id`` None)."""
+        with self.transaction():
+            if folder_id is None:
+                self._db.execute("DELETE FROM refusals")
+            elif names is None:
+                self._db.execute("DELETE FROM refusals WHERE folder_id = ?", (folder_id,))
+            else:
+                self._db.executemany(
+                    "DELETE FROM refusals WHERE folder_id = ? AND name = ?",
+                    [(folder_id, n) for n in names],
+                )
+
+    def local_only_flags(self, folder_id: int) -> frozenset[str]:
+        """Keywords already reported as not kept by the server for this folder."""
+        rows = self._db.execute(
+            "SELECT flag FROM local_only_flags WHERE folder_id = ?", (folder_id,)
+        )
+        return frozenset(r[0] for r in rows)
+
+    def set_local_only_flags(self, folder_id: int, flags: Iterable[str]) -> None:
+        with self.transaction():
+            self._db.execute("DELETE FROM local_only_flags WHERE folder_id = ?", (folder_id,))
+            self._db.executemany(
+                "INSERT INTO local_only_flags(folder_id, flag) VALUES (?, ?)",
+                [(folder_id, f) for f in sorted(flags)],
+            )
 
 
 class _Transaction:

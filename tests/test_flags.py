@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from syncd.flags import (
     flags_to_letters,
+    kept_local_only,
     keyword_index,
     letters_to_flags,
     parse_info,
@@ -113,3 +114,18 @@ def test_encoding_is_idempotent(flags: frozenset[str], keep: str) -> None:
     once = flags_to_letters(flags, INDEX, extra)
     again_flags, again_extra = split_letters(once, KEYWORDS)
     assert flags_to_letters(again_flags, INDEX, again_extra) == once
+
+
+@pytest.mark.parametrize(
+    ("permanent", "expected"),
+    [
+        (None, frozenset()),  # no PERMANENTFLAGS: everything is kept (RFC 3501 §7.1)
+        (frozenset({"\\Seen", "\\*"}), frozenset()),  # \* : any new keyword is kept
+        (frozenset({"\\Seen", "\\Flagged"}), frozenset({"$Label1", "work"})),
+        (frozenset({"\\Seen", "$label1"}), frozenset({"work"})),  # keywords ignore case
+        (frozenset(), frozenset({"$Label1", "work"})),  # system flags are never masked
+    ],
+)
+def test_kept_local_only(permanent: frozenset[str] | None, expected: frozenset[str]) -> None:
+    flags = {SEEN, FLAGGED, DELETED, "$Label1", "work"}
+    assert kept_local_only(flags, permanent) == expected

@@ -190,7 +190,11 @@ def test_select_plain_and_missing(imap: ImapSession) -> None:
     assert info.uidvalidity > 0
     assert info.highestmodseq is not None
     assert not info.readonly
-    assert imap.select("INBOX", readonly=True).readonly
+    # Dovecot keeps any keyword (\*) in a writable mailbox, none in a read-only one.
+    assert info.permanent_flags is not None and "\\*" in info.permanent_flags
+    assert {"\\Seen", "\\Deleted"} <= info.permanent_flags
+    examined = imap.select("INBOX", readonly=True)
+    assert examined.readonly and examined.permanent_flags == frozenset()
     with pytest.raises(FolderError, match="SELECT Nope"):
         imap.select("Nope")
     assert imap.selected is None

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from syncd.model import Pair
+from syncd.refusals import Refusal
 from syncd.state import StateDB
 
 
@@ -48,3 +49,28 @@ def test_failed_batch_records_nothing(tmp_path: Path) -> None:
     with pytest.raises(sqlite3.IntegrityError, match="UNIQUE"):
         db.apply(f.id, add=[Pair(2, "b", frozenset()), Pair(1, "c", frozenset())])
     assert db.pairs(f.id) == [Pair(1, "a", frozenset())]
+
+
+def test_refusals_and_local_only_keywords_survive_a_reopen(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    db = StateDB(path)
+    inbox, sent = db.ensure_folder("INBOX"), db.ensure_folder("Sent")
+    big = Refusal("n1", 1_500_000, "LIMIT", None, "[LIMIT] too large", 100.0)
+    db.apply(inbox.id, refused=[big, Refusal("n2", 9, "TOOBIG", 5, "[TOOBIG]", 1.0)])
+    db.apply(sent.id, refused=[Refusal("n1", 3, "LIMIT", None, "x", 2.0)])
+    db.set_local_only_flags(inbox.id, {"$Label1", "work"})
+    db.close()
+
+    db = StateDB(path)
+    assert db.refusals(inbox.id)["n1"] == big
+    assert set(db.refusals()) == {"INBOX/n1", "INBOX/n2", "Sent/n1"}
+    db.forget_refusals(inbox.id, ["n2"])
+    assert set(db.refusals(inbox.id)) == {"n1"}
+    db.forget_refusals(inbox.id)
+    assert db.refusals(inbox.id) == {} and set(db.refusals(sent.id)) == {"n1"}
+    db.forget_refusals(None)
+    assert db.refusals() == {}
+    assert db.local_only_flags(inbox.id) == {"$Label1", "work"}
+    assert db.local_only_flags(sent.id) == frozenset()
+    db.set_local_only_flags(inbox.id, ())
+    assert db.local_only_flags(inbox.id) == frozenset()

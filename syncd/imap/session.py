@@ -53,6 +53,7 @@ from syncd.imap.parse import (
     check_mailbox_name,
     chunk_uid_sets,
     clean_text,
+    decode_flags,
     decode_mailbox_name,
     encode_mailbox_name,
     flags_to_text,
@@ -130,6 +131,9 @@ class SelectInfo:
     changed: dict[int, FlagInfo]
     readonly: bool = False
     sticky: bool = True  # False after "NO [UIDNOTSTICKY]" (RFC 4315 §3): UIDs do not last
+    # PERMANENTFLAGS as sent, ``\\*`` included; None when the server sent none (then
+    # every flag is permanent, RFC 3501 §7.1).
+    permanent_flags: frozenset[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -145,11 +149,13 @@ class AppendError(MessageError):
     """The server refused an APPEND.  ``appended`` holds the results (UID or None) of
     the messages of the batch that *were* appended before the refusal, in order: retry
     only ``messages[len(appended):]``.  With MULTIAPPEND it is always empty (RFC 3502:
-    all or nothing)."""
+    all or nothing).  ``code`` is the response code of the refusal, upper-cased
+    (``"TOOBIG"``, ``"LIMIT"``, ``"OVERQUOTA"``...), or None."""
 
-    def __init__(self, message: str, appended: list[int | None]) -> None:
+    def __init__(self, message: str, appended: list[int | None], code: str | None = None) -> None:
         super().__init__(message)
         self.appended = appended
+        self.code = code
 
 
 # ---------------------------------------------------------------------------------------
@@ -450,6 +456,15 @@ class ImapSession:
         return "MULTIAPPEND" in self.capabilities
 
     @property
+    def append_limit(self) -> int | None:
+        """The server-wide ``APPENDLIMIT=<n>`` (RFC 7889) in octets, or None."""
+        for cap in self.capabilities:
+            if cap.startswith("APPENDLIMIT="):
+                value = cap.partition("=")[2]
+                return int(value) if value.isdigit() else None
+        return None
+
+    @property
     def has_idle(self) -> bool:
         return "IDLE" in self.capabilities
 
@@ -606,6 +621,7 @@ class ImapSession:
         uidvalidity = uidnext = highestmodseq = None
         nomodseq = False
         sticky = True
+        permanent: frozenset[str] | None = None
         vanished: set[int] = set()
         fetches: list[FetchEntry] = []
         rest: list[tuple[str, Any]] = []
@@ -625,6 +641,8 @@ class ImapSession:
                     highestmodseq = _int(value, None)
                 elif key == "NOMODSEQ":
                     nomodseq = True
+                elif key == "PERMANENTFLAGS":
+                    permanent = _permanent_flags(value)
                 elif key == "ALERT":
                     self._alert(dat)
             elif rtyp == "NO" and isinstance(dat, bytes):
@@ -659,6 +677,7 @@ class ImapSession:
             changed=changed,
             readonly=readonly_now,
             sticky=sticky,
+            permanent_flags=permanent,
         )
 
     def _compute_uidnext(self, exists: int) -> int:
@@ -955,7 +974,7 @@ class ImapSession:
             try:
                 out.extend(self._append(folder, [message], uidvalidity))
             except AppendError as exc:
-                raise AppendError(str(exc), out) from exc
+                raise AppendError(str(exc), out, exc.code) from exc
         return out
 
     def _append(
@@ -976,7 +995,12 @@ class ImapSession:
         self._file_events(self._take())
         text = resp[0] if resp and isinstance(resp[0], bytes) else b""
         if typ != "OK":
-            raise AppendError(f"{self._where}: APPEND to {folder} refused: {clean_text(text)}", [])
+            code = response_code(text)
+            raise AppendError(
+                f"{self._where}: APPEND to {folder} refused: {clean_text(text)}",
+                [],
+                code[0] if code else None,
+            )
         none: list[int | None] = [None] * len(messages)
         if not self.has_uidplus:
             return none
@@ -1372,6 +1396,14 @@ _SELECT_DATA = frozenset(
         "UNSEEN",
     }
 )
+
+
+def _permanent_flags(value: bytes) -> frozenset[str]:
+    """``b"(\\Seen \\Deleted $Label \\*)"`` -> the flag names, ``\\*`` kept (it is not
+    a flag atom, so :func:`decode_flags` would drop it)."""
+    items = value.strip().strip(b"()").split()
+    star = {"\\*"} if any(i == b"\\*" for i in items) else set()
+    return frozenset(decode_flags(b" ".join(i for i in items if i != b"\\*")) | star)
 
 
 def _ssl_context(ca_file: Path | None) -> ssl.SSLContext:

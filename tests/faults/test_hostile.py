@@ -8,7 +8,6 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import pytest
 from faults.common import config_for, converged, duplicates, idempotent, message, seed, tree
 from faults.proxy import Conn, Direction, front
 from support.imap import append, server_snapshot
@@ -530,10 +529,8 @@ def test_srv11_a_server_without_keywords_does_not_break_the_sync(
     tmp_path: Path, dovecot: DevServer, account: User
 ) -> None:
     """SRV-11: PERMANENTFLAGS without ``\\*`` and keywords silently not kept: every run
-    succeeds, the new message is uploaded once, system flags are kept on both sides.
-    What happens today (see the xfail below): run 1 STOREs the keyword (lost by the
-    server), run 2 sees it "removed on the server" and removes it locally, run 3 is a
-    no-op."""
+    succeeds, the new message is uploaded once, system flags are kept on both sides,
+    and the server never gets the keyword."""
     _stderr, local, remote = _srv11_scenario(tmp_path, dovecot, account)
     assert set(local) == set(remote) == {
         "<far0@faults.test>", "<near0@faults.test>", "<near1@faults.test>",
@@ -546,16 +543,14 @@ def test_srv11_a_server_without_keywords_does_not_break_the_sync(
     assert {m: f - {"$Label1"} for m, f in local.items()} == remote
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="syncd ignores PERMANENTFLAGS: a keyword the server does not keep is removed "
-    "locally on the next run (SRV-11 wants it kept locally and reported once)",
-)
 def test_srv11_keywords_the_server_cannot_keep_stay_local(
     tmp_path: Path, dovecot: DevServer, account: User
 ) -> None:
-    """SRV-11 (the catalogue's expectation): the local keyword survives every run."""
-    _stderr, local, _remote = _srv11_scenario(tmp_path, dovecot, account)
+    """SRV-11 (the catalogue's expectation): the local keyword survives every run, is
+    reported once (the first run that sees it), and is never offered to the server."""
+    stderr, local, _remote = _srv11_scenario(tmp_path, dovecot, account)
+    said = [err.count("does not keep the keyword $Label1") for err in stderr]
+    assert said == [1, 0, 0], stderr
     assert local == {
         "<far0@faults.test>": frozenset({"\\Seen", "$Label1"}),
         "<near0@faults.test>": frozenset({"\\Seen", "$Label1"}),

@@ -6,13 +6,13 @@ the quota allows it.  The quota/limit servers are real Dovecots with the quota p
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import subprocess
 import time
 from pathlib import Path
 
-import pytest
 from faults.common import config_for, converged, duplicates, idempotent, message
 from faults.proxy import front
 from support import StartServer
@@ -210,11 +210,6 @@ def test_srv13_append_over_the_servers_size_limit_fails_for_that_message_only(
     assert duplicates(server_snapshot(server, user)) == {}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a message the server refused (NO [LIMIT]/[OVERQUOTA]) is APPENDed again on "
-    "every run; SRV-13 wants it remembered and not retried until it or the limit changes",
-)
 def test_srv13_refused_append_is_not_retried_every_cycle(
     tmp_path: Path, dovecot_server: StartServer
 ) -> None:
@@ -222,3 +217,50 @@ def test_srv13_refused_append_is_not_retried_every_cycle(
     _user, _maildir, _runs, appends = _limit_scenario(tmp_path, server)
     assert appends[0] >= 1
     assert appends[1] == 0
+
+
+def test_srv13_a_held_back_message_is_offered_again_when_it_changes(
+    tmp_path: Path, dovecot_server: StartServer
+) -> None:
+    """SRV-13: after the refusal, runs hold the message back (no APPEND, exit 1, the
+    summary says "held back"); ``--retry-refused`` offers it once more (refused again);
+    once the file is changed to fit, it is uploaded exactly once and the runs exit 0."""
+    server = dovecot_server(extra_conf=LIMIT_CONF)
+    user = server.add_user()
+    maildir = tmp_path / "Mail"
+    deliver(maildir, message("small0"), "S")
+    big = deliver(maildir, message("toobig", size_pad=1_500_000), "S")
+    with front(server) as p:
+        config = config_for(tmp_path, server, user, maildir, port=p.port)
+
+        def run(*args: str) -> tuple[subprocess.CompletedProcess[str], int]:
+            start = len(p.upstream_bytes)
+            done = run_syncd("sync", *args, config=config, timeout=60)
+            return done, bytes(p.upstream_bytes[start:]).count(b" APPEND ")
+
+        first, sent = run()
+        assert first.returncode == 1 and sent >= 1, first.stderr
+        held, sent = run()
+        assert (held.returncode, sent) == (1, 0), held.stderr
+        assert "1 held back (refused by the server)" in held.stderr, held.stderr
+        status = run_syncd("status", "--json", config=config, check=True)
+        [folders] = json.loads(status.stdout).values()
+        [inbox] = [f for f in folders if f["folder"] == "INBOX"]
+        [entry] = inbox["held_back"]
+        assert big.name.startswith(entry["message"]) and "[LIMIT]" in entry["reason"], entry
+        again, sent = run("--retry-refused")
+        assert (again.returncode, sent) == (1, 1), again.stderr
+        assert "[LIMIT]" in again.stderr, again.stderr
+        # The user trims the message: a smaller file renamed over it (same unique name).
+        current = next((maildir / "cur").glob(big.name.split(":")[0] + "*"))
+        trimmed = maildir / "tmp" / "trimmed"
+        trimmed.write_bytes(message("toobig", size_pad=1000))
+        os.replace(trimmed, current)
+        fits, sent = run()
+        assert (fits.returncode, sent) == (0, 1), fits.stderr
+        assert "1 uploaded" in fits.stderr, fits.stderr
+        quiet, sent = run()
+        assert (quiet.returncode, sent) == (0, 0), quiet.stderr
+    remote = server_snapshot(server, user)["INBOX"]
+    assert sorted(v.message_id for v in remote) == ["<small0@faults.test>", "<toobig@faults.test>"]
+    converged(server, user, maildir)
