@@ -655,11 +655,13 @@ def check_config(path: Path) -> list[str]:
     problems = _Problems(Path(path))
     config = _read(Path(path), problems)
     if config is not None:
-        from syncd.rules import parse_rules  # rules build on this module
+        from syncd.plugins import check_plugins  # both build on this module
+        from syncd.rules import parse_rules
 
         for account in config.accounts.values():
             try:
                 parse_rules(account, file=config.path)
             except ConfigError as exc:
                 problems.lines.append(str(exc))
+        problems.lines += check_plugins(config)
     return problems.lines

@@ -11,11 +11,15 @@ The contract every hook shares:
 - Plugins say *what to do*; syncd does it.  A plugin never gets the IMAP
   connection, a password, the keyring or a credential command: only an
   :class:`~syncd.plugins.AccountInfo` (name, host, user, Maildir, settings).
-- Hooks run in the account's sync thread with the account lock held, in
-  pluggy's order (last registered first, ``tryfirst``/``trylast`` respected).
-  Each plugin is called on its own: one that raises or returns something that
-  is not what its spec says is named in the log, skipped for the rest of that
-  account's run, and the sync goes on (the run then exits non-zero).
+- Hooks run one at a time, on a worker thread of the account's sync, with the
+  account lock held, in pluggy's order (last registered first,
+  ``tryfirst``/``trylast`` respected).  A call that does not return within
+  ``[plugins] timeout`` seconds (default 30; a plugin that needs longer, such as
+  an indexer, sets a ``syncd_timeout`` attribute on its plugin object) is
+  abandoned.  Each plugin is called on its own: one that raises, hangs past its
+  limit, or returns something that is not what its spec says is named in the
+  log, skipped for the rest of that account's run, and the sync goes on (the run
+  then exits non-zero).
 - Wrapper implementations (``wrapper=True``/``hookwrapper=True``) are refused
   at load time: syncd calls each implementation directly to isolate it.
 - Folder names are the user's spelling: Unicode, ``/`` between levels,

@@ -8,21 +8,26 @@
   left out; syncd starts all the same.
 - :class:`Plugins` is the typed facade over ``pm.hook``: it calls each
   implementation on its own, checks what it returns, and isolates a plugin
-  that raises or returns garbage (named in the log, skipped for the rest of
-  the account's run, counted as a failure).
+  that raises, returns garbage or does not return within ``[plugins] timeout``
+  seconds (named in the log, skipped for the rest of the account's run,
+  counted as a failure).
 - :class:`RuleHooks` implements the engine's ``SyncHooks``: rules run in
   ``before_folder``, so mail they file arrives locally in its final folder.
 
 Settings: ``[plugins.NAME]`` tables are handed to plugins as
-``AccountInfo.settings["NAME"]``; syncd itself reads only ``disable``.
+``AccountInfo.settings["NAME"]``; syncd itself reads only ``disable`` and
+``timeout`` (seconds a plugin call may take, default 30).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+import math
+import queue
 import re
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from email.message import Message
 from importlib.metadata import entry_points
@@ -49,6 +54,8 @@ logger = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP: Final = "syncd"
 BUILTIN_RULES: Final = "rules"
+#: Seconds one plugin call may take before it is abandoned (``[plugins] timeout``).
+DEFAULT_TIMEOUT: Final = 30.0
 _FIELD_RE: Final = re.compile(r"[!-9;-~]+")
 
 
@@ -148,22 +155,124 @@ class TomlRules:
         return [r for r in self._rules.get(account.name, ()) if r.folder == folder]
 
 
+# --------------------------------------------------------------------------- calls with a deadline
+
+
+class _Timeout(Exception):
+    """A plugin call did not return in time (internal to the facade)."""
+
+
+_Job = tuple[Callable[..., Any], tuple[Any, ...]]
+
+
+class _CallThread:
+    """One long-lived daemon thread that runs plugin calls one at a time, so that the
+    caller can stop waiting for a call that never returns.
+
+    Python cannot kill a thread: a call that overruns is *abandoned* — the caller
+    stops waiting, this thread is never used again and ends by itself if the call
+    ever returns.  Hand-written rather than ``concurrent.futures``: the
+    ThreadPoolExecutor's workers are joined at interpreter exit, so one stuck
+    plugin would keep ``syncd sync`` from exiting; and one thread per call would
+    cost too much for ``syncd_classify``, which runs once per new message.
+    """
+
+    def __init__(self, name: str) -> None:
+        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._outcomes: queue.SimpleQueue[tuple[bool, Any]] = queue.SimpleQueue()
+        self.abandoned = False
+        self.thread = threading.Thread(target=self._serve, name=name, daemon=True)
+        self.thread.start()
+
+    def call(self, function: Callable[..., Any], args: tuple[Any, ...], timeout: float) -> Any:
+        """``function(*args)`` on this thread; what it returns or raises, or
+        :class:`_Timeout` after ``timeout`` seconds (this thread is then abandoned)."""
+        self._jobs.put((function, args))
+        try:
+            ok, value = self._outcomes.get(timeout=min(timeout, threading.TIMEOUT_MAX))
+        except queue.Empty:
+            self.stop()
+            raise _Timeout from None
+        except BaseException:
+            # Interrupted (KeyboardInterrupt) while the call runs: its outcome would
+            # be taken for the next call's, so this thread is done with.
+            self.stop()
+            raise
+        if ok:
+            return value
+        raise value
+
+    def stop(self) -> None:
+        """No more calls: the thread ends after the one it runs, if any."""
+        self.abandoned = True
+        self._jobs.put(None)
+
+    def _serve(self) -> None:
+        # The `del`s keep an idle thread from holding the last call's arguments
+        # (a message's headers) and result alive until the next call.
+        while (job := self._jobs.get()) is not None:
+            function, args = job
+            del job
+            try:
+                outcome: tuple[bool, Any] = (True, function(*args))
+            # Whatever the plugin raised belongs to the caller, which re-raises it
+            # on its own thread (and isolates the plugin there).
+            except BaseException as exc:  # noqa: BLE001
+                outcome = (False, exc)
+            del function, args
+            self._outcomes.put(outcome)
+            del outcome
+
+
 # --------------------------------------------------------------------------- the facade
 
 
 class Plugins:
-    """Typed, isolating calls into the registered plugins."""
+    """Typed, isolating calls into the registered plugins.
 
-    def __init__(self, pm: pluggy.PluginManager, infos: Sequence[PluginInfo] = ()) -> None:
+    Each plugin call runs on a worker thread with a deadline of ``timeout``
+    seconds.  Not thread-safe: one account's sync calls it from one thread.
+    """
+
+    def __init__(
+        self,
+        pm: pluggy.PluginManager,
+        infos: Sequence[PluginInfo] = (),
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> None:
         self.pm = pm
         self.infos = list(infos)
+        self.timeout = timeout
         self.failures: list[str] = [i.problem for i in infos if i.problem]
         self._broken: set[str] = set()
+        self._worker: _CallThread | None = None
+        # plugin -> (hook, thread) of a call that overran and may still be running.
+        self._stuck: dict[str, tuple[str, threading.Thread]] = {}
 
     def start_run(self) -> None:
-        """A new account run: plugins that failed in the last one get another chance."""
+        """A new account run: plugins that failed in the last one get another chance,
+        except one whose abandoned call is still running (calling it again would
+        run it twice at once and pile up stuck threads, one per run)."""
         self._broken.clear()
         self.failures = [i.problem for i in self.infos if i.problem]
+        for name, hook in self.stuck.items():
+            why = f"plugin {name} has still not returned from {hook}, called in an earlier run"
+            self._fail(name, why)
+
+    @property
+    def stuck(self) -> dict[str, str]:
+        """Plugins whose abandoned call is still running: plugin name -> hook."""
+        for name, (_hook, thread) in list(self._stuck.items()):
+            if not thread.is_alive():
+                del self._stuck[name]
+        return {name: hook for name, (hook, _thread) in self._stuck.items()}
+
+    def close(self) -> None:
+        """Let the worker thread end (a later call starts a new one)."""
+        if self._worker is not None:
+            self._worker.stop()
+            self._worker = None
 
     # -- hooks ------------------------------------------------------------------
 
@@ -229,8 +338,9 @@ class Plugins:
     def _call(self, hook: str, **kwargs: Any) -> list[tuple[int, str, Any]]:
         """Call each implementation of ``hook`` in pluggy's order, on its own.
 
-        Returns ``(rank, plugin name, result)``; a plugin that raises is logged
-        with its name, marked broken for this run, and left out.
+        Returns ``(rank, plugin name, result)``; a plugin that raises or does not
+        return within ``timeout`` seconds is logged with its name, marked broken
+        for this run, and left out.
         """
         caller = getattr(self.pm.hook, hook)
         results: list[tuple[int, str, Any]] = []
@@ -239,14 +349,34 @@ class Plugins:
             name = impl.plugin_name
             if name in self._broken:
                 continue
+            worker = self._worker
+            if worker is None:
+                worker = self._worker = _CallThread(f"syncd-plugins-{id(self):x}")
+            limit, source = _limit_for(impl.plugin, self.timeout)
             try:
-                result = impl.function(*(kwargs[arg] for arg in impl.argnames))
+                result = worker.call(
+                    impl.function, tuple(kwargs[arg] for arg in impl.argnames), limit
+                )
+            # A plugin that hangs must not hold the account (RELIABILITY PLG-03).  Plugins
+            # never get the IMAP connection (see hookspecs), so the connection is in a
+            # known state and needs no reset: only the worker thread is given up.
+            except _Timeout:
+                self._stuck[name] = (hook, worker.thread)
+                self._fail(
+                    name,
+                    f"plugin {name} did not return from {hook} within {limit:g} s"
+                    f"{_where(kwargs)} (limit: {source})",
+                )
+                continue
             # A plugin's bug must not stop the sync (RELIABILITY PLG-01): whatever it
             # raised is logged with its traceback and the plugin is skipped.
             except Exception as exc:
                 self._fail(name, f"plugin {name} raised in {hook}: {type(exc).__name__}: {exc}")
                 logger.debug("traceback of plugin %s", name, exc_info=True)
                 continue
+            finally:
+                if worker.abandoned:
+                    self._worker = None
             results.append((rank, name, result))
         return results
 
@@ -264,12 +394,56 @@ class Plugins:
         self.failures.append(message)
 
 
+def _where(kwargs: Mapping[str, Any]) -> str:
+    """``" in account work, folder INBOX, UID 7"`` from a hook's arguments, as far as known."""
+    parts = []
+    account = kwargs.get("account")
+    if isinstance(account, AccountInfo):
+        parts.append(f"account {account.name}")
+    folder = kwargs.get("folder")
+    if isinstance(folder, str):
+        parts.append(f"folder {folder}")
+    uid = kwargs.get("uid")
+    if isinstance(uid, int):
+        parts.append(f"UID {uid}")
+    return " in " + ", ".join(parts) if parts else ""
+
+
+def _limit_for(plugin: object, configured: float) -> tuple[float, str]:
+    """The deadline of one call into ``plugin`` and where it comes from: ``[plugins]
+    timeout``, or the plugin's own ``syncd_timeout`` when that is longer (a plugin
+    that runs an indexer, say, knows it needs minutes; a user's shorter global
+    limit should not turn every such run into a failure)."""
+    declared = getattr(plugin, "syncd_timeout", None)
+    if (
+        isinstance(declared, int | float)
+        and not isinstance(declared, bool)
+        and math.isfinite(declared)
+        and declared > configured
+    ):
+        return float(declared), "the plugin's syncd_timeout"
+    return configured, "[plugins] timeout"
+
+
 # --------------------------------------------------------------------------- loading
 
 
-def _settings(config: Config) -> tuple[frozenset[str], Mapping[str, Mapping[str, Any]]]:
-    """``(disabled names, per-plugin tables)`` from ``[plugins]``; ConfigError if malformed."""
+@dataclass(frozen=True)
+class PluginSettings:
+    """What syncd itself reads from ``[plugins]``: ``disable``, ``timeout`` (seconds)
+    and the ``[plugins.NAME]`` tables it hands to the plugins."""
+
     disabled: frozenset[str] = frozenset()
+    timeout: float = DEFAULT_TIMEOUT
+    tables: Mapping[str, Mapping[str, Any]] = dataclasses.field(
+        default_factory=lambda: MappingProxyType({})
+    )
+
+
+def _settings(config: Config) -> PluginSettings:
+    """The ``[plugins]`` table of ``config``; ConfigError naming the key if malformed."""
+    disabled: frozenset[str] = frozenset()
+    timeout = DEFAULT_TIMEOUT
     tables: dict[str, Mapping[str, Any]] = {}
     for key, value in config.plugins.items():
         if key == "disable":
@@ -279,14 +453,36 @@ def _settings(config: Config) -> tuple[frozenset[str], Mapping[str, Mapping[str,
                     f'["notmuch"]'
                 )
             disabled = frozenset(value)
+        elif key == "timeout":
+            # bool is an int to Python, but `timeout = true` is a mistake, not 1 s.
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int | float)
+                or not math.isfinite(value)
+                or value <= 0
+            ):
+                raise ConfigError(
+                    f"{config.path}: plugins.timeout: must be a positive number of seconds a "
+                    f"plugin call may take, e.g. 30 (got {value!r})"
+                )
+            timeout = float(value)
         elif isinstance(value, Mapping):
             tables[key] = MappingProxyType(dict(value))
         else:
             raise ConfigError(
                 f"{config.path}: plugins.{key}: must be a table of settings for plugin {key} "
-                f"([plugins.{key}]), or the key disable"
+                f"([plugins.{key}]), or one of the keys disable, timeout"
             )
-    return disabled, MappingProxyType(tables)
+    return PluginSettings(disabled, timeout, MappingProxyType(tables))
+
+
+def check_plugins(config: Config) -> list[str]:
+    """The problems in ``[plugins]`` of ``config``, one line each (for ``syncd check``)."""
+    try:
+        _settings(config)
+    except ConfigError as exc:
+        return [str(exc)]
+    return []
 
 
 def load_plugins(
@@ -298,7 +494,8 @@ def load_plugins(
     """The plugin manager for ``config``: built-ins, entry points, then ``extra``
     (``(name, plugin)`` pairs, for tests and embedding).  Raises ConfigError for
     invalid TOML rules or ``[plugins]``; a broken plugin is only reported."""
-    disabled, _tables = _settings(config)
+    settings = _settings(config)
+    disabled = settings.disabled
     toml = {
         name: parse_rules(account, file=config.path) for name, account in config.accounts.items()
     }
@@ -340,7 +537,7 @@ def load_plugins(
         infos.append(PluginInfo(name, dist, version, hooks, "loaded"))
     for name in sorted(disabled - {i.name for i in infos}):
         logger.warning("[plugins] disable names %s, which is not installed", name)
-    return Plugins(pm, infos)
+    return Plugins(pm, infos, timeout=settings.timeout)
 
 
 def _register(pm: pluggy.PluginManager, name: str, plugin: object) -> str | None:
@@ -379,7 +576,7 @@ class RuleHooks:
         self.config = config
         self.plugins = plugins
         self.allow_mass_delete = allow_mass_delete
-        _disabled, self._settings = _settings(config)
+        self._settings = _settings(config).tables
         self._marks: dict[str, ClassifyMarks] = {}
         self._runner: RuleRunner | None = None
         self._session: ImapSession | None = None
@@ -483,6 +680,7 @@ class RuleHooks:
         for marks in self._marks.values():
             marks.close()
         self._marks.clear()
+        self.plugins.close()
 
     def _start(self, dry_run: bool) -> None:
         self.plugins.start_run()

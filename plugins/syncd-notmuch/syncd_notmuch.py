@@ -7,7 +7,8 @@ Settings (``[plugins.notmuch]``):
 
 - ``command``: the command to run, as an argument list (default
   ``["notmuch", "new", "--quiet"]``), run without a shell;
-- ``timeout``: seconds before it is stopped (default 600).
+- ``timeout``: seconds before it is stopped (default 600, at most 600: the
+  plugin tells syncd it may take that long, see ``syncd_timeout``).
 """
 
 from __future__ import annotations
@@ -21,11 +22,16 @@ from syncd.plugins import AccountInfo, SyncSummary
 
 NAME = "notmuch"
 DEFAULT_COMMAND = ("notmuch", "new", "--quiet")
+MAX_TIMEOUT = 600.0
 logger = logging.getLogger(__name__)
 
 
 class NotmuchRunner:
     """The plugin object (one per syncd process, so "missing" is said once)."""
+
+    # A first `notmuch new` over a big Maildir takes minutes: longer than syncd's
+    # default limit per plugin call, which would otherwise report it as hung.
+    syncd_timeout = MAX_TIMEOUT + 30
 
     def __init__(self) -> None:
         self.warned_missing = False
@@ -50,7 +56,7 @@ class NotmuchRunner:
                 command,
                 capture_output=True,
                 text=True,
-                timeout=float(settings.get("timeout", 600)),
+                timeout=min(float(settings.get("timeout", MAX_TIMEOUT)), MAX_TIMEOUT),
                 check=False,
             )
         except (OSError, subprocess.TimeoutExpired) as exc:
