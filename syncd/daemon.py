@@ -22,8 +22,9 @@ The error is logged once per outage, not once per retry, and the end of the
 outage is logged too.  Nothing here exits on a network error.
 
 Stopping (:meth:`Daemon.stop`): no new requests are accepted, each worker stops
-at the next folder boundary (the engine commits per batch inside a folder),
-sessions are logged out and the threads joined, within ``timeout``.
+at the next folder boundary or, inside a long folder, at the next batch boundary
+(everything copied so far is committed; see ``RunOptions.cancel``), sessions are
+logged out and the threads joined, within ``timeout``.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from typing import TYPE_CHECKING, Final
 
 from syncd.account import AccountReport, AccountSyncer
 from syncd.errors import UnsafeNameError
-from syncd.folder_sync import RunOptions
+from syncd.folder_sync import RunOptions, SyncCancelled
 from syncd.folders import local_path, split_name
 from syncd.idle import IdleListener
 from syncd.logsetup import account_logger
@@ -226,10 +227,6 @@ class _RepeatFilter(logging.Filter):
 
 
 # --------------------------------------------------------------------------- hooks
-
-
-class SyncCancelled(Exception):
-    """Raised between two folders when the daemon is stopping."""
 
 
 class _DaemonHooks:
@@ -483,12 +480,12 @@ class AccountRunner:
         self.log.debug("starting %s", batch)
         try:
             report = syncer.sync(
-                RunOptions(),
+                RunOptions(cancel=self.cancel),
                 None if batch.full else self._with_rule_targets(batch.folders),
                 lock_wait=self.tuning.lock_wait,
             )
         except SyncCancelled:
-            self.log.info("stopped between folders")
+            self.log.info("stopped; the next run goes on from here")
             return None
         self.syncs += 1
         if self.cancel.is_set():

@@ -118,11 +118,19 @@ class _Progress:
             self.log.info("%s %d/%d messages", self.verb, self.done, self.total)
 
 
+class SyncCancelled(Exception):
+    """The run was asked to stop (:attr:`RunOptions.cancel`).  Raised only where all
+    that was done so far is committed: between folders, or between two batches of
+    a folder's copies.  What is left is picked up by the next run, as after a crash."""
+
+
 @dataclass(frozen=True)
 class RunOptions:
     dry_run: bool = False
     allow_mass_delete: bool = False
     retry_refused: bool = False  # offer messages the server refused for good again now
+    # Set by the daemon on SIGTERM: a long folder stops at its next batch boundary.
+    cancel: threading.Event | None = None
 
 
 @dataclass
@@ -486,6 +494,13 @@ class FolderSync:
         if plan.forgets:
             self._forget(st, plan.forgets)
 
+    def _cancelled(self) -> bool:
+        cancel = self.options.cancel
+        if cancel is None or not cancel.is_set():
+            return False
+        self.log.info("stopping: the rest of this folder is left for the next run")
+        return True
+
     def _download(self, st: FolderState, copies: Sequence[Copy]) -> None:
         """Download in batches, pipelined: while writer threads store batch k
         (write, fsync, rename: mostly waiting on the disk, GIL released), the
@@ -504,6 +519,7 @@ class FolderSync:
         held: list[int] = []  # budget taken for batches not yet finished
         own = self.writers is None
         writers = self.writers or ThreadPoolExecutor(WRITERS, thread_name_prefix="deliver")
+        stopped = False
         try:
             for batch in batched(
                 copies,
@@ -511,6 +527,9 @@ class FolderSync:
                 self.batch_bytes,
                 DOWNLOAD_BATCH_COUNT,
             ):
+                if self._cancelled():
+                    stopped = True
+                    break
                 need = sum(sizes.get(int(c.key), 0) for c in batch)
                 got = self.budget.try_acquire(need)
                 if got is None:
@@ -529,6 +548,8 @@ class FolderSync:
             if previous is not None:
                 self._finish_download(st, previous, progress)
                 self.budget.release(held.pop(0))
+            if stopped:
+                raise SyncCancelled
         finally:
             for amount in held:
                 self.budget.release(amount)
@@ -605,6 +626,8 @@ class FolderSync:
         limit, now = self.session.append_limit, time.time()
         progress = _Progress(self, "uploaded", len(copies))
         for batch in batched(copies, lambda c: c.size or 0, UPLOAD_BATCH_BYTES, UPLOAD_BATCH_COUNT):
+            if self._cancelled():
+                raise SyncCancelled
             items: list[tuple[Copy, LocalMessage, bytes]] = []
             for copy in batch:
                 msg = local[str(copy.key)]

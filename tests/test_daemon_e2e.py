@@ -20,8 +20,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from faults.proxy import front
 from support import summary
-from support.imap import append, server_snapshot, set_flags
+from support.imap import append, fill_inbox, server_snapshot, set_flags
 from support.mail import make_message
 from support.maildir import deliver, folder_messages, folder_path, local_snapshot, set_local_flags
 from support.run import account_config, run_syncd, write_config
@@ -336,3 +337,40 @@ def test_rules_file_pushed_mail_and_it_arrives_in_its_final_folder(
         assert alert_id not in local_ids(maildir)
         assert d.stop() == 0
     assert in_step(dovecot, account, maildir)
+
+
+def _bulk_message(i: int) -> bytes:
+    return make_message(f"bulk {i}", message_id=f"<bulk{i}@syncd.test>").replace(b"\r\n", b"\n")
+
+
+def test_sigterm_inside_a_long_initial_download_stops_at_a_batch_boundary(
+    tmp_path: Path, dovecot: DevServer, account: User
+) -> None:
+    """SIGTERM while the daemon is half-way through downloading a 4000-message folder
+    (sent as the second body batch is requested): it stops at the next batch boundary
+    and exits 0 on its own (not the "still busy; exiting anyway" escape), with part
+    of the folder stored; a following sync fetches exactly the rest."""
+    fill_inbox(dovecot, account, _bulk_message, 4000)
+    fetches: list[str] = []
+    holder: list[Daemon] = []
+
+    def on_command(text: str) -> None:
+        if "BODY.PEEK[]" in text.upper():
+            fetches.append(text)
+            if len(fetches) == 2:
+                holder[0].signal(signal.SIGTERM)
+
+    with front(dovecot, on_command=on_command) as proxy:
+        config, maildir = setup(tmp_path, dovecot, account, port=proxy.port)
+        with daemon(config, tmp_path) as d:
+            holder.append(d)
+            assert d.proc.wait(DEADLINE) == 0, d.log
+        assert "still busy" not in d.log, d.log
+        assert "stopping: the rest of this folder is left for the next run" in d.log, d.log
+        stored = len(local_ids(maildir))
+        assert 0 < stored < 4000, stored
+        proc = run_syncd("sync", config=config)
+        assert proc.returncode == 0, proc.stderr
+    assert f"{4000 - stored} downloaded, 0 uploaded" in proc.stderr, proc.stderr
+    assert in_step(dovecot, account, maildir)
+    assert len(local_ids(maildir)) == 4000

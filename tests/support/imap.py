@@ -14,8 +14,9 @@ import email.header
 import email.parser
 import email.policy
 import hashlib
+import os
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from typing import Any
 
@@ -198,3 +199,27 @@ def delete_folder(server: DevServer, user: User, folder: str) -> None:
     """DELETE ``folder`` on the server (its messages go with it)."""
     with session(server, user) as client:
         client.delete_folder(_server_name(client, folder))
+
+
+def fill_inbox(server: DevServer, user: User, raw: Callable[[int], bytes], n: int) -> None:
+    """Put messages ``raw(0)`` .. ``raw(n-1)`` (LF line ends) into ``user``'s server-side
+    INBOX in seconds rather than minutes: write them straight into the Maildir Dovecot
+    created (owned like it), every third one ``\\Seen``, then let Dovecot index them.
+    For tests that need thousands of messages; APPEND costs a round trip each."""
+    with session(server, user) as client:
+        client.select_folder("INBOX")  # Dovecot creates the Maildir as its mail user
+    maildir = server.maildir(user)
+    owner = maildir.stat()
+    cur = maildir / "cur"
+    for i in range(n):
+        path = f"{cur}/1700000000.M{i:06d}P1.syncdtest:2,{'S' if i % 3 == 0 else ''}"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.write(fd, raw(i))
+        finally:
+            os.close(fd)
+        os.chown(path, owner.st_uid, owner.st_gid)
+    with session(server, user) as client:
+        exists = client.select_folder("INBOX", readonly=True)[b"EXISTS"]
+    if exists != n:
+        raise AssertionError(f"Dovecot indexed {exists} of the {n} messages written")
