@@ -37,7 +37,7 @@ from syncd.state import StateDB
 
 if TYPE_CHECKING:
     from syncd.config import AccountConfig, Config
-    from syncd.imap.session import ImapSession
+    from syncd.imap.session import ImapSession, StatusInfo
 
 ROOT_MARKER = ".syncd-maildir"  # tells the Maildir syncd synced from an empty mount point
 _NOT_SELECTABLE = frozenset({"\\NOSELECT", "\\NONEXISTENT"})
@@ -214,7 +214,7 @@ class AccountSyncer:
             only=only,
             hooks=self.hooks,
         )
-        first = [j for j in jobs if not j.last]
+        first = self._settle_unchanged([j for j in jobs if not j.last], db, options, report)
         workers = min(self.account.max_connections, len(first))
         if workers <= 1:
             for job in first:
@@ -224,6 +224,32 @@ class AccountSyncer:
         for job in jobs:
             if job.last:
                 report.folders.append(_run_job(job, self._session, db, options))
+
+    def _settle_unchanged(
+        self, jobs: list[_Job], db: StateDB, options: RunOptions, report: AccountReport
+    ) -> list[_Job]:
+        """Ask the STATUS of every folder in one round trip (LIST-STATUS) and settle
+        the folders unchanged on both sides right here, on the main connection; the
+        rest is returned, to be synced.  A no-op run then needs one connection and
+        two commands instead of a STATUS per folder over a pool of connections."""
+        session = self._session
+        assert session is not None
+        if len(jobs) < 2 or not session.has_condstore:
+            return jobs
+        statuses = session.statuses()
+        busy: list[_Job] = []
+        done: list[str] = []
+        for job in jobs:
+            job.status = statuses.get(job.far_name)
+            settled = _settle_job(job, session, db, options) if job.status else None
+            if settled is None:
+                busy.append(job)
+            else:
+                report.folders.append(settled)
+                done.append(job.far_name)
+        if done and not options.dry_run:
+            db.record_success(done)  # one commit (one fsync) for all of them
+        return busy
 
     def _run_parallel(
         self, jobs: list[_Job], workers: int, options: RunOptions, report: AccountReport
@@ -301,6 +327,48 @@ class _Job:
     planned: list[str]
     log: logging.LoggerAdapter[logging.Logger]
     last: bool = False  # the trash folder: synced after the folders that move mail into it
+    status: StatusInfo | None = None  # the server's STATUS when already known
+
+
+def _folder_sync(
+    job: _Job,
+    session: ImapSession,
+    db: StateDB,
+    options: RunOptions,
+    *,
+    workers: int = 1,
+    writers: ThreadPoolExecutor | None = None,
+    budget: ByteBudget | None = None,
+) -> FolderSync:
+    return FolderSync(
+        session=session,
+        db=db,
+        far_name=job.far_name,
+        near=job.near,
+        policy=job.policy,
+        options=options,
+        log=job.log,
+        new_to_new=job.new_to_new,
+        trash=job.trash,
+        # Folders synced side by side share the memory budget for bodies in flight.
+        batch_bytes=max(1 << 20, DOWNLOAD_BATCH_BYTES // workers),
+        writers=writers,
+        budget=budget,
+        status=job.status,
+    )
+
+
+def _settle_job(
+    job: _Job, session: ImapSession, db: StateDB, options: RunOptions
+) -> FolderReport | None:
+    """The folder's report if the fast path says it is unchanged, else None."""
+    try:
+        result = _folder_sync(job, session, db, options).run_if_unchanged()
+    except FolderError:
+        return None  # the full sync says it properly
+    if result is not None:
+        result.planned[:0] = job.planned
+    return result
 
 
 def _run_job(
@@ -315,20 +383,8 @@ def _run_job(
 ) -> FolderReport:
     """Sync one folder; a FolderError becomes the report's error (the others go on)."""
     try:
-        result = FolderSync(
-            session=session,
-            db=db,
-            far_name=job.far_name,
-            near=job.near,
-            policy=job.policy,
-            options=options,
-            log=job.log,
-            new_to_new=job.new_to_new,
-            trash=job.trash,
-            # Folders synced side by side share the memory budget for bodies in flight.
-            batch_bytes=max(1 << 20, DOWNLOAD_BATCH_BYTES // workers),
-            writers=writers,
-            budget=budget,
+        result = _folder_sync(
+            job, session, db, options, workers=workers, writers=writers, budget=budget
         ).run()
     except FolderError as exc:
         job.log.error("%s", exc)

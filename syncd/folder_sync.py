@@ -46,7 +46,7 @@ from syncd.recovery import find_on_far, pair_existing, recover_uidvalidity, reso
 from syncd.refusals import REMEMBERED_CODES, Refusal, held_back
 
 if TYPE_CHECKING:
-    from syncd.imap.session import ImapSession, SelectInfo
+    from syncd.imap.session import ImapSession, SelectInfo, StatusInfo
     from syncd.maildir import LocalMessage, MaildirFolder
     from syncd.state import FolderState, StateDB
 
@@ -202,8 +202,10 @@ class FolderSync:
         batch_bytes: int = DOWNLOAD_BATCH_BYTES,
         writers: ThreadPoolExecutor | None = None,
         budget: ByteBudget | None = None,
+        status: StatusInfo | None = None,
     ) -> None:
         self.session = session
+        self.status = status  # the server's STATUS, if already asked (LIST-STATUS)
         self.db = db
         self.far_name = far_name
         self.near = near
@@ -227,6 +229,18 @@ class FolderSync:
         self._new_refusals: list[Refusal] = []
 
     # --- the cycle -------------------------------------------------------------
+
+    def run_if_unchanged(self) -> FolderReport | None:
+        """Only the fast path: the report when nothing changed on either side since
+        the last clean sync (see :meth:`_unchanged`), else None, having done nothing.
+        Lets the caller settle unchanged folders without a connection of their own."""
+        st = self.db.folder(self.far_name)
+        if st is None:
+            return None
+        self._refusals = self.db.refusals(st.id)
+        if self.options.retry_refused and self._refusals:
+            return None
+        return self.report if self._unchanged(st, _signature(self.near.path)) else None
 
     def run(self) -> FolderReport:
         st = self.db.ensure_folder(self.far_name)
@@ -368,7 +382,7 @@ class FolderSync:
             ]
             if due:
                 return False  # a refused message is due to be offered again
-        status = self.session.status(self.far_name)
+        status = self.status or self.session.status(self.far_name)
         unchanged = (
             status.uidvalidity == st.uidvalidity
             and status.highestmodseq == st.highestmodseq

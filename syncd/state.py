@@ -196,6 +196,15 @@ class StateDB:
     def record_result(self, folder_id: int, error: str | None) -> None:
         self.update_folder(folder_id, last_sync=time.time(), last_error=error)
 
+    def record_success(self, names: Iterable[str]) -> None:
+        """A clean sync of the folders ``names`` just now, in one transaction."""
+        now = time.time()
+        with self.transaction():
+            self._db.executemany(
+                "UPDATE folders SET last_sync = ?, last_error = NULL WHERE name = ?",
+                [(now, n) for n in names],
+            )
+
     # --- pairs ---------------------------------------------------------------
 
     def pairs(self, folder_id: int) -> list[Pair]:

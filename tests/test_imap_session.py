@@ -183,6 +183,21 @@ def test_status(imap: ImapSession) -> None:
         imap.status("Nope")
 
 
+def test_statuses_of_every_folder_in_one_command(imap: ImapSession) -> None:
+    """LIST-STATUS (RFC 5819): the same figures as STATUS, for every mailbox but the
+    selected one (whose figures may lag this session's view)."""
+    imap.create_folder("Projets/Été")
+    imap.append_many("Projets/Été", _msgs(2))
+    imap.append_many("INBOX", _msgs(3))
+    assert "LIST-STATUS" in imap.capabilities
+    every = imap.statuses()
+    assert every["INBOX"] == imap.status("INBOX")
+    assert every["Projets/Été"] == imap.status("Projets/Été")
+    assert (every["INBOX"].messages, every["Projets/Été"].messages) == (3, 2)
+    imap.select("INBOX")
+    assert "INBOX" not in imap.statuses()
+
+
 def test_select_plain_and_missing(imap: ImapSession) -> None:
     imap.append_many("INBOX", _msgs(2))
     info = imap.select("INBOX")

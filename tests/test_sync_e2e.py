@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+from faults.proxy import front
 from support import contents, summary
 from support.imap import append, create_folder, expunge, server_snapshot, session, set_flags
 from support.mail import make_message
@@ -62,6 +63,32 @@ def test_initial_sync_then_noop(
     assert "0 downloaded, 0 uploaded, 0 flag changes" in out
     assert sorted(p for p in maildir.rglob("*") if p.is_file()) == files_before
     assert_in_step(dovecot, account, maildir, layout)
+
+
+def test_a_noop_run_needs_one_connection_and_selects_nothing(
+    tmp_path: Path, dovecot: DevServer, account: User
+) -> None:
+    """With CONDSTORE and LIST-STATUS, a run with nothing to do logs in once and asks
+    one LIST-STATUS: no SELECT, no per-folder STATUS, no extra connections. A change
+    in one server folder then selects that folder only."""
+    populate(dovecot, account, folders=SAMPLE)
+    with front(dovecot) as proxy:
+        config, _maildir = setup(tmp_path, dovecot, account, port=proxy.port)
+        sync(config)
+        sync(config)  # the first run's directory signatures may still have been unsettled
+
+        def commands() -> list[bytes]:
+            start = len(proxy.upstream_bytes)
+            sync(config)
+            sent = bytes(proxy.upstream_bytes[start:]).split(b"\r\n")
+            return [line.split(b" ")[1].upper() for line in sent if line.count(b" ") >= 1]
+
+        noop = commands()
+        assert noop.count(b"LOGIN") == 1, noop
+        assert b"SELECT" not in noop and b"STATUS" not in noop, noop
+        append(dovecot, account, "Archive", make_message("new on the server"))
+        changed = commands()
+        assert changed.count(b"SELECT") == 1, changed
 
 
 @pytest.mark.parametrize("layout", LAYOUTS)

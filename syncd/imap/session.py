@@ -543,40 +543,54 @@ class ImapSession:
             # view, which only moves on a command: NOOP first (Dovecot does this).
             self.noop()
         wire = self._wire_name(name)
-        items = "MESSAGES UIDNEXT UIDVALIDITY" + (" HIGHESTMODSEQ" if self.has_condstore else "")
-        typ, data, responses = self._command("STATUS", "STATUS", wire, f"({items})")
+        typ, data, responses = self._command("STATUS", "STATUS", wire, f"({self._status_items})")
         self._check(typ, data, f"STATUS {name}")
         values: dict[bytes, int] = {}
         encoded = encode_mailbox_name(name)
         for rtyp, dat in responses:
-            if rtyp != "STATUS" or not isinstance(dat, bytes):
+            got = _status_response(rtyp, dat)
+            if got is None:
+                continue
+            if got[0] == encoded or _both_inbox(got[0], encoded):
+                values.update(got[1])
+        self._file_events(r for r in responses if r[0] != "STATUS")
+        info = _status_info(values)
+        if info is None:
+            missing = next(k for k in (b"MESSAGES", b"UIDNEXT", b"UIDVALIDITY") if k not in values)
+            raise FolderError(f"{self._where}: STATUS {name} lacks {missing.decode()}")
+        return info
+
+    @property
+    def _status_items(self) -> str:
+        return "MESSAGES UIDNEXT UIDVALIDITY" + (" HIGHESTMODSEQ" if self.has_condstore else "")
+
+    def statuses(self) -> dict[str, StatusInfo]:
+        """The STATUS of every mailbox in one round trip (``LIST ... RETURN (STATUS
+        ...)``, RFC 5819), by decoded name; empty without LIST-STATUS.  The mailbox
+        selected on this session is left out: a server may answer for it from this
+        session's view, which only a command moves on (:meth:`status` NOOPs first).
+        Entries the server got wrong are left out too: their folders fall back to
+        :meth:`status`."""
+        if "LIST-STATUS" not in self.capabilities:
+            return {}
+        typ, data, responses = self._command(
+            "LIST", "LIST", '""', '"*"', "RETURN", f"(STATUS ({self._status_items}))"
+        )
+        self._check(typ, data, "LIST-STATUS")
+        out: dict[str, StatusInfo] = {}
+        for rtyp, dat in responses:
+            got = _status_response(rtyp, dat)
+            if got is None:
                 continue
             try:
-                parsed = parse_response([dat])
-            except (IMAPClientProtocolError, ValueError):
+                name = decode_mailbox_name(got[0])
+            except ValueError:
                 continue
-            if len(parsed) != 2 or not isinstance(parsed[1], tuple):
-                continue
-            got = parsed[0]
-            got = str(got).encode() if isinstance(got, int) else got
-            if got != encoded and not (isinstance(got, bytes) and _both_inbox(got, encoded)):
-                continue
-            pairs = parsed[1]
-            for key, value in zip(pairs[::2], pairs[1::2], strict=False):
-                if isinstance(key, bytes) and isinstance(value, int):
-                    values[key.upper()] = value
-        self._file_events(r for r in responses if r[0] != "STATUS")
-        try:
-            return StatusInfo(
-                messages=values[b"MESSAGES"],
-                uidnext=values[b"UIDNEXT"],
-                uidvalidity=values[b"UIDVALIDITY"],
-                highestmodseq=values.get(b"HIGHESTMODSEQ") or None,
-            )
-        except KeyError as exc:
-            raise FolderError(
-                f"{self._where}: STATUS {name} lacks {exc.args[0].decode()}"
-            ) from None
+            info = _status_info(got[1])
+            if info is not None and name != self._selected:
+                out[name] = info
+        self._file_events(r for r in responses if r[0] not in ("STATUS", "LIST"))
+        return out
 
     def select(
         self,
@@ -1396,6 +1410,41 @@ _SELECT_DATA = frozenset(
         "UNSEEN",
     }
 )
+
+
+def _status_response(rtyp: str, dat: Any) -> tuple[bytes, dict[bytes, int]] | None:
+    """An untagged ``STATUS name (KEY n ...)`` -> (raw name, {KEY: n}); None otherwise."""
+    if rtyp != "STATUS" or not isinstance(dat, bytes):
+        return None
+    try:
+        parsed = parse_response([dat])
+    except (IMAPClientProtocolError, ValueError):
+        return None
+    if len(parsed) != 2 or not isinstance(parsed[1], tuple):
+        return None
+    name = parsed[0]
+    name = str(name).encode() if isinstance(name, int) else name
+    if not isinstance(name, bytes):
+        return None
+    pairs = parsed[1]
+    values = {
+        key.upper(): value
+        for key, value in zip(pairs[::2], pairs[1::2], strict=False)
+        if isinstance(key, bytes) and isinstance(value, int)
+    }
+    return name, values
+
+
+def _status_info(values: Mapping[bytes, int]) -> StatusInfo | None:
+    try:
+        return StatusInfo(
+            messages=values[b"MESSAGES"],
+            uidnext=values[b"UIDNEXT"],
+            uidvalidity=values[b"UIDVALIDITY"],
+            highestmodseq=values.get(b"HIGHESTMODSEQ") or None,
+        )
+    except KeyError:
+        return None
 
 
 def _permanent_flags(value: bytes) -> frozenset[str]:
