@@ -91,20 +91,24 @@ def rules(obj: Context, accounts: tuple[str, ...], dry_run: bool, allow_mass_del
 def plugins(obj: Context) -> None:
     """List the plugins: name, distribution and version, status, hooks implemented.
 
-    Exit status 1 when a plugin failed to load.
+    Installed plugins are loaded only when `[plugins] enable` names them; the
+    others are listed as "not enabled" (and never imported).
+    Exit status 1 when a plugin failed to load or an enabled one is not installed.
     """
-    from syncd.plugins import load_plugins
+    from syncd.plugins import FAILED, NOT_INSTALLED, load_plugins
 
     loaded = load_plugins(obj.load())
     rows = []
     for info in loaded.infos:
         dist = " ".join(p for p in (info.distribution, info.version) if p) or "-"
-        detail = ", ".join(info.hooks) if info.status == "loaded" else info.problem or ""
+        detail = ", ".join(info.hooks) or info.problem or info.note or ""
         rows.append((info.name, dist, info.status, detail))
     widths = [max((len(r[i]) for r in rows), default=0) for i in range(3)]
     for row in rows:
         click.echo(
-            "  ".join(c.ljust(w) for c, w in zip(row[:3], widths, strict=True)) + "  " + row[3]
+            (
+                "  ".join(c.ljust(w) for c, w in zip(row[:3], widths, strict=True)) + "  " + row[3]
+            ).rstrip()
         )
-    if any(i.status == "failed" for i in loaded.infos):
+    if any(i.status in (FAILED, NOT_INSTALLED) for i in loaded.infos):
         sys.exit(EXIT_FAILED)

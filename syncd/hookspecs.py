@@ -3,8 +3,9 @@
 A plugin is a module or an object with functions marked ``@hookimpl`` and named
 after the specs below.  It may accept only the arguments it needs, in any
 order: syncd always calls hooks with keyword arguments.  Third-party plugins
-register under the entry-point group ``syncd``; see ``plugins/README.md``
-("Writing a plugin").
+register under the entry-point group ``syncd``; installing one is not enough:
+syncd imports it only when the user names its entry point in ``[plugins]
+enable = [...]``.  See ``plugins/README.md`` ("Writing a plugin").
 
 The contract every hook shares:
 

@@ -2,10 +2,13 @@
 
 - :func:`load_plugins` builds a pluggy ``PluginManager`` with the hookspecs of
   :mod:`syncd.hookspecs`, registers the built-in TOML rules plugin
-  (``rules``), then every entry point of the group ``syncd`` except those
-  named in ``[plugins] disable = [...]``.  A plugin that cannot be imported,
-  implements an unknown hook (``check_pending``) or a wrapper is reported and
-  left out; syncd starts all the same.
+  (``rules``, on unless ``[plugins] disable`` names it), then the entry points
+  of the group ``syncd`` that ``[plugins] enable = [...]`` names.  Installed
+  entry points are discovered but never imported unless enabled (RELIABILITY
+  PLG-07): installing a package must not run its code inside the mail daemon.
+  A plugin that cannot be imported, implements an unknown hook
+  (``check_pending``) or a wrapper is reported and left out; syncd starts all
+  the same.
 - :class:`Plugins` is the typed facade over ``pm.hook``: it calls each
   implementation on its own, checks what it returns, and isolates a plugin
   that raises, returns garbage or does not return within ``[plugins] timeout``
@@ -15,8 +18,8 @@
   ``before_folder``, so mail they file arrives locally in its final folder.
 
 Settings: ``[plugins.NAME]`` tables are handed to plugins as
-``AccountInfo.settings["NAME"]``; syncd itself reads only ``disable`` and
-``timeout`` (seconds a plugin call may take, default 30).
+``AccountInfo.settings["NAME"]``; syncd itself reads only ``enable``,
+``disable`` and ``timeout`` (seconds a plugin call may take, default 30).
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from email.message import Message
-from importlib.metadata import entry_points
+from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final
@@ -54,6 +57,10 @@ logger = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP: Final = "syncd"
 BUILTIN_RULES: Final = "rules"
+#: The keys of ``[plugins]`` syncd reads itself: no plugin can be configured by them.
+RESERVED_KEYS: Final = ("enable", "disable", "timeout")
+#: Names an entry point cannot take: the built-in's and syncd's own ``[plugins]`` keys.
+RESERVED_NAMES: Final = frozenset({BUILTIN_RULES, *RESERVED_KEYS})
 #: Seconds one plugin call may take before it is abandoned (``[plugins] timeout``).
 DEFAULT_TIMEOUT: Final = 30.0
 _FIELD_RE: Final = re.compile(r"[!-9;-~]+")
@@ -129,9 +136,25 @@ class SyncSummary:
         )
 
 
+LOADED: Final = "loaded"
+DISABLED: Final = "disabled"
+FAILED: Final = "failed"
+NOT_ENABLED: Final = "not enabled"
+NOT_INSTALLED: Final = "not installed"
+IGNORED: Final = "ignored"
+
+
 @dataclass(frozen=True)
 class PluginInfo:
-    """One plugin for ``syncd plugins``; ``status`` is loaded, disabled or failed."""
+    """One plugin for ``syncd plugins``.
+
+    ``status`` is one of ``loaded``, ``disabled`` (``[plugins] disable``),
+    ``failed`` (``problem`` says why; counts as a failure of every run),
+    ``not enabled`` (an installed entry point that ``[plugins] enable`` does not
+    name: never imported), ``not installed`` (named in ``enable``, provided by
+    nothing) or ``ignored`` (an entry point with a reserved name: never
+    imported).  ``note`` is advice for the user that is not a failure.
+    """
 
     name: str
     distribution: str | None
@@ -139,6 +162,7 @@ class PluginInfo:
     hooks: tuple[str, ...]
     status: str
     problem: str | None = None
+    note: str | None = None
 
 
 # --------------------------------------------------------------------------- built-in
@@ -430,9 +454,10 @@ def _limit_for(plugin: object, configured: float) -> tuple[float, str]:
 
 @dataclass(frozen=True)
 class PluginSettings:
-    """What syncd itself reads from ``[plugins]``: ``disable``, ``timeout`` (seconds)
-    and the ``[plugins.NAME]`` tables it hands to the plugins."""
+    """What syncd itself reads from ``[plugins]``: ``enable``, ``disable``, ``timeout``
+    (seconds) and the ``[plugins.NAME]`` tables it hands to the plugins."""
 
+    enabled: frozenset[str] = frozenset()
     disabled: frozenset[str] = frozenset()
     timeout: float = DEFAULT_TIMEOUT
     tables: Mapping[str, Mapping[str, Any]] = dataclasses.field(
@@ -442,17 +467,12 @@ class PluginSettings:
 
 def _settings(config: Config) -> PluginSettings:
     """The ``[plugins]`` table of ``config``; ConfigError naming the key if malformed."""
-    disabled: frozenset[str] = frozenset()
+    names: dict[str, frozenset[str]] = {"enable": frozenset(), "disable": frozenset()}
     timeout = DEFAULT_TIMEOUT
     tables: dict[str, Mapping[str, Any]] = {}
     for key, value in config.plugins.items():
-        if key == "disable":
-            if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-                raise ConfigError(
-                    f"{config.path}: plugins.disable: must be an array of plugin names, e.g. "
-                    f'["notmuch"]'
-                )
-            disabled = frozenset(value)
+        if key in names:
+            names[key] = _plugin_names(config, key, value)
         elif key == "timeout":
             # bool is an int to Python, but `timeout = true` is a mistake, not 1 s.
             if (
@@ -471,18 +491,72 @@ def _settings(config: Config) -> PluginSettings:
         else:
             raise ConfigError(
                 f"{config.path}: plugins.{key}: must be a table of settings for plugin {key} "
-                f"([plugins.{key}]), or one of the keys disable, timeout"
+                f"([plugins.{key}]), or one of the keys {', '.join(RESERVED_KEYS)}"
             )
-    return PluginSettings(disabled, timeout, MappingProxyType(tables))
+    both = sorted(names["enable"] & names["disable"])
+    if both:
+        raise ConfigError(
+            f"{config.path}: plugins.enable: {both[0]} is in plugins.disable too; "
+            f"name it in one of them"
+        )
+    return PluginSettings(names["enable"], names["disable"], timeout, MappingProxyType(tables))
+
+
+def _plugin_names(config: Config, key: str, value: object) -> frozenset[str]:
+    """``[plugins] enable`` or ``disable``: an array of non-empty strings."""
+    example = f'e.g. {key} = ["notmuch"]'
+    if not isinstance(value, list):
+        got = "a table" if isinstance(value, Mapping) else repr(value)
+        raise ConfigError(
+            f"{config.path}: plugins.{key}: must be an array of plugin names, {example} (got {got})"
+        )
+    for item in value:
+        if not isinstance(item, str) or not item.strip():
+            raise ConfigError(
+                f"{config.path}: plugins.{key}: must be an array of plugin names, {example} "
+                f"(got the item {item!r})"
+            )
+    return frozenset(value)
+
+
+def _installed() -> list[EntryPoint]:
+    """The entry points of the group ``syncd``, by name; reading them imports nothing."""
+    return sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name)
 
 
 def check_plugins(config: Config) -> list[str]:
-    """The problems in ``[plugins]`` of ``config``, one line each (for ``syncd check``)."""
+    """The problems in ``[plugins]`` of ``config``, one line each (for ``syncd check``).
+
+    Imports no plugin.  An ``enable`` name that no installed distribution provides
+    is a problem here, although a sync only warns about it: the user asked for
+    something that will not happen — a typo would otherwise turn the plugin off
+    without a word — and ``check`` is where they look before relying on it.  (A
+    ``disable`` name that is not installed is not: what it asks for holds anyway.)
+    """
     try:
-        _settings(config)
+        settings = _settings(config)
     except ConfigError as exc:
         return [str(exc)]
-    return []
+    installed = sorted({ep.name for ep in _installed()} - RESERVED_NAMES)
+    return [
+        f"{config.path}: plugins.enable: {name} is not installed (installed syncd plugins: "
+        f"{', '.join(installed) or 'none'})"
+        for name in sorted(settings.enabled - set(installed) - {BUILTIN_RULES})
+    ]
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    """A plugin to register (``plugin``), or one already settled: ``problem`` (it
+    failed) or ``status`` (disabled, not enabled, ignored)."""
+
+    name: str
+    plugin: object | None
+    distribution: str | None = None
+    version: str | None = None
+    problem: str | None = None
+    status: str | None = None
+    note: str | None = None
 
 
 def load_plugins(
@@ -491,53 +565,80 @@ def load_plugins(
     extra: Sequence[tuple[str, object]] = (),
     use_entry_points: bool = True,
 ) -> Plugins:
-    """The plugin manager for ``config``: built-ins, entry points, then ``extra``
-    (``(name, plugin)`` pairs, for tests and embedding).  Raises ConfigError for
+    """The plugin manager for ``config``: the built-in ``rules``, the entry points
+    ``[plugins] enable`` names, then ``extra`` (``(name, plugin)`` pairs, for tests
+    and embedding: always registered unless disabled).  An entry point that is
+    not enabled is listed in ``infos`` but never imported.  Raises ConfigError for
     invalid TOML rules or ``[plugins]``; a broken plugin is only reported."""
     settings = _settings(config)
-    disabled = settings.disabled
+    disabled, enabled = settings.disabled, settings.enabled
     toml = {
         name: parse_rules(account, file=config.path) for name, account in config.accounts.items()
     }
     pm = pluggy.PluginManager(hookspecs.PROJECT)
     pm.add_hookspecs(hookspecs)
-    infos: list[PluginInfo] = []
-    candidates: list[tuple[str, object | None, str | None, str | None, str | None]] = [
-        (BUILTIN_RULES, TomlRules(toml), "syncd", __version__, None)
-    ]
+    candidates = [_Candidate(BUILTIN_RULES, TomlRules(toml), "syncd", __version__)]
     if use_entry_points:
-        for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
-            dist = ep.dist.name if ep.dist is not None else None
-            version = ep.dist.version if ep.dist is not None else None
-            if ep.name in disabled:
-                candidates.append((ep.name, None, dist, version, None))
-                continue
+        candidates += _entry_points(settings)
+    candidates += [_Candidate(name, plugin) for name, plugin in extra]
+    infos: list[PluginInfo] = []
+    for c in candidates:
+        status = c.status
+        if status is None and c.name in disabled:
+            pm.set_blocked(c.name)
+            status = DISABLED
+        if status is not None:
+            infos.append(PluginInfo(c.name, c.distribution, c.version, (), status, note=c.note))
+            continue
+        problem = c.problem
+        if problem is None and c.plugin is not None:
+            problem = _register(pm, c.name, c.plugin)
+        if problem is not None:
+            if c.name in enabled:
+                logger.error("%s; to leave it out, remove it from [plugins] enable", problem)
+            else:
+                logger.error("%s; disable it with [plugins] disable = [%r]", problem, c.name)
+            infos.append(PluginInfo(c.name, c.distribution, c.version, (), FAILED, problem))
+            continue
+        hooks = tuple(sorted(h.name for h in pm.get_hookcallers(c.plugin) or ()))
+        infos.append(PluginInfo(c.name, c.distribution, c.version, hooks, LOADED))
+    known = {i.name for i in infos}
+    for name in sorted(enabled - known):
+        # Only a warning: the sync does what it can without it (`syncd check` fails).
+        note = "named in [plugins] enable, but no installed package provides it"
+        logger.warning("[plugins] enable names %s, which is not installed", name)
+        infos.append(PluginInfo(name, None, None, (), NOT_INSTALLED, note=note))
+    for name in sorted(disabled - known):
+        logger.warning("[plugins] disable names %s, which is not installed", name)
+    return Plugins(pm, infos, timeout=settings.timeout)
+
+
+def _entry_points(settings: PluginSettings) -> list[_Candidate]:
+    """The installed entry points, by name; only those ``settings`` enables are
+    imported (RELIABILITY PLG-07): the others' code never runs in syncd."""
+    out = []
+    for ep in _installed():
+        dist = ep.dist.name if ep.dist is not None else None
+        version = ep.dist.version if ep.dist is not None else None
+        known = _Candidate(ep.name, None, dist, version)
+        if ep.name in RESERVED_NAMES:
+            note = f"the name {ep.name} is syncd's own; {dist or 'its package'} cannot use it"
+            logger.warning("plugin %s (%s) is not loaded: %s", ep.name, dist, note)
+            out.append(dataclasses.replace(known, status=IGNORED, note=note))
+        elif ep.name in settings.disabled:
+            out.append(known)
+        elif ep.name not in settings.enabled:
+            note = f'to load it: [plugins] enable = ["{ep.name}"]'
+            logger.info("plugin %s (%s) is installed but not enabled", ep.name, dist)
+            out.append(dataclasses.replace(known, status=NOT_ENABLED, note=note))
+        else:
             try:
-                plugin = ep.load()
+                out.append(dataclasses.replace(known, plugin=ep.load()))
             # Importing third-party code can raise anything; syncd must still start.
             except Exception as exc:  # noqa: BLE001
                 why = f"plugin {ep.name} ({dist}) cannot be loaded: {type(exc).__name__}: {exc}"
-                candidates.append((ep.name, None, dist, version, why))
-                continue
-            candidates.append((ep.name, plugin, dist, version, None))
-    candidates += [(name, plugin, None, None, None) for name, plugin in extra]
-    for name, plugin, dist, version, load_problem in candidates:
-        if name in disabled:
-            pm.set_blocked(name)
-            infos.append(PluginInfo(name, dist, version, (), "disabled"))
-            continue
-        problem = load_problem
-        if problem is None and plugin is not None:
-            problem = _register(pm, name, plugin)
-        if problem is not None:
-            logger.error("%s; disable it with [plugins] disable = [%r]", problem, name)
-            infos.append(PluginInfo(name, dist, version, (), "failed", problem))
-            continue
-        hooks = tuple(sorted(c.name for c in pm.get_hookcallers(plugin) or ()))
-        infos.append(PluginInfo(name, dist, version, hooks, "loaded"))
-    for name in sorted(disabled - {i.name for i in infos}):
-        logger.warning("[plugins] disable names %s, which is not installed", name)
-    return Plugins(pm, infos, timeout=settings.timeout)
+                out.append(dataclasses.replace(known, problem=why))
+    return out
 
 
 def _register(pm: pluggy.PluginManager, name: str, plugin: object) -> str | None:

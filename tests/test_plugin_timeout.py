@@ -486,7 +486,7 @@ def command_config(tmp_path: Path, server: DevServer, user: User, hook: str, **k
     table = account_config(server, user, tmp_path / "Mail", rules=[RULE_TABLE], **kw)
     path = write_config(tmp_path, {"test": table})
     with path.open("a", encoding="utf-8") as f:
-        f.write(f'[plugins]\ntimeout = 1\n[plugins.hang]\nhook = "{hook}"\n')
+        f.write(f'[plugins]\nenable = ["hang"]\ntimeout = 1\n[plugins.hang]\nhook = "{hook}"\n')
     return path
 
 

@@ -1,10 +1,13 @@
-"""The plugin manager and its typed facade: loading, disabling, isolation of plugins
-that raise or return garbage, and each hook called through a real sync."""
+"""The plugin manager and its typed facade: loading, enabling and disabling, isolation
+of plugins that raise or return garbage, and each hook called through a real sync."""
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+import os
+import sys
+from collections.abc import Callable, Iterator, Mapping
 from email.message import Message
 from pathlib import Path
 from typing import Any
@@ -13,7 +16,7 @@ import pytest
 from support.imap import append, create_folder, server_snapshot
 from support.mail import make_message
 from support.maildir import local_snapshot
-from support.run import account_config, write_config
+from support.run import account_config, run_syncd, write_config
 
 from syncd.account import AccountSyncer
 from syncd.config import Config, load_config
@@ -21,7 +24,7 @@ from syncd.devserver import DevServer, User
 from syncd.errors import ConfigError
 from syncd.folder_sync import RunOptions
 from syncd.hookspecs import hookimpl
-from syncd.plugins import AccountInfo, RuleHooks, SyncSummary, load_plugins
+from syncd.plugins import AccountInfo, RuleHooks, SyncSummary, check_plugins, load_plugins
 from syncd.rules import Action, Rule
 
 
@@ -199,19 +202,199 @@ def test_disable_blocks_a_plugin_including_the_builtin(tmp_path: Path) -> None:
     assert {i.name: i.status for i in plugins.infos} == {"rules": "disabled", "mine": "disabled"}
 
 
-@pytest.mark.parametrize(
-    ("plugins_table", "message"),
-    [
-        ('[plugins]\ndisable = "notmuch"\n', "plugins.disable: must be an array of plugin names"),
-        ("[plugins]\nlists = 3\n", "plugins.lists: must be a table of settings"),
-    ],
-)
+MALFORMED = [
+    ('[plugins]\ndisable = "notmuch"\n', "plugins.disable: must be an array of plugin names"),
+    ('[plugins]\nenable = "notmuch"\n', "plugins.enable: must be an array of plugin names"),
+    ('[plugins]\nenable = ["lists", 3]\n', r"plugins.enable: .*\(got the item 3\)"),
+    ('[plugins]\nenable = [""]\n', r"plugins.enable: .*\(got the item ''\)"),
+    ("[plugins.enable]\nlists = true\n", r"plugins.enable: .*\(got a table\)"),
+    (
+        '[plugins]\nenable = ["lists", "spam"]\ndisable = ["spam"]\n',
+        "plugins.enable: spam is in plugins.disable too",
+    ),
+    ("[plugins]\nlists = 3\n", "plugins.lists: must be a table of settings"),
+]
+
+
+@pytest.mark.parametrize(("plugins_table", "message"), MALFORMED)
 def test_malformed_plugins_table_is_a_config_error(
     tmp_path: Path, plugins_table: str, message: str
 ) -> None:
     config = offline_config(tmp_path, plugins_table)
     with pytest.raises(ConfigError, match=message):
         load_plugins(config, use_entry_points=False)
+
+
+@pytest.mark.parametrize(("plugins_table", "message"), MALFORMED[1:6])
+def test_syncd_check_names_a_bad_enable_and_exits_2(
+    tmp_path: Path, plugins_table: str, message: str
+) -> None:
+    path = offline_config(tmp_path, plugins_table).path
+
+    proc = run_syncd("check", config=path)
+
+    assert proc.returncode == 2, proc.stderr
+    (line,) = proc.stderr.splitlines()
+    assert line.startswith(f"{path}: plugins.enable: ")
+
+
+# --------------------------------------------------------------------------- entry points
+
+SPY = """
+from pathlib import Path
+
+from syncd.hookspecs import hookimpl
+
+MARKS = Path({marks!r})
+(MARKS / "{name} imported").write_text("")
+
+
+@hookimpl
+def syncd_before_sync(account):
+    (MARKS / f"{name} called in {{account.name}}").write_text("")
+"""
+
+BOOM = """
+from pathlib import Path
+
+(Path({marks!r}) / "boom imported").write_text("")
+raise RuntimeError("boom at import")
+"""
+
+Install = Callable[[str, Mapping[str, str]], None]
+
+
+@pytest.fixture
+def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A directory on ``sys.path`` (and PYTHONPATH, for ``python -m syncd``) where
+    :func:`install` puts entry-point plugins; their modules are forgotten after."""
+    path = tmp_path / "site"
+    path.mkdir()
+    (tmp_path / "marks").mkdir()
+    monkeypatch.syspath_prepend(str(path))
+    old = os.environ.get("PYTHONPATH")
+    monkeypatch.setenv("PYTHONPATH", str(path) + (os.pathsep + old if old else ""))
+    yield path
+    for module in path.glob("*.py"):
+        sys.modules.pop(module.stem, None)
+
+
+def install(site: Path, dist: str, entry_points: Mapping[str, str]) -> None:
+    """Install distribution ``dist`` 1.0 into ``site``: its ``.dist-info`` (all that
+    importlib.metadata reads) with ``entry_points`` (name -> module), and a module
+    per entry point: ``syncd_boom`` raises on import, the others are spies; every
+    import and call leaves a file in ``<site>/../marks``."""
+    marks = str(site.parent / "marks")
+    info = site / f"{dist.replace('-', '_')}-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 1.0\n")
+    lines = "".join(f"{name} = {module}\n" for name, module in entry_points.items())
+    (info / "entry_points.txt").write_text("[syncd]\n" + lines)
+    for name, module in entry_points.items():
+        source = BOOM if module == "syncd_boom" else SPY
+        (site / f"{module}.py").write_text(source.format(marks=marks, name=name))
+
+
+def marks(site: Path) -> list[str]:
+    return sorted(p.name for p in (site.parent / "marks").iterdir())
+
+
+def statuses(plugins: Any) -> dict[str, str]:
+    return {i.name: i.status for i in plugins.infos}
+
+
+def test_installed_plugins_are_not_imported_unless_enabled(tmp_path: Path, site: Path) -> None:
+    install(site, "syncd-spy", {"spy": "syncd_spy"})
+    install(site, "syncd-boom", {"boom": "syncd_boom"})
+    config = offline_config(tmp_path)
+
+    plugins = load_plugins(config)
+    plugins.before_sync(info(config), dry_run=False)
+
+    assert marks(site) == []  # neither module was imported
+    assert statuses(plugins) == {"rules": "loaded", "boom": "not enabled", "spy": "not enabled"}
+    (spy,) = [i for i in plugins.infos if i.name == "spy"]
+    assert (spy.distribution, spy.version) == ("syncd-spy", "1.0")
+    assert spy.note == 'to load it: [plugins] enable = ["spy"]'
+    assert plugins.failures == []
+    assert check_plugins(config) == []
+
+
+def test_an_enabled_plugin_is_imported_and_called(tmp_path: Path, site: Path) -> None:
+    install(site, "syncd-spy", {"spy": "syncd_spy"})
+    install(site, "syncd-boom", {"boom": "syncd_boom"})
+    config = offline_config(tmp_path, '[plugins]\nenable = ["spy"]\n')
+
+    plugins = load_plugins(config)
+    plugins.before_sync(info(config), dry_run=False)
+
+    assert marks(site) == ["spy called in a", "spy imported"]
+    assert statuses(plugins) == {"rules": "loaded", "boom": "not enabled", "spy": "loaded"}
+    (spy,) = [i for i in plugins.infos if i.name == "spy"]
+    assert spy.hooks == ("syncd_before_sync",)
+    assert plugins.failures == []
+
+
+def test_an_enabled_plugin_that_cannot_be_imported_is_a_failure(
+    tmp_path: Path, site: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    install(site, "syncd-boom", {"boom": "syncd_boom"})
+    config = offline_config(tmp_path, '[plugins]\nenable = ["boom"]\n')
+
+    with caplog.at_level(logging.ERROR):
+        plugins = load_plugins(config)
+
+    assert statuses(plugins) == {"rules": "loaded", "boom": "failed"}
+    assert plugins.failures == [
+        "plugin boom (syncd-boom) cannot be loaded: RuntimeError: boom at import"
+    ]
+    assert "to leave it out, remove it from [plugins] enable" in caplog.text
+
+
+def test_enabling_a_plugin_that_is_not_installed_warns_and_fails_check(
+    tmp_path: Path, site: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    install(site, "syncd-spy", {"spy": "syncd_spy", "spy2": "syncd_spy2"})
+    config = offline_config(tmp_path, '[plugins]\nenable = ["spy", "spyy"]\n')
+
+    proc = run_syncd("check", config=config.path)
+
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.splitlines() == [
+        f"{config.path}: plugins.enable: spyy is not installed (installed syncd plugins: spy, spy2)"
+    ]
+    assert marks(site) == []  # check imports no plugin, enabled or not
+
+    with caplog.at_level(logging.WARNING):
+        plugins = load_plugins(config)
+
+    assert "[plugins] enable names spyy, which is not installed" in caplog.text
+    assert statuses(plugins) == {
+        "rules": "loaded",
+        "spy": "loaded",
+        "spy2": "not enabled",
+        "spyy": "not installed",
+    }
+    assert plugins.failures == []  # a sync goes on without it
+
+
+def test_an_entry_point_cannot_take_a_reserved_name(tmp_path: Path, site: Path) -> None:
+    install(site, "syncd-sly", {"rules": "syncd_sly", "timeout": "syncd_sly2"})
+    config = offline_config(
+        tmp_path,
+        '[plugins]\nenable = ["rules", "timeout"]\n',
+        rules=[{"name": "mine", "search": "ALL", "action": "flag", "flags": ["\\Seen"]}],
+    )
+
+    plugins = load_plugins(config)
+
+    assert marks(site) == []
+    assert [(i.name, i.distribution, i.status) for i in plugins.infos] == [
+        ("rules", "syncd", "loaded"),  # the built-in, with the TOML rules
+        ("rules", "syncd-sly", "ignored"),
+        ("timeout", "syncd-sly", "ignored"),
+    ]
+    assert [r.name for r in plugins.rules(info(config), "INBOX")] == ["mine"]
 
 
 def test_plugins_see_no_credentials(tmp_path: Path) -> None:

@@ -1,13 +1,17 @@
 """The plugins shipped in plugins/ working together in one real sync: list mail filed
-by List-Id, spam into Junk, old read mail archived by year; both sides agree after."""
+by List-Id, spam into Junk, old read mail archived by year; both sides agree after.
+
+They are installed as their pyproject.toml declares them (a ``.dist-info`` with its
+entry points; the modules from the source tree) and loaded the way users load them:
+by the entry-point names in ``[plugins] enable``."""
 
 from __future__ import annotations
 
-import importlib.util
+import tomllib
 from datetime import UTC, datetime
 from pathlib import Path
-from types import ModuleType
 
+import pytest
 from support import summary
 from support.imap import append, server_snapshot
 from support.mail import make_message
@@ -23,19 +27,30 @@ from syncd.plugins import RuleHooks, load_plugins
 PLUGINS = Path(__file__).resolve().parent.parent / "plugins"
 
 
-def shipped(name: str) -> ModuleType:
-    """Import plugins/syncd-<name>/syncd_<name>.py (not installed in the test venv)."""
-    path = PLUGINS / f"syncd-{name}" / f"syncd_{name}.py"
-    spec = importlib.util.spec_from_file_location(f"syncd_{name}", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def install_shipped(site: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Install every plugin of plugins/ for this test: its ``.dist-info`` (name,
+    version, the entry points of its pyproject.toml) in ``site``, its source
+    directory on ``sys.path`` (they are not installed in the test venv)."""
+    site.mkdir()
+    monkeypatch.syspath_prepend(str(site))
+    for project in sorted(PLUGINS.glob("syncd-*/pyproject.toml")):
+        meta = tomllib.loads(project.read_text(encoding="utf-8"))["project"]
+        info = site / f"{meta['name'].replace('-', '_')}-{meta['version']}.dist-info"
+        info.mkdir()
+        (info / "METADATA").write_text(
+            f"Metadata-Version: 2.1\nName: {meta['name']}\nVersion: {meta['version']}\n"
+        )
+        points = meta["entry-points"]["syncd"]
+        (info / "entry_points.txt").write_text(
+            "[syncd]\n" + "".join(f"{k} = {v}\n" for k, v in points.items())
+        )
+        monkeypatch.syspath_prepend(str(project.parent))
 
 
 def test_lists_spam_and_archive_plugins_file_mail_in_one_sync(
-    tmp_path: Path, dovecot: DevServer, account: User
+    tmp_path: Path, dovecot: DevServer, account: User, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    install_shipped(tmp_path / "site", monkeypatch)
     old = datetime(2015, 6, 1, tzinfo=UTC)
     mail = [
         (make_message(subject="hello"), (), None),
@@ -59,14 +74,18 @@ def test_lists_spam_and_archive_plugins_file_mail_in_one_sync(
     for raw, flags, date in mail:
         append(dovecot, account, "INBOX", raw, flags=flags, date=date)
     maildir = tmp_path / "Mail"
-    config = load_config(
-        write_config(tmp_path, {"test": account_config(dovecot, account, maildir)})
-    )
-    plugins = load_plugins(
-        config,
-        extra=[(name, shipped(name)) for name in ("lists", "spam", "archive")],
-        use_entry_points=False,
-    )
+    path = write_config(tmp_path, {"test": account_config(dovecot, account, maildir)})
+    with path.open("a", encoding="utf-8") as f:
+        f.write('[plugins]\nenable = ["lists", "spam", "archive"]\n')
+    config = load_config(path)
+    plugins = load_plugins(config)
+    assert {i.name: (i.distribution, i.status) for i in plugins.infos} == {
+        "rules": ("syncd", "loaded"),
+        "archive": ("syncd-archive", "loaded"),
+        "lists": ("syncd-lists", "loaded"),
+        "notmuch": ("syncd-notmuch", "not enabled"),
+        "spam": ("syncd-spam", "loaded"),
+    }
     hooks = RuleHooks(config, plugins)
     syncer = AccountSyncer(config, config.accounts["test"], hooks=hooks)
     try:

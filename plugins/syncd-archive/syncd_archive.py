@@ -2,7 +2,9 @@
 
 A rules plugin (``syncd_rules``): everything happens in server-side SEARCHes,
 one per year, ``SEEN BEFORE <cutoff> SINCE 1-Jan-Y BEFORE 1-Jan-Y+1``, on the
-message's arrival date (INTERNALDATE).  Settings (``[plugins.archive]``):
+message's arrival date (INTERNALDATE).  Installed, it does nothing until
+``[plugins] enable`` names it (``enable = ["archive"]``).  Settings
+(``[plugins.archive]``):
 
 - ``days``: age in days before read mail is archived (default 365);
 - ``folders``: folders to archive from (default ``["INBOX"]``);

@@ -1,7 +1,8 @@
 """syncd-lists: file mailing-list mail by its ``List-Id`` into ``Lists/<name>``.
 
 A per-message plugin (``syncd_classify``): ``List-Id`` cannot be turned into a
-folder name by an IMAP SEARCH.  Settings (``[plugins.lists]``):
+folder name by an IMAP SEARCH.  Installed, it does nothing until ``[plugins]
+enable`` names it (``enable = ["lists"]``).  Settings (``[plugins.lists]``):
 
 - ``folders``: where to look for list mail (default ``["INBOX"]``);
 - ``prefix``: the parent folder (default ``"Lists"``);

@@ -3,7 +3,8 @@
 A post-sync plugin (``syncd_after_sync``).  Nothing runs after a dry run or
 a sync that downloaded, deleted or re-flagged nothing locally.  When notmuch
 is not installed it says so once (per syncd process) and stays quiet.
-Settings (``[plugins.notmuch]``):
+Installed, it does nothing until ``[plugins] enable`` names it (``enable =
+["notmuch"]``).  Settings (``[plugins.notmuch]``):
 
 - ``command``: the command to run, as an argument list (default
   ``["notmuch", "new", "--quiet"]``), run without a shell;
@@ -46,8 +47,8 @@ class NotmuchRunner:
             if not self.warned_missing:
                 self.warned_missing = True
                 logger.warning(
-                    "%s not found: not indexing new mail (install notmuch, or disable the "
-                    'plugin with [plugins] disable = ["notmuch"])',
+                    "%s not found: not indexing new mail (install notmuch, or remove "
+                    '"notmuch" from [plugins] enable)',
                     command[0] if command else "(empty command)",
                 )
             return

@@ -3,7 +3,9 @@
 A per-message plugin (``syncd_classify``) reading the headers SpamAssassin,
 rspamd and most providers add: ``X-Spam-Flag: YES``, or ``X-Spam-Status:
 Yes, score=...``.  It runs before the other classify plugins (``tryfirst``),
-so list mail that is spam goes to Junk.  Settings (``[plugins.spam]``):
+so list mail that is spam goes to Junk.  Installed, it does nothing until
+``[plugins] enable`` names it (``enable = ["spam"]``).  Settings
+(``[plugins.spam]``):
 
 - ``folders``: where to look (default ``["INBOX"]``);
 - ``target``: the junk folder (default ``"Junk"``);

@@ -59,8 +59,8 @@ def test_missing_notmuch_is_logged_once(
         runner.syncd_after_sync(account(), summary())
         runner.syncd_after_sync(account(), summary())
     assert [r.getMessage() for r in caplog.records].count(
-        "notmuch not found: not indexing new mail (install notmuch, or disable the plugin "
-        'with [plugins] disable = ["notmuch"])'
+        "notmuch not found: not indexing new mail (install notmuch, or remove "
+        '"notmuch" from [plugins] enable)'
     ) == 1
 
 
