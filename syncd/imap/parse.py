@@ -86,10 +86,17 @@ def format_uid_set(uids: Iterable[int]) -> str:
     return ",".join(_runs(ordered))
 
 
-def chunk_uid_sets(uids: Iterable[int], max_len: int = 8000) -> Iterator[str]:
+#: The longest uid set in one command.  RFC 2683 §3.2.1.5 asks servers to accept command
+#: lines of at least 8000 octets (Dovecot's ``imap_max_line_length`` is 64 KiB, but may be
+#: set lower); the rest of a line (tag, command, flag list, a mailbox name of up to
+#: MAX_NAME_BYTES) needs room too, so the set alone gets 7000.
+MAX_UID_SET_LEN = 7000
+
+
+def chunk_uid_sets(uids: Iterable[int], max_len: int = MAX_UID_SET_LEN) -> Iterator[str]:
     """Yield uid sets (as :func:`format_uid_set`) each at most ``max_len`` characters,
-    together covering ``uids``, so no command line exceeds what servers accept
-    (RFC 2683 §3.2.1.5; Dovecot's ``imap_max_line_length`` is 64 KiB)."""
+    together covering ``uids``, so that a command line carrying one stays within the
+    8000 octets every server should accept (RFC 2683 §3.2.1.5)."""
     ordered = sorted(set(uids))
     if ordered and (ordered[0] < 1 or ordered[-1] > MAX_UID):
         raise ValueError(f"UID out of range in {ordered[0]}..{ordered[-1]}")
