@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from syncd import crashpoints
-from syncd.errors import AccountError, CredentialError, FolderError, LockedError
+from syncd.errors import AccountError, CredentialError, FolderError, LockedError, ProtocolError
 from syncd.folder_sync import (
     ACCOUNT_BODY_BUDGET,
     DOWNLOAD_BATCH_BYTES,
@@ -202,11 +202,9 @@ class AccountSyncer:
                     f"This directory is the Maildir of syncd account {self.account.name!r}.\n"
                     "syncd refuses to sync it when this file is missing (an unmounted disk).\n"
                 )
-        if self._session is None:
-            self._session = open_session(self.account)
         jobs = _prepare_folders(
             self.account,
-            self._session,
+            self._main(),
             db,
             options=options,
             report=report,
@@ -218,12 +216,18 @@ class AccountSyncer:
         workers = min(self.account.max_connections, len(first))
         if workers <= 1:
             for job in first:
-                report.folders.append(_run_job(job, self._session, db, options))
+                report.folders.append(_run_job(job, self._main(), db, options))
         else:
             self._run_parallel(first, workers, options, report)
         for job in jobs:
             if job.last:
-                report.folders.append(_run_job(job, self._session, db, options))
+                report.folders.append(_run_job(job, self._main(), db, options))
+
+    def _main(self) -> ImapSession:
+        """The main connection, opened again if a folder's protocol error dropped it."""
+        if self._session is None or not self._session.alive:
+            self._session = open_session(self.account)
+        return self._session
 
     def _settle_unchanged(
         self, jobs: list[_Job], db: StateDB, options: RunOptions, report: AccountReport
@@ -285,7 +289,10 @@ class AccountSyncer:
                 raise
             finally:
                 db.close()
-                idle.put(conn)
+                if conn.alive:
+                    idle.put(conn)
+                elif conn in self._spare:
+                    self._spare.remove(conn)  # the next job opens a fresh one
 
         with (
             ThreadPoolExecutor(WRITERS, thread_name_prefix="deliver") as writers,
@@ -386,7 +393,10 @@ def _run_job(
         result = _folder_sync(
             job, session, db, options, workers=workers, writers=writers, budget=budget
         ).run()
-    except FolderError as exc:
+    # A server that breaks the protocol inside one folder (a literal it cannot mean,
+    # a garbled or forged response: RELIABILITY MAL-01..03) loses that folder for
+    # this run; the connection is dropped and the next folder gets a fresh one.
+    except (FolderError, ProtocolError) as exc:
         job.log.error("%s", exc)
         st = db.folder(job.far_name) if not options.dry_run else None
         if st is not None:

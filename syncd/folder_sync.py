@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, TypeVar
 from syncd import crashpoints
 from syncd.errors import FolderError, MessageError
 from syncd.flags import kept_local_only, keyword_index, unmapped_flags
-from syncd.imap.parse import format_uid_set
+from syncd.imap.parse import chunk_uid_sets
 from syncd.imap.session import AppendError
 from syncd.maildir import directory_signature
 from syncd.message import to_crlf, to_lf
@@ -521,8 +521,8 @@ class FolderSync:
         main thread already fetches batch k+1 from the server."""
         sizes = {int(c.key): c.size for c in copies if c.size is not None}
         unknown = [int(c.key) for c in copies if c.size is None]
-        if unknown:
-            infos, _ = self.session.fetch_flags(format_uid_set(unknown), with_size=True)
+        for uid_set in chunk_uid_sets(unknown):  # scattered UIDs: keep each line short
+            infos, _ = self.session.fetch_flags(uid_set, with_size=True)
             sizes.update({uid: i.size for uid, i in infos.items() if i.size is not None})
         keywords = {f for c in copies for f in c.flags if f not in SYSTEM_FLAGS}
         if keywords:

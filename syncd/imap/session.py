@@ -1226,6 +1226,12 @@ class ImapSession:
         self._run("IDLE", self._client.idle_done)
         return self.drain()
 
+    @property
+    def alive(self) -> bool:
+        """False once the connection was dropped (a protocol error, a lost link,
+        BYE) or logged out: every later command raises AccountError."""
+        return self._dead is None and self._bye is None
+
     def logout(self) -> None:
         """LOGOUT and close.  Never raises, also on a dead connection; idempotent."""
         if self._dead is not None:
@@ -1294,8 +1300,9 @@ class ImapSession:
             refused = self._imap.refused_literal
             self._kill(str(exc))
             if refused is not None:
+                mailbox = f" in {self._selected}" if self._selected is not None else ""
                 raise ProtocolError(
-                    f"{self._where}: {refused} during {what}; connection dropped"
+                    f"{self._where}: {refused} during {what}{mailbox}; connection dropped"
                 ) from exc
             if "unexpected" in str(exc):  # imaplib: a line that is not IMAP, a forged tag
                 raise ProtocolError(

@@ -22,8 +22,6 @@ from __future__ import annotations
 import os
 import random
 import re
-import subprocess
-import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,34 +30,13 @@ import pytest
 from faults.common import config_for
 from faults.proxy import Conn, Direction, front
 from support import StartServer
-from support.imap import session
+from support.imap import fill_inbox, session
+from support.run import run_syncd_measured
 
 from syncd.devserver import DevServer, User
 
-_WRAPPER = (
-    "import resource, subprocess, sys\n"
-    "code = subprocess.run(sys.argv[1:], check=False).returncode\n"
-    "peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss\n"
-    "sys.stderr.write(f'\\npeak-rss-kib={peak}\\n')\n"
-    "sys.exit(code)\n"
-)
-_PEAK = re.compile(r"\npeak-rss-kib=(\d+)\n\Z")
 _TAGGED_BAD = re.compile(rb"\S+ BAD\b", re.IGNORECASE)
 _MID = re.compile(rb"<big(\d+)@syncd\.test>")
-
-
-def run_measured(config: Path, *args: str, timeout: float) -> tuple[int, str, int]:
-    """Run ``syncd --config <config> *args`` as a child of a wrapper that reports the
-    child's peak RSS (``getrusage(RUSAGE_CHILDREN)``).  Returns ``(exit code, stderr,
-    peak RSS in KiB)``."""
-    proc = subprocess.run(
-        [sys.executable, "-c", _WRAPPER, sys.executable, "-m", "syncd", "--config",
-         str(config), *args],
-        capture_output=True, text=True, timeout=timeout, check=False,
-    )  # fmt: skip
-    found = _PEAK.search(proc.stderr)
-    assert found is not None, proc.stderr[-3000:]
-    return proc.returncode, proc.stderr[: found.start()], int(found.group(1))
 
 
 def raw(i: int) -> bytes:
@@ -69,26 +46,6 @@ def raw(i: int) -> bytes:
         f"To: Bob <bob@example.com>\nSubject: message {i}\n"
         f"Date: Mon, 01 Jan 2024 12:00:00 +0000\n\nbody of {i}\n{'x' * (i % 200)}\n"
     ).encode()
-
-
-def fill(server: DevServer, user: User, n: int) -> None:
-    """Write messages 0..n-1 into the user's server-side INBOX (every third \\Seen),
-    owned like the Maildir Dovecot created, then let Dovecot index them."""
-    with session(server, user) as client:
-        client.select_folder("INBOX")  # Dovecot creates the Maildir as its mail user
-    maildir = server.maildir(user)
-    owner = maildir.stat()
-    cur = maildir / "cur"
-    for i in range(n):
-        path = f"{cur}/1700000000.M{i:06d}P1.syncdtest:2,{'S' if i % 3 == 0 else ''}"
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            os.write(fd, raw(i))
-        finally:
-            os.close(fd)
-        os.chown(path, owner.st_uid, owner.st_gid)
-    with session(server, user) as client:
-        assert client.select_folder("INBOX", readonly=True)[b"EXISTS"] == n
 
 
 def server_index(server: DevServer, user: User) -> dict[int, tuple[int, frozenset[str]]]:
@@ -172,13 +129,13 @@ def run_scenario(tmp_path: Path, server: DevServer, sc: Scenario) -> tuple[list[
     """Fill, sync, change both sides, sync; checks both sides after each sync and
     returns the peak RSS of each run and what the wire carried."""
     user = server.add_user()
-    fill(server, user, sc.n)
+    fill_inbox(server, user, raw, sc.n)
     maildir = tmp_path / "Mail"
     wire = Wire()
     peaks = []
     with front(server, rewrite=wire.rewrite, on_command=wire.on_command) as p:
         config = config_for(tmp_path, server, user, maildir, port=p.port)
-        code, err, peak = run_measured(config, "sync", timeout=sc.timeout)
+        code, err, peak = run_syncd_measured(config, "sync", timeout=sc.timeout)
         peaks.append(peak)
         assert code == 0 and wire.bad == [], (wire.bad, err[-3000:])
         local = local_index(maildir)
@@ -196,7 +153,7 @@ def run_scenario(tmp_path: Path, server: DevServer, sc: Scenario) -> tuple[list[
             letters = "".join(sorted({"F", *("S" if "\\Seen" in flags else "")}))
             path.rename(maildir / "cur" / f"{path.name.partition(':2,')[0]}:2,{letters}")
 
-        code, err, peak = run_measured(config, "sync", timeout=sc.timeout)
+        code, err, peak = run_syncd_measured(config, "sync", timeout=sc.timeout)
         peaks.append(peak)
         assert code == 0 and wire.bad == [], (wire.bad, err[-3000:])
         assert "ERROR" not in err and "WARNING" not in err, err[-3000:]

@@ -13,8 +13,6 @@ the other folders should still be synced when they come after it.
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -22,6 +20,7 @@ from faults.common import config_for, converged, idempotent, seed, tree
 from faults.proxy import Conn, Direction, Fault, Rewriter, front
 from support.imap import server_snapshot
 from support.maildir import local_snapshot
+from support.run import run_syncd_measured
 
 from syncd.devserver import DevServer, User
 
@@ -29,28 +28,6 @@ from syncd.devserver import DevServer, User
 #: account peaks at ~32 MiB on this machine (measured below in the same test, to keep the
 #: bound honest); a syncd that allocated the announced literal would need GiBs.
 RSS_BOUND_KIB = 150 * 1024
-
-_WRAPPER = (
-    "import resource, subprocess, sys\n"
-    "code = subprocess.run(sys.argv[1:], check=False).returncode\n"
-    "peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss\n"
-    "sys.stderr.write(f'\\npeak-rss-kib={peak}\\n')\n"
-    "sys.exit(code)\n"
-)
-_PEAK = re.compile(r"\npeak-rss-kib=(\d+)\n\Z")
-
-
-def run_measured(config: Path, *args: str, timeout: float = 120) -> tuple[int, str, int]:
-    """Run ``syncd --config <config> *args`` as a child of a wrapper that reports the
-    child's peak RSS.  Returns ``(exit code, stderr, peak RSS in KiB)``."""
-    proc = subprocess.run(
-        [sys.executable, "-c", _WRAPPER, sys.executable, "-m", "syncd", "--config",
-         str(config), *args],
-        capture_output=True, text=True, timeout=timeout, check=False,
-    )  # fmt: skip
-    found = _PEAK.search(proc.stderr)
-    assert found is not None, proc.stderr
-    return proc.returncode, proc.stderr[: found.start()], int(found.group(1))
 
 
 def _huge_literal_in(folder: bytes, size: bytes) -> tuple[Rewriter, list[bool]]:
@@ -87,7 +64,7 @@ def _attack(
     trickle = Fault("stall", after=b"{" + size + b"}\r\n", extra=4096)
     with front(server, rewrite=rewrite, fault=trickle) as p:
         config = config_for(tmp_path, server, user, maildir, port=p.port, timeout=5, **overrides)
-        result = run_measured(config, "sync", timeout=90)
+        result = run_syncd_measured(config, "sync", timeout=90)
     assert done, result[1]  # the announcement did reach syncd
     after = {k: v for k, v in tree(tmp_path.parent).items() if not k.startswith(tmp_path.name)}
     assert after == outside
@@ -104,7 +81,7 @@ def test_mal03_enormous_literal_keeps_memory_bounded(
     written outside the root; the next honest run completes, nothing twice."""
     other = dovecot.add_user()
     seed(dovecot, other, tmp_path / "base" / "Mail")
-    code, err, normal_peak = run_measured(
+    code, err, normal_peak = run_syncd_measured(
         config_for(tmp_path / "base", dovecot, other, tmp_path / "base" / "Mail"), "sync"
     )
     assert code == 0, err
@@ -118,31 +95,23 @@ def test_mal03_enormous_literal_keeps_memory_bounded(
 
     maildir = tmp_path / "t" / "Mail"
     config = config_for(tmp_path / "t", dovecot, account, maildir)
-    code, err, _ = run_measured(config, "sync")
+    code, err, _ = run_syncd_measured(config, "sync")
     assert code == 0, err
     converged(dovecot, account, maildir)
     idempotent(config)
     assert len(local_snapshot(maildir, "maildir++")["Archive"]) == 2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "MAL-03: an oversized literal raises ProtocolError, an AccountError, so the "
-        "account's run stops: folders not yet started (here Notes, with one connection) "
-        "are not synced, and the error line names the account and server but not the "
-        "folder. Fix: session.py should add the selected mailbox to `where` in the "
-        "refused-literal ProtocolError, and account.py should treat a ProtocolError "
-        "raised inside a folder's sync as that folder's failure (drop the connection, "
-        "open a fresh one for the next folder) instead of ending the account"
-    ),
-)
+@pytest.mark.parametrize("connections", [1, 4])
 def test_mal03_error_names_the_folder_and_the_other_folders_still_sync(
-    tmp_path: Path, dovecot: DevServer, account: User
+    tmp_path: Path, dovecot: DevServer, account: User, connections: int
 ) -> None:
-    """One connection, folders synced in order INBOX, Archive (attacked), Notes: the
-    error names Archive and its announced size; INBOX and Notes are synced anyway."""
-    code, err, _peak = _attack(tmp_path, dovecot, account, b"4294967296", max_connections=1)
+    """Folders INBOX, Archive (attacked), Notes, one after the other on one connection
+    or side by side on four: the error names Archive and its announced size; the
+    connection is dropped, and INBOX and Notes are synced anyway."""
+    code, err, _peak = _attack(
+        tmp_path, dovecot, account, b"4294967296", max_connections=connections
+    )
     assert code == 1, err
     errors = [line for line in err.splitlines() if "ERROR" in line]
     assert any("Archive" in line and "4294967296" in line for line in errors), err

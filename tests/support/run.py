@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -143,3 +144,28 @@ def run_syncd(
             f"--- stdout\n{proc.stdout}\n--- stderr\n{proc.stderr}"
         )
     return proc
+
+
+# The wrapper is the parent of syncd, so RUSAGE_CHILDREN is exactly syncd's peak.
+_RSS_WRAPPER = (
+    "import resource, subprocess, sys\n"
+    "code = subprocess.run(sys.argv[1:], check=False).returncode\n"
+    "peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss\n"
+    "sys.stderr.write(f'\\npeak-rss-kib={peak}\\n')\n"
+    "sys.exit(code)\n"
+)
+_PEAK = re.compile(r"\npeak-rss-kib=(\d+)\n\Z")
+
+
+def run_syncd_measured(config: Path, *args: str, timeout: float = 120) -> tuple[int, str, int]:
+    """Run ``syncd --config <config> *args`` under a wrapper that reports its peak RSS
+    (``getrusage(RUSAGE_CHILDREN)``).  Returns ``(exit code, stderr, peak RSS in KiB)``."""
+    proc = subprocess.run(
+        [sys.executable, "-c", _RSS_WRAPPER, sys.executable, "-m", "syncd", "--config",
+         str(config), *args],
+        capture_output=True, text=True, timeout=timeout, check=False,
+    )  # fmt: skip
+    found = _PEAK.search(proc.stderr)
+    if found is None:
+        raise AssertionError(f"no peak RSS reported:\n{proc.stderr[-3000:]}")
+    return proc.returncode, proc.stderr[: found.start()], int(found.group(1))
