@@ -629,7 +629,8 @@ def _entry_points(settings: PluginSettings) -> list[_Candidate]:
             out.append(known)
         elif ep.name not in settings.enabled:
             note = f'to load it: [plugins] enable = ["{ep.name}"]'
-            logger.info("plugin %s (%s) is installed but not enabled", ep.name, dist)
+            # Debug, not info: said on every run it would be noise; `syncd plugins` says it.
+            logger.debug("plugin %s (%s) is installed but not enabled", ep.name, dist)
             out.append(dataclasses.replace(known, status=NOT_ENABLED, note=note))
         else:
             try:
