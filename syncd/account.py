@@ -26,6 +26,7 @@ from syncd.folder_sync import (
     FolderReport,
     FolderSync,
     RunOptions,
+    SyncCancelled,
     policy_for,
 )
 from syncd.folders import clashes, discover, join_name, local_path, matches, split_name
@@ -39,6 +40,9 @@ if TYPE_CHECKING:
     from syncd.config import AccountConfig, Config
     from syncd.imap.session import ImapSession, StatusInfo
 
+#: Folders whose connection a protocol error may drop in one run before the account
+#: stops for this run (each costs a fresh login).
+MAX_DROPPED_CONNECTIONS = 3
 ROOT_MARKER = ".syncd-maildir"  # tells the Maildir syncd synced from an empty mount point
 _NOT_SELECTABLE = frozenset({"\\NOSELECT", "\\NONEXISTENT"})
 
@@ -115,6 +119,7 @@ class AccountSyncer:
         self.log = account_logger(account.name)
         self._session: ImapSession | None = None
         self._spare: list[ImapSession] = []  # extra connections, kept between cycles
+        self._dropped: list[str] = []  # folders whose connection died this run
         self._db: StateDB | None = None
 
     def sync(
@@ -146,6 +151,11 @@ class AccountSyncer:
             report.error = str(exc)
             self.log.error("%s", exc)
             self._drop_sessions()
+        except FolderError as exc:
+            # A mailbox-level refusal outside any one folder (LIST answered NO): the
+            # account cannot be paired this time, but the connection is fine.
+            report.error = str(exc)
+            self.log.error("%s", exc)
         finally:
             if self.hooks is not None:
                 self.hooks.after_account(account=self.account, report=report)
@@ -214,19 +224,38 @@ class AccountSyncer:
         )
         first = self._settle_unchanged([j for j in jobs if not j.last], db, options, report)
         workers = min(self.account.max_connections, len(first))
+        self._dropped = []
         if workers <= 1:
             for job in first:
-                report.folders.append(_run_job(job, self._main(), db, options))
+                _check_cancel(options)
+                report.folders.append(self._watch(_run_job(job, self._main(), db, options)))
         else:
             self._run_parallel(first, workers, options, report)
         for job in jobs:
             if job.last:
-                report.folders.append(_run_job(job, self._main(), db, options))
+                _check_cancel(options)
+                report.folders.append(self._watch(_run_job(job, self._main(), db, options)))
+
+    def _watch(self, result: FolderReport) -> FolderReport:
+        """Count the folders whose connection a protocol error dropped; a server that
+        breaks the protocol folder after folder ends the account's run (one error,
+        the daemon's back-off) rather than costing a fresh login per folder."""
+        if result.error is not None and result.dropped:
+            self._dropped.append(result.name)
+            if len(self._dropped) >= MAX_DROPPED_CONNECTIONS:
+                raise AccountError(
+                    f"the server broke the protocol in {len(self._dropped)} folders "
+                    f"({', '.join(self._dropped)}); not syncing the rest of this account now"
+                )
+        return result
 
     def _main(self) -> ImapSession:
-        """The main connection, opened again if a folder's protocol error dropped it."""
+        """The main connection, opened again if a folder's protocol error dropped it
+        (a live spare takes its place first: main + spares never exceed
+        ``max_connections``)."""
         if self._session is None or not self._session.alive:
-            self._session = open_session(self.account)
+            self._spare = [c for c in self._spare if c.alive]
+            self._session = self._spare.pop() if self._spare else open_session(self.account)
         return self._session
 
     def _settle_unchanged(
@@ -240,7 +269,11 @@ class AccountSyncer:
         assert session is not None
         if len(jobs) < 2 or not session.has_condstore:
             return jobs
-        statuses = session.statuses()
+        try:
+            statuses = session.statuses()
+        except FolderError as exc:  # NO/BAD to a command it advertised: go without
+            self.log.warning("LIST-STATUS refused (%s); asking each folder's STATUS", exc)
+            return jobs
         busy: list[_Job] = []
         done: list[str] = []
         for job in jobs:
@@ -261,9 +294,15 @@ class AccountSyncer:
         assert self._session is not None
         idle: queue.SimpleQueue[ImapSession] = queue.SimpleQueue()
         idle.put(self._session)
+        # A dead main connection was replaced during an earlier cycle: never keep
+        # more than max_connections open (the server counts them per user).
+        for extra in self._spare[self.account.max_connections - 1 :]:
+            extra.logout()
+        self._spare = [c for c in self._spare[: self.account.max_connections - 1] if c.alive]
         for spare in self._spare[: workers - 1]:
             idle.put(spare)
         failed = threading.Event()
+        lock = threading.Lock()
         budget = ByteBudget(ACCOUNT_BODY_BUDGET)
 
         def session() -> ImapSession:
@@ -278,12 +317,15 @@ class AccountSyncer:
         def work(job: _Job) -> FolderReport | None:
             if failed.is_set():
                 return None
+            _check_cancel(options)
             conn = session()
             db = StateDB(self.db.path)
             try:
-                return _run_job(
+                result = _run_job(
                     job, conn, db, options, workers=workers, writers=writers, budget=budget
                 )
+                with lock:
+                    return self._watch(result)
             except (AccountError, CredentialError):
                 failed.set()
                 raise
@@ -335,6 +377,12 @@ class _Job:
     log: logging.LoggerAdapter[logging.Logger]
     last: bool = False  # the trash folder: synced after the folders that move mail into it
     status: StatusInfo | None = None  # the server's STATUS when already known
+
+
+def _check_cancel(options: RunOptions) -> None:
+    """Between two folders: stop here when the run was asked to (the daemon's stop)."""
+    if options.cancel is not None and options.cancel.is_set():
+        raise SyncCancelled
 
 
 def _folder_sync(
@@ -401,7 +449,7 @@ def _run_job(
         st = db.folder(job.far_name) if not options.dry_run else None
         if st is not None:
             db.record_result(st.id, str(exc))
-        return FolderReport(job.shown, error=str(exc))
+        return FolderReport(job.shown, error=str(exc), dropped=not session.alive)
     result.planned[:0] = job.planned
     if result.changed() or options.dry_run:
         job.log.info("%s%s", "plan: " if options.dry_run else "", result.summary())

@@ -146,6 +146,7 @@ class FolderReport:
     skipped: int = 0  # local files that are not messages (junk in cur/, symlinks...)
     failed: int = 0  # messages that could not be copied or changed this time
     held: int = 0  # local messages the server refused before, not offered again yet
+    dropped: bool = False  # the error dropped the connection (a protocol error)
     error: str | None = None
     planned: list[str] = field(default_factory=list)
 
@@ -391,7 +392,7 @@ class FolderSync:
         )
         if unchanged:
             self.log.debug("unchanged on both sides since the last sync")
-            self.report.held = len(self._refusals)
+            self.report.held = len(self._refusals) if self.policy.push else 0
         return unchanged
 
     def _local_only(
@@ -602,6 +603,11 @@ class FolderSync:
             )
             work.items.append((body.uid, len(body.data), copy, intent_id, future))
         # UIDs the server did not return were expunged meanwhile: nothing to pair.
+        # Those over the literal cap were skipped (fetch_bodies warned): a failure,
+        # so the next run lists the folder in full and tries -- and says -- again,
+        # rather than a CONDSTORE delta that would never show them again.
+        cap = self.session.max_literal
+        self.report.failed += sum(1 for uid in pending if sizes.get(uid, 0) > cap)
         work.vanished = [i for _, i in pending.values()]
         return work
 

@@ -241,8 +241,12 @@ class _CallThread:
                 outcome: tuple[bool, Any] = (True, function(*args))
             # Whatever the plugin raised belongs to the caller, which re-raises it
             # on its own thread (and isolates the plugin there).
-            except BaseException as exc:  # noqa: BLE001
+            except Exception as exc:  # noqa: BLE001
                 outcome = (False, exc)
+            # sys.exit() in a plugin (click-based tools do it) must not end the sync
+            # thread that re-raises it: it becomes an ordinary plugin failure.
+            except BaseException as exc:  # noqa: BLE001
+                outcome = (False, RuntimeError(f"{type(exc).__name__}: {exc}"))
             del function, args
             self._outcomes.put(outcome)
             del outcome
@@ -521,7 +525,19 @@ def _plugin_names(config: Config, key: str, value: object) -> frozenset[str]:
 
 def _installed() -> list[EntryPoint]:
     """The entry points of the group ``syncd``, by name; reading them imports nothing."""
-    return sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name)
+    return sorted(
+        entry_points(group=ENTRY_POINT_GROUP),
+        key=lambda e: (e.name, e.dist.name if e.dist is not None else ""),
+    )
+
+
+def _shared_names() -> dict[str, str]:
+    """Entry-point names that more than one installed distribution provides ->
+    ``"dist-a and dist-b"``."""
+    by_name: dict[str, list[str]] = {}
+    for ep in _installed():
+        by_name.setdefault(ep.name, []).append(ep.dist.name if ep.dist is not None else "?")
+    return {n: " and ".join(sorted(set(d))) for n, d in by_name.items() if len(d) > 1}
 
 
 def check_plugins(config: Config) -> list[str]:
@@ -538,10 +554,15 @@ def check_plugins(config: Config) -> list[str]:
     except ConfigError as exc:
         return [str(exc)]
     installed = sorted({ep.name for ep in _installed()} - RESERVED_NAMES)
+    shared = _shared_names()
     return [
         f"{config.path}: plugins.enable: {name} is not installed (installed syncd plugins: "
         f"{', '.join(installed) or 'none'})"
         for name in sorted(settings.enabled - set(installed) - {BUILTIN_RULES})
+    ] + [
+        f"{config.path}: plugins.enable: {name} is provided by {shared[name]}; neither is "
+        "loaded until one is removed"
+        for name in sorted(settings.enabled & shared.keys())
     ]
 
 
@@ -617,11 +638,19 @@ def _entry_points(settings: PluginSettings) -> list[_Candidate]:
     """The installed entry points, by name; only those ``settings`` enables are
     imported (RELIABILITY PLG-07): the others' code never runs in syncd."""
     out = []
+    shared = _shared_names()
     for ep in _installed():
         dist = ep.dist.name if ep.dist is not None else None
         version = ep.dist.version if ep.dist is not None else None
         known = _Candidate(ep.name, None, dist, version)
-        if ep.name in RESERVED_NAMES:
+        if ep.name in shared and ep.name not in RESERVED_NAMES:
+            # Which one would win depends on discovery order, and the other's code
+            # would run unasked: load neither, and say why.
+            note = f"{ep.name} is provided by {shared[ep.name]}: neither is loaded; remove one"
+            if ep.name in settings.enabled:
+                logger.warning("plugin %s (%s) is not loaded: %s", ep.name, dist, note)
+            out.append(dataclasses.replace(known, status=IGNORED, note=note))
+        elif ep.name in RESERVED_NAMES:
             note = f"the name {ep.name} is syncd's own; {dist or 'its package'} cannot use it"
             logger.warning("plugin %s (%s) is not loaded: %s", ep.name, dist, note)
             out.append(dataclasses.replace(known, status=IGNORED, note=note))

@@ -292,6 +292,28 @@ def test_what_a_plugin_raises_still_reaches_the_caller_thread(tmp_path: Path) ->
         plugins.close()
 
 
+def test_a_plugin_calling_sys_exit_is_an_ordinary_plugin_failure(tmp_path: Path) -> None:
+    """sys.exit() inside a hook (click-based tools do it) must not end the sync thread."""
+
+    class Exits:
+        @hookimpl
+        def syncd_rules(self) -> None:
+            sys.exit(2)
+
+    config = offline_config(tmp_path, "[plugins]\ntimeout = 1\n")
+    plugins = load_plugins(
+        config, extra=[("good", Rules()), ("exits", Exits())], use_entry_points=False
+    )
+    try:
+        got = plugins.rules(AccountInfo.of(config.accounts["a"], {}), "INBOX")
+        assert [r.name for r in got] == ["good:old"]
+        assert plugins.failures[0].startswith(
+            "plugin exits raised in syncd_rules: RuntimeError: SystemExit: 2"
+        )
+    finally:
+        plugins.close()
+
+
 # --------------------------------------------------------------------------- a real sync
 
 

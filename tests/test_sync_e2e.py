@@ -7,6 +7,7 @@ import os
 import shutil
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from faults.proxy import front
@@ -16,7 +17,11 @@ from support.mail import make_message
 from support.maildir import deliver, folder_path, local_snapshot, set_local_flags
 from support.run import account_config, run_syncd, write_config
 
+from syncd.account import AccountSyncer
+from syncd.config import load_config
 from syncd.devserver import DevServer, User, populate
+from syncd.folder_sync import RunOptions
+from syncd.imap.session import ImapSession
 
 LAYOUTS = ["maildir++", "nested"]
 SAMPLE = {"INBOX": 12, "Archive": 6, "Lists/python": 5, "Projets/Été": 4}
@@ -364,3 +369,32 @@ def test_status_fast_path_skips_unchanged_folders_but_sees_changes(
     out = run_syncd("-v", "sync", config=config).stderr
     assert "INBOX: 0 downloaded, 0 uploaded, 1 flag changes" in out
     assert_in_step(dovecot, account, maildir, "maildir++")
+
+
+def test_a_message_over_the_literal_cap_is_a_failure_every_run(
+    tmp_path: Path, dovecot: DevServer, account: User, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server message larger than the session's literal cap (64 MiB; 100 kB here) is
+    not downloaded; the run says so and is not ok (exit 1), and so is the next one --
+    a CONDSTORE delta must not let it drop out of sight after the first warning."""
+    real = ImapSession.connect
+
+    def small_cap(cls: type[ImapSession], **kwargs: Any) -> ImapSession:
+        return real(**{**kwargs, "max_literal": 100_000})
+
+    monkeypatch.setattr(ImapSession, "connect", classmethod(small_cap))
+    append(dovecot, account, "INBOX", make_message("small", message_id="<s@t>"))
+    append(dovecot, account, "INBOX", make_message("big", message_id="<b@t>", body="x" * 200_000))
+    config_path, maildir = setup(tmp_path, dovecot, account)
+    config = load_config(config_path)
+    syncer = AccountSyncer(config, config.accounts["test"])
+    try:
+        reports = [syncer.sync(RunOptions()) for _ in range(2)]
+    finally:
+        syncer.close()
+    for report in reports:
+        [inbox] = [f for f in report.folders if f.name == "INBOX"]
+        assert inbox.failed == 1 and not report.ok
+    assert [f.downloaded for f in reports[0].folders if f.name == "INBOX"] == [1]
+    local = local_snapshot(maildir, "maildir++")["INBOX"]
+    assert [v.message_id for v in local] == ["<s@t>"]

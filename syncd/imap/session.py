@@ -1227,6 +1227,11 @@ class ImapSession:
         return self.drain()
 
     @property
+    def max_literal(self) -> int:
+        """The largest literal (message) this session accepts, in bytes."""
+        return int(self._imap.max_literal)
+
+    @property
     def alive(self) -> bool:
         """False once the connection was dropped (a protocol error, a lost link,
         BYE) or logged out: every later command raises AccountError."""

@@ -122,3 +122,32 @@ def test_mal03_error_names_the_folder_and_the_other_folders_still_sync(
             v.sha256 for v in remote[folder]
         ), folder
     assert len(remote["INBOX"]) == 6 + 4 and len(remote["Notes"]) == 2
+
+
+def test_a_server_that_breaks_every_folder_stops_the_account_after_three(
+    tmp_path: Path, dovecot: DevServer, account: User
+) -> None:
+    """Every folder's first body literal announces 4 GiB: each refusal drops that
+    folder's connection; after the third the account's run stops with one error (the
+    daemon backs off from an account error) instead of logging in again per folder."""
+    from syncd.devserver import populate
+
+    folders = {f"F{i:02d}": 1 for i in range(12)}
+    populate(dovecot, account, folders=folders)
+
+    def every_literal(direction: Direction, line: bytes, conn: Conn) -> bytes:
+        if direction == "down" and b"BODY[] {" in line:
+            return re.sub(rb"BODY\[\] \{\d+\}", b"BODY[] {4294967296}", line)
+        return line
+
+    with front(dovecot, rewrite=every_literal) as p:
+        config = config_for(
+            tmp_path, dovecot, account, tmp_path / "Mail", port=p.port, max_connections=1
+        )
+        logins_before = bytes(p.upstream_bytes).count(b" LOGIN ")
+        code, err, _peak = run_syncd_measured(config, "sync", timeout=90)
+        logins = bytes(p.upstream_bytes).count(b" LOGIN ") - logins_before
+    assert code == 1, err
+    assert "the server broke the protocol in 3 folders" in err, err
+    assert logins <= 4, f"{logins} logins for 12 folders"  # the first + one per dropped folder
+    assert "Traceback" not in err
