@@ -14,7 +14,7 @@ import threading
 from collections.abc import Collection
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from syncd import crashpoints
 from syncd.errors import AccountError, CredentialError, FolderError, LockedError, ProtocolError
@@ -99,6 +99,12 @@ class SyncHooks(Protocol):
 
     def after_account(self, *, account: AccountConfig, report: AccountReport) -> None:
         """Called after the sync call, with its report (also when it failed)."""
+
+    # Optional (looked up with getattr; the daemon's hooks have them): called right
+    # before and after a folder's own sync -- on the thread and session that sync
+    # it -- so what syncd writes locally can be told from a mail reader's changes:
+    #   folder_started(*, folder: str, session: ImapSession) -> None
+    #   folder_finished(*, folder: str, session: ImapSession) -> None
 
 
 class AccountSyncer:
@@ -228,13 +234,27 @@ class AccountSyncer:
         if workers <= 1:
             for job in first:
                 _check_cancel(options)
-                report.folders.append(self._watch(_run_job(job, self._main(), db, options)))
+                report.folders.append(self._watch(self._run(job, self._main(), db, options)))
         else:
             self._run_parallel(first, workers, options, report)
         for job in jobs:
             if job.last:
                 _check_cancel(options)
-                report.folders.append(self._watch(_run_job(job, self._main(), db, options)))
+                report.folders.append(self._watch(self._run(job, self._main(), db, options)))
+
+    def _run(
+        self, job: _Job, session: ImapSession, db: StateDB, options: RunOptions, **kw: Any
+    ) -> FolderReport:
+        """:func:`_run_job`, bracketed by the hooks' optional folder_started/finished."""
+        started = getattr(self.hooks, "folder_started", None)
+        finished = getattr(self.hooks, "folder_finished", None)
+        if callable(started):
+            started(folder=job.far_name, session=session)
+        try:
+            return _run_job(job, session, db, options, **kw)
+        finally:
+            if callable(finished):
+                finished(folder=job.far_name, session=session)
 
     def _watch(self, result: FolderReport) -> FolderReport:
         """Count the folders whose connection a protocol error dropped; a server that
@@ -321,7 +341,7 @@ class AccountSyncer:
             conn = session()
             db = StateDB(self.db.path)
             try:
-                result = _run_job(
+                result = self._run(
                     job, conn, db, options, workers=workers, writers=writers, budget=budget
                 )
                 with lock:

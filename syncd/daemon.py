@@ -231,11 +231,14 @@ class _RepeatFilter(logging.Filter):
 
 class _DaemonHooks:
     """The daemon's side of ``SyncHooks``: stop between folders, and tell the
-    watcher what syncd itself just wrote (the signature of each folder right
-    after it was synced), then delegate to the configured hooks, if any.
+    watcher what syncd itself writes (each folder is *busy* while its own sync
+    runs, and its signature right after is remembered as syncd's), then delegate
+    to the configured hooks, if any.
 
     The engine calls ``before_folder`` only between folders, so raising
     :class:`SyncCancelled` there never interrupts a folder half-way.
+    ``folder_started``/``folder_finished`` bracket each folder's own sync, on the
+    thread that runs it (folders may sync side by side).
     """
 
     def __init__(
@@ -249,7 +252,8 @@ class _DaemonHooks:
         self.cancel = cancel
         self.echo = echo
         self.inner = inner
-        self._current: tuple[str, ...] | None = None
+        self._lock = threading.Lock()  # folders may sync side by side
+        self._parts: dict[str, tuple[str, ...]] = {}
 
     def before_account(self, *, account: AccountConfig, dry_run: bool) -> None:
         if self.inner is not None:
@@ -258,7 +262,6 @@ class _DaemonHooks:
     def before_folder(
         self, *, account: AccountConfig, session: ImapSession, folder: str, dry_run: bool
     ) -> list[str]:
-        self._finish()
         if self.cancel.is_set():
             raise SyncCancelled
         if session.selected == folder:
@@ -268,8 +271,6 @@ class _DaemonHooks:
             # it): a NOOP brings that view up to date.  Only a long-lived session
             # (the daemon's) meets this.
             session.noop()
-        self._current = split_name(folder, session.delimiter())
-        self.echo.begin(self._current)
         if self.inner is not None:
             return self.inner.before_folder(
                 account=account, session=session, folder=folder, dry_run=dry_run
@@ -277,12 +278,19 @@ class _DaemonHooks:
         return []
 
     def after_account(self, *, account: AccountConfig, report: AccountReport) -> None:
-        self._finish()
         if self.inner is not None:
             self.inner.after_account(account=account, report=report)
 
-    def _finish(self) -> None:
-        parts, self._current = self._current, None
+    def folder_started(self, *, folder: str, session: ImapSession) -> None:
+        parts = split_name(folder, session.delimiter())
+        with self._lock:
+            self._parts[folder] = parts
+        self.echo.begin(parts)
+
+    def folder_finished(self, *, folder: str, session: ImapSession) -> None:
+        # Not session.delimiter() again: the sync may have left the session dead.
+        with self._lock:
+            parts = self._parts.pop(folder, None)
         if parts is None:
             return
         try:

@@ -139,12 +139,16 @@ class ScriptedSyncer:
         report = AccountReport("test")
         try:
             for name in folders or ["INBOX", "Archive"]:
-                self.hooks.before_folder(
-                    account=None, session=FakeSession(), folder=name, dry_run=False
-                )
-                self.in_sync.set()
-                self.gate.wait(DEADLINE)
-                report.folders.append(FolderReport(name))
+                session = FakeSession()
+                self.hooks.before_folder(account=None, session=session, folder=name, dry_run=False)
+                # As the engine does: the folder's own sync is bracketed for the watcher.
+                self.hooks.folder_started(folder=name, session=session)
+                try:
+                    self.in_sync.set()
+                    self.gate.wait(DEADLINE)
+                    report.folders.append(FolderReport(name))
+                finally:
+                    self.hooks.folder_finished(folder=name, session=session)
             outcome = self.script.pop(0) if self.script else "ok"
             if outcome == "error":
                 report.error = "test (127.0.0.1:1): cannot connect: Connection refused"

@@ -135,8 +135,32 @@ def test_server_changes_arrive_through_idle(
             "the server's flag change locally",
             d,
         )
+        # syncd's own writes (the download, the flag rename) must not come back from
+        # the watcher as local changes: give it its debounce and more, then look.
+        time.sleep(1.5)
+        assert "INBOX: changed locally" not in d.log, d.log
         assert d.stop() == 0
     assert in_step(dovecot, account, maildir)
+
+
+def test_syncds_own_writes_in_a_full_sync_do_not_come_back_from_the_watcher(
+    tmp_path: Path, dovecot: DevServer, account: User
+) -> None:
+    """A full sync writes into several folders; none of those writes may be taken for a
+    mail reader's change (which would cost a second sync of each folder)."""
+    populate(dovecot, account, folders={"INBOX": 1, "Archive": 1, "Lists/python": 1})
+    config, maildir = setup(tmp_path, dovecot, account)
+    with daemon(config, tmp_path) as d:
+        wait_for(lambda: in_step(dovecot, account, maildir), "the start-up sync", d)
+        for folder in ("INBOX", "Archive", "Lists/python"):
+            append(dovecot, account, folder, make_message(f"more for {folder}"))
+        for sub in ("cur", "new", "tmp"):  # a new local folder: the watcher asks a full sync
+            (maildir / ".New" / sub).mkdir(parents=True)
+        wait_for(lambda: in_step(dovecot, account, maildir), "the full sync", d)
+        time.sleep(1.5)  # the watcher's debounce, and more
+        changed = [line for line in d.log.splitlines() if "changed locally" in line]
+        assert changed == [], d.log
+        assert d.stop() == 0
 
 
 def test_local_changes_in_a_subfolder_reach_the_server(
