@@ -402,10 +402,10 @@ class FolderSync:
         reported once, the first time it is seen (remembered in the state).
 
         A read-only SELECT (``--dry-run`` uses EXAMINE) reports no permanent flags
-        at all, so nothing is masked then."""
-        if sel.readonly:
-            return NO_FLAGS
+        at all: a dry run masks what the last real run found instead."""
         reported = self.db.local_only_flags(st.id)
+        if sel.readonly:
+            return reported
         if sel.permanent_flags is None or "\\*" in sel.permanent_flags:
             if reported:
                 self.db.set_local_only_flags(st.id, ())
