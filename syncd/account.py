@@ -40,6 +40,8 @@ if TYPE_CHECKING:
     from syncd.config import AccountConfig, Config
     from syncd.imap.session import ImapSession, StatusInfo
 
+#: A targeted run (some folders only) asks LIST-STATUS from this many folders on.
+TARGETED_LIST_STATUS = 4
 #: Folders whose connection a protocol error may drop in one run before the account
 #: stops for this run (each costs a fresh login).
 MAX_DROPPED_CONNECTIONS = 3
@@ -228,7 +230,9 @@ class AccountSyncer:
             only=only,
             hooks=self.hooks,
         )
-        first = self._settle_unchanged([j for j in jobs if not j.last], db, options, report)
+        first = self._settle_unchanged(
+            [j for j in jobs if not j.last], db, options, report, targeted=only is not None
+        )
         workers = min(self.account.max_connections, len(first))
         self._dropped = []
         if workers <= 1:
@@ -279,15 +283,24 @@ class AccountSyncer:
         return self._session
 
     def _settle_unchanged(
-        self, jobs: list[_Job], db: StateDB, options: RunOptions, report: AccountReport
+        self,
+        jobs: list[_Job],
+        db: StateDB,
+        options: RunOptions,
+        report: AccountReport,
+        *,
+        targeted: bool = False,
     ) -> list[_Job]:
         """Ask the STATUS of every folder in one round trip (LIST-STATUS) and settle
         the folders unchanged on both sides right here, on the main connection; the
         rest is returned, to be synced.  A no-op run then needs one connection and
-        two commands instead of a STATUS per folder over a pool of connections."""
+        two commands instead of a STATUS per folder over a pool of connections.
+        A ``targeted`` run of a few folders (the daemon's IDLE or watcher syncs) asks
+        their own STATUS instead: LIST-STATUS would make the server compute it for
+        every mailbox of the account."""
         session = self._session
         assert session is not None
-        if len(jobs) < 2 or not session.has_condstore:
+        if len(jobs) < (TARGETED_LIST_STATUS if targeted else 2) or not session.has_condstore:
             return jobs
         try:
             statuses = session.statuses()

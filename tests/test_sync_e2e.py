@@ -398,3 +398,27 @@ def test_a_message_over_the_literal_cap_is_a_failure_every_run(
     assert [f.downloaded for f in reports[0].folders if f.name == "INBOX"] == [1]
     local = local_snapshot(maildir, "maildir++")["INBOX"]
     assert [v.message_id for v in local] == ["<s@t>"]
+
+
+def test_list_status_is_asked_for_full_runs_not_for_a_few_targeted_folders(
+    tmp_path: Path, dovecot: DevServer, account: User
+) -> None:
+    """A targeted sync of two folders (what the daemon's IDLE and watcher ask) does not
+    make the server compute the STATUS of every mailbox; a full run asks it once."""
+    populate(dovecot, account, folders=SAMPLE)
+    with front(dovecot) as proxy:
+        config_path, _maildir = setup(tmp_path, dovecot, account, port=proxy.port)
+        config = load_config(config_path)
+        syncer = AccountSyncer(config, config.accounts["test"])
+        try:
+            syncer.sync(RunOptions())
+
+            def list_status_commands(folders: list[str] | None) -> int:
+                start = len(proxy.upstream_bytes)
+                assert syncer.sync(RunOptions(), folders).ok
+                return bytes(proxy.upstream_bytes[start:]).upper().count(b"RETURN (STATUS")
+
+            assert list_status_commands(["INBOX", "Archive"]) == 0
+            assert list_status_commands(None) == 1
+        finally:
+            syncer.close()
