@@ -29,7 +29,7 @@ from support import summary
 from support.imap import append, create_folder, server_snapshot
 from support.mail import make_message
 from support.maildir import folder_messages, folder_path, local_snapshot
-from support.run import account_config, run_syncd, write_config
+from support.run import account_config, offline_config, run_syncd, write_config
 
 from syncd.account import AccountReport, AccountSyncer
 from syncd.config import Config, load_config
@@ -53,18 +53,6 @@ DEADLINE = 60.0
 # --------------------------------------------------------------------------- [plugins] timeout
 
 
-def offline_config(tmp_path: Path, plugins: str = "") -> Config:
-    table = {
-        "host": "127.0.0.1",
-        "tls": "none",
-        "user": "u",
-        "password_command": ["printf", "%s", "pw"],
-        "maildir": str(tmp_path / "Mail"),
-    }
-    path = write_config(tmp_path, {"a": table})
-    with path.open("a", encoding="utf-8") as f:
-        f.write(plugins)
-    return load_config(path)
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,7 @@ import pytest
 from support.imap import append, create_folder, server_snapshot
 from support.mail import make_message
 from support.maildir import local_snapshot
-from support.run import account_config, run_syncd, write_config
+from support.run import account_config, offline_config, run_syncd, write_config
 
 from syncd.account import AccountSyncer
 from syncd.config import Config, load_config
@@ -26,21 +26,6 @@ from syncd.folder_sync import RunOptions
 from syncd.hookspecs import hookimpl
 from syncd.plugins import AccountInfo, RuleHooks, SyncSummary, check_plugins, load_plugins
 from syncd.rules import Action, Rule
-
-
-def offline_config(tmp_path: Path, plugins: str = "", **account: Any) -> Config:
-    table = {
-        "host": "127.0.0.1",
-        "tls": "none",
-        "user": "u",
-        "password_command": ["printf", "%s", "secret-pw"],
-        "maildir": str(tmp_path / "Mail"),
-        **account,
-    }
-    path = write_config(tmp_path, {"a": table})
-    with path.open("a", encoding="utf-8") as f:
-        f.write(plugins)
-    return load_config(path)
 
 
 def info(config: Config) -> AccountInfo:
@@ -568,3 +553,22 @@ def test_failures_make_the_account_report_fail_but_the_sync_goes_on(
     assert len(errors) == 1
     assert errors[0] is not None
     assert "plugin bad raised in syncd_before_sync" in errors[0]
+
+
+def test_a_name_two_packages_provide_is_imported_from_neither(tmp_path: Path, site: Path) -> None:
+    """``enable`` names an entry point, not a distribution: when two installed packages
+    register ``spam``, which would load depends on discovery order and the other's
+    module-level code would run unasked -- neither is imported, and check says why."""
+    install(site, "syncd-spam", {"spam": "syncd_spam_real"})
+    install(site, "aaa-unrelated-tool", {"spam": "unrelated_tool_spam"})
+    config = offline_config(tmp_path, '[plugins]\nenable = ["spam"]\n')
+
+    plugins = load_plugins(config)
+
+    assert marks(site) == []  # neither module was imported
+    assert plugins.failures == []
+    [ours] = [i for i in plugins.infos if i.name == "spam" and i.distribution == "syncd-spam"]
+    assert ours.status == "ignored"
+    assert "aaa-unrelated-tool and syncd-spam" in (ours.note or "")
+    [problem] = check_plugins(config)
+    assert "spam is provided by aaa-unrelated-tool and syncd-spam" in problem

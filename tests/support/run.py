@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from syncd.config import Config, load_config
 from syncd.devserver import DevServer, User
 
 
@@ -169,3 +170,21 @@ def run_syncd_measured(config: Path, *args: str, timeout: float = 120) -> tuple[
     if found is None:
         raise AssertionError(f"no peak RSS reported:\n{proc.stderr[-3000:]}")
     return proc.returncode, proc.stderr[: found.start()], int(found.group(1))
+
+
+def offline_config(tmp_path: Path, plugins: str = "", **account: Any) -> Config:
+    """A loaded config of one account ``a`` whose server is never contacted, with
+    ``plugins`` (TOML text, e.g. a ``[plugins]`` table) appended: for tests of what
+    syncd reads and loads before it connects."""
+    table = {
+        "host": "127.0.0.1",
+        "tls": "none",
+        "user": "u",
+        "password_command": ["printf", "%s", "secret-pw"],
+        "maildir": str(tmp_path / "Mail"),
+        **account,
+    }
+    path = write_config(tmp_path, {"a": table})
+    with path.open("a", encoding="utf-8") as f:
+        f.write(plugins)
+    return load_config(path)
