@@ -777,10 +777,14 @@ class FolderSync:
         self.log.warning("not uploaded: %s: %s", msg.filename, exc)
         self.report.failed += 1
         if exc.code in REMEMBERED_CODES:
-            reason = str(exc).rpartition(" refused: ")[2] or exc.code
             self._new_refusals.append(
                 Refusal(
-                    msg.name, msg.size, exc.code, self.session.append_limit, reason, time.time()
+                    msg.name,
+                    msg.size,
+                    exc.code,
+                    self.session.append_limit,
+                    exc.reason or exc.code,
+                    time.time(),
                 )
             )
 

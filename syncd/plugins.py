@@ -531,11 +531,11 @@ def _installed() -> list[EntryPoint]:
     )
 
 
-def _shared_names() -> dict[str, str]:
-    """Entry-point names that more than one installed distribution provides ->
+def _shared_names(installed: Sequence[EntryPoint]) -> dict[str, str]:
+    """Entry-point names that more than one of ``installed`` provides ->
     ``"dist-a and dist-b"``."""
     by_name: dict[str, list[str]] = {}
-    for ep in _installed():
+    for ep in installed:
         by_name.setdefault(ep.name, []).append(ep.dist.name if ep.dist is not None else "?")
     return {n: " and ".join(sorted(set(d))) for n, d in by_name.items() if len(d) > 1}
 
@@ -553,8 +553,9 @@ def check_plugins(config: Config) -> list[str]:
         settings = _settings(config)
     except ConfigError as exc:
         return [str(exc)]
-    installed = sorted({ep.name for ep in _installed()} - RESERVED_NAMES)
-    shared = _shared_names()
+    eps = _installed()
+    installed = sorted({ep.name for ep in eps} - RESERVED_NAMES)
+    shared = _shared_names(eps)
     return [
         f"{config.path}: plugins.enable: {name} is not installed (installed syncd plugins: "
         f"{', '.join(installed) or 'none'})"
@@ -638,8 +639,9 @@ def _entry_points(settings: PluginSettings) -> list[_Candidate]:
     """The installed entry points, by name; only those ``settings`` enables are
     imported (RELIABILITY PLG-07): the others' code never runs in syncd."""
     out = []
-    shared = _shared_names()
-    for ep in _installed():
+    eps = _installed()
+    shared = _shared_names(eps)
+    for ep in eps:
         dist = ep.dist.name if ep.dist is not None else None
         version = ep.dist.version if ep.dist is not None else None
         known = _Candidate(ep.name, None, dist, version)

@@ -150,12 +150,20 @@ class AppendError(MessageError):
     the messages of the batch that *were* appended before the refusal, in order: retry
     only ``messages[len(appended):]``.  With MULTIAPPEND it is always empty (RFC 3502:
     all or nothing).  ``code`` is the response code of the refusal, upper-cased
-    (``"TOOBIG"``, ``"LIMIT"``, ``"OVERQUOTA"``...), or None."""
+    (``"TOOBIG"``, ``"LIMIT"``, ``"OVERQUOTA"``...), or None; ``reason`` the server's
+    text (cleaned for a log line)."""
 
-    def __init__(self, message: str, appended: list[int | None], code: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        appended: list[int | None],
+        code: str | None = None,
+        reason: str = "",
+    ) -> None:
         super().__init__(message)
         self.appended = appended
         self.code = code
+        self.reason = reason
 
 
 # ---------------------------------------------------------------------------------------
@@ -988,7 +996,7 @@ class ImapSession:
             try:
                 out.extend(self._append(folder, [message], uidvalidity))
             except AppendError as exc:
-                raise AppendError(str(exc), out, exc.code) from exc
+                raise AppendError(str(exc), out, exc.code, exc.reason) from exc
         return out
 
     def _append(
@@ -1010,10 +1018,12 @@ class ImapSession:
         text = resp[0] if resp and isinstance(resp[0], bytes) else b""
         if typ != "OK":
             code = response_code(text)
+            reason = clean_text(text)
             raise AppendError(
-                f"{self._where}: APPEND to {folder} refused: {clean_text(text)}",
+                f"{self._where}: APPEND to {folder} refused: {reason}",
                 [],
                 code[0] if code else None,
+                reason,
             )
         none: list[int | None] = [None] * len(messages)
         if not self.has_uidplus:
