@@ -3,7 +3,7 @@
 Run it through ``bash benchmarks/run.sh [options]`` (which installs what is missing), or
 directly as ``.venv/bin/python -m benchmarks.bench [options]`` from the project root.
 
-For each size N: one private Dovecot on 127.0.0.1 (:mod:`syncd.devserver`) gets a
+For each size N: one private Dovecot on 127.0.0.1 (:mod:`devserver.dovecot`) gets a
 template account filled with the seeded corpus (MULTIAPPEND, fixed INTERNALDATEs); every
 tool gets its own copy of it (the server-side Maildir copied while nobody is logged in to
 the copy). Then, scenario by scenario, each tool in turn (the order rotates between
@@ -36,6 +36,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import devserver.dovecot as devserver
 from benchmarks import check, corpus, scenarios, tools
 from benchmarks.measure import GNU_TIME, Children, machine_facts, run_timed, startup_times
 from benchmarks.report import (
@@ -47,7 +48,6 @@ from benchmarks.report import (
     table_rows,
     text_table,
 )
-from syncd import devserver
 
 PROJECT = Path(__file__).resolve().parent.parent
 RESULTS = PROJECT / "benchmarks" / "results"

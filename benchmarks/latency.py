@@ -35,7 +35,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from syncd.devserver import DevServer, User, start
+from devserver.dovecot import DevServer, User, start
 
 HERE = Path(__file__).resolve().parent
 _APPENDUID = re.compile(rb"\[APPENDUID \d+ (\d+)\]")

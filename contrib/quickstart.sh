@@ -41,7 +41,7 @@ config="$demo/config.toml"
 maildir="$demo/Mail"
 state="$demo/state"
 
-stop_server() { "$py" -m syncd.devserver stop --dir "$server_dir" >/dev/null 2>&1 || true; }
+stop_server() { "$py" -m devserver.dovecot stop --dir "$server_dir" >/dev/null 2>&1 || true; }
 on_exit() {
     local status=$?
     if [ -n "$keep" ] && [ "$status" -eq 0 ]; then return; fi
@@ -55,7 +55,7 @@ stop_server  # a server left over from an interrupted run
 # Each run starts from scratch: a fresh server, so an old Maildir/state would not match.
 rm -rf "$maildir" "$state"
 mkdir -p "$demo"
-info=$("$py" -m syncd.devserver start --dir "$server_dir" --populate)
+info=$("$py" -m devserver.dovecot start --dir "$server_dir" --populate)
 read -r host port user password < <("$py" -c '
 import json, sys
 d = json.loads(sys.argv[1])
@@ -177,7 +177,7 @@ The demo server is still running (--keep). Try it:
   - Read the mail:   mutt -f ${inbox#"$project"/}     (or neomutt, aerc, notmuch)
   - Flag or delete something there, then sync again and it reaches the server:
                      .venv/bin/syncd --config ${config#"$project"/} sync
-  - Stop the server: .venv/bin/python -m syncd.devserver stop --dir ${server_dir#"$project"/}
+  - Stop the server: .venv/bin/python -m devserver.dovecot stop --dir ${server_dir#"$project"/}
 
 EOF
 else

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Literal
 
 from syncd.errors import UnsafeNameError
-from syncd.maildir import printable
+from syncd.logsetup import printable
 
 Layout = Literal["maildir++", "nested"]
 LAYOUTS: tuple[Layout, ...] = ("maildir++", "nested")

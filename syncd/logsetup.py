@@ -1,6 +1,7 @@
 """Logging set-up for the ``syncd`` command: levels, one stderr format, secret masking.
 
-Library code only calls ``logging.getLogger(__name__)`` or ``account_logger``;
+Library code only calls ``logging.getLogger(NAME)`` (the module's dotted name as it was before the
+package split, so users' log filters keep working) or ``account_logger``;
 ``setup_logging`` is called once by the CLI.  Lines look like::
 
     2024-05-01 12:00:00 INFO work/INBOX: downloaded 12 messages
@@ -22,6 +23,7 @@ import os
 import sys
 import threading
 from collections.abc import Mapping, MutableMapping
+from pathlib import Path
 from typing import Any, Final, TextIO
 
 ACCOUNT_LOGGER_PREFIX: Final = "syncd.account"
@@ -182,3 +184,14 @@ def add_secret(secret: str) -> None:
             for handler_filter in handler.filters:
                 if isinstance(handler_filter, SecretMask):
                     handler_filter.add(secret)
+
+
+def printable(path: Path | str) -> str:
+    """``path`` as text safe for one log line: escaped when it holds control
+    characters or bytes that are not UTF-8 (no log injection, no encode error)."""
+    text = str(path)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return ascii(text)
+    return text if text.isprintable() else ascii(text)

@@ -1,10 +1,10 @@
 """Fixtures for the whole suite: a real, private Dovecot per session.
 
-- ``dovecot`` (session) -> :class:`syncd.devserver.DevServer`: plain IMAP on 127.0.0.1,
+- ``dovecot`` (session) -> :class:`devserver.dovecot.DevServer`: plain IMAP on 127.0.0.1,
   every capability Dovecot has. One per session, or per worker under pytest-xdist
   (each worker is its own process). Stopping a Dovecot takes 1-3 s, so tests share it
   and are isolated by user instead.
-- ``account`` (function) -> :class:`syncd.devserver.User`: a fresh user with an empty
+- ``account`` (function) -> :class:`devserver.dovecot.User`: a fresh user with an empty
   mailbox on ``dovecot``.
 - ``dovecot_server`` (session) -> ``(**start_kwargs) -> DevServer``: a *shared* server
   with other options, started on first use and reused for the same options, e.g.
@@ -37,8 +37,8 @@ from typing import Any
 import pytest
 from support import StartServer
 
-from syncd import devserver
-from syncd.devserver import DevServer, User
+import devserver.dovecot as devserver
+from devserver.dovecot import DevServer, User
 
 
 def _server_root(tag: str) -> Path:

@@ -32,7 +32,7 @@ bin="$project/.venv/bin"
 failed=()
 
 lint_paths=()
-for p in syncd plugins tests benchmarks; do [ -e "$p" ] && lint_paths+=("$p"); done
+for p in syncd devserver plugins tests benchmarks; do [ -e "$p" ] && lint_paths+=("$p"); done
 echo "== ruff check ${lint_paths[*]}"
 "$bin/ruff" check "${lint_paths[@]}" || failed+=(ruff)
 

@@ -12,10 +12,10 @@ from faults.proxy import front
 from support.imap import set_flags
 from support.run import account_config, write_config
 
-from syncd.account import AccountSyncer
+from devserver.dovecot import DevServer, User, populate
+from syncd.account.syncer import AccountSyncer
 from syncd.config import load_config
-from syncd.devserver import DevServer, User, populate
-from syncd.folder_sync import RunOptions, SyncCancelled
+from syncd.engine.cycle import RunOptions, SyncCancelled
 
 
 def test_a_stop_during_the_first_folder_does_not_sync_the_others(

@@ -11,9 +11,9 @@ from support.imap import append
 from support.mail import make_message
 from support.run import account_config, run_syncd, write_config
 
+from devserver.dovecot import DevServer, User
 from syncd import __version__
-from syncd.devserver import DevServer, User
-from syncd.lock import AccountLock
+from syncd.account.lock import AccountLock
 
 
 def test_version_and_help() -> None:

@@ -11,10 +11,10 @@ from pathlib import Path
 from faults.proxy import Conn, Direction, front
 from support.run import account_config, write_config
 
-from syncd.account import AccountSyncer
+from devserver.dovecot import DevServer, User, populate
+from syncd.account.syncer import AccountSyncer
 from syncd.config import load_config
-from syncd.devserver import DevServer, User, populate
-from syncd.folder_sync import RunOptions
+from syncd.engine.cycle import RunOptions
 
 
 def _client_connections(port: int) -> int:

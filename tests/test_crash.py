@@ -17,7 +17,7 @@ from support.mail import make_message
 from support.maildir import deliver, folder_path, local_snapshot, set_local_flags
 from support.run import account_config, run_syncd, write_config
 
-from syncd.devserver import DevServer, User
+from devserver.dovecot import DevServer, User
 
 
 def _server_mail(server: DevServer, user: User, folder: str, n: int, tag: str) -> None:

@@ -20,8 +20,7 @@ import keyring.backends.fail
 import keyring.errors
 import pytest
 
-from syncd.config import load_config
-from syncd.credentials import (
+from syncd.auth.credentials import (
     CommandPassword,
     KeyringPassword,
     PasswordAuthenticator,
@@ -30,6 +29,7 @@ from syncd.credentials import (
     password_source_for,
     set_password,
 )
+from syncd.config import load_config
 from syncd.errors import CredentialError
 from syncd.logsetup import account_logger, add_secret, setup_logging
 
@@ -307,7 +307,11 @@ def test_real_backend_loading_path_across_processes(tmp_path: Path) -> None:
         "HOME": str(tmp_path / "home"),
     }
     stored = subprocess.run(
-        [PY, "-c", f"from syncd.credentials import set_password; set_password('work', {SECRET!r})"],
+        [
+            PY,
+            "-c",
+            f"from syncd.auth.credentials import set_password; set_password('work', {SECRET!r})",
+        ],
         env=env,
         capture_output=True,
         text=True,
@@ -322,7 +326,7 @@ def test_real_backend_loading_path_across_processes(tmp_path: Path) -> None:
         [
             PY,
             "-c",
-            "from syncd.credentials import KeyringPassword as K; print(K('work').password())",
+            "from syncd.auth.credentials import KeyringPassword as K; print(K('work').password())",
         ],
         env=env,
         capture_output=True,

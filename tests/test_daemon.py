@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 from support.run import write_config
 
-from syncd.account import AccountReport
+from syncd.account.syncer import AccountReport
 from syncd.config import AccountConfig, Config, load_config
-from syncd.daemon import AccountRunner, Backoff, Batch, RequestQueue, Tuning
-from syncd.folder_sync import FolderReport, RunOptions
+from syncd.daemon.core import AccountRunner, Backoff, Batch, RequestQueue, Tuning
+from syncd.engine.cycle import FolderReport, RunOptions
 
 DEADLINE = 30.0
 
@@ -253,7 +253,7 @@ def test_a_stop_lands_between_two_folders(runner_with: Any) -> None:
 def test_each_synced_folder_leaves_its_signature_for_the_watcher(
     runner_with: Any, tmp_path: Path
 ) -> None:
-    from syncd.maildir import directory_signature
+    from syncd.stores.maildir.folder import directory_signature
 
     for sub in ("cur", "new", "tmp"):
         (tmp_path / "Mail" / ".Archive" / sub).mkdir(parents=True)
@@ -302,7 +302,7 @@ def test_the_configured_hooks_run_around_each_folder_and_are_closed(tmp_path: Pa
 
 
 def test_a_reload_whose_rules_do_not_load_changes_nothing(tmp_path: Path) -> None:
-    from syncd.daemon import Daemon
+    from syncd.daemon.core import Daemon
     from syncd.errors import ConfigError
 
     config, _account = config_for(tmp_path)

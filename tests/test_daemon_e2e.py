@@ -27,7 +27,7 @@ from support.mail import make_message
 from support.maildir import deliver, folder_messages, folder_path, local_snapshot, set_local_flags
 from support.run import account_config, run_syncd, write_config
 
-from syncd.devserver import DevServer, User, populate
+from devserver.dovecot import DevServer, User, populate
 
 DEADLINE = 60.0
 

@@ -20,8 +20,8 @@ from support.mail import make_message
 from support.maildir import deliver, folder_path, local_snapshot, set_local_flags
 from support.run import account_config, write_config
 
-from syncd import devserver
-from syncd.devserver import DevServer, User
+import devserver.dovecot as devserver
+from devserver.dovecot import DevServer, User
 
 
 def _gone(server: DevServer) -> bool:
@@ -157,7 +157,7 @@ def _cmdline_has(proc: Path, text: str) -> bool:
 def test_command_line_start_and_stop(tmp_path: Path) -> None:
     directory = tmp_path / "server"  # under /tmp/pytest-of-root (0700): gets relocated
     out = subprocess.run(
-        [sys.executable, "-m", "syncd.devserver", "start", "--dir", str(directory)],
+        [sys.executable, "-m", "devserver.dovecot", "start", "--dir", str(directory)],
         capture_output=True,
         text=True,
         timeout=60,
@@ -171,7 +171,7 @@ def test_command_line_start_and_stop(tmp_path: Path) -> None:
         client.logout()
     finally:
         subprocess.run(
-            [sys.executable, "-m", "syncd.devserver", "stop", "--dir", str(directory)],
+            [sys.executable, "-m", "devserver.dovecot", "stop", "--dir", str(directory)],
             capture_output=True,
             timeout=60,
             check=True,

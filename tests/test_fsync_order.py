@@ -27,11 +27,11 @@ from support.mail import make_message
 from support.maildir import deliver
 from support.run import account_config, write_config
 
-from syncd.account import AccountSyncer
+from devserver.dovecot import DevServer, User, populate
+from syncd.account.syncer import AccountSyncer
 from syncd.config import load_config
-from syncd.devserver import DevServer, User, populate
-from syncd.folder_sync import RunOptions
-from syncd.state import StateDB
+from syncd.engine.cycle import RunOptions
+from syncd.engine.state import StateDB
 
 FOLDERS = {"INBOX": 14, "Archive": 10}
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from syncd import hookspecs
+from syncd.ext import hookspecs
 
 ROOT = Path(__file__).resolve().parent.parent
 

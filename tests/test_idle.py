@@ -17,11 +17,11 @@ from support.imap import append, create_folder, expunge, set_flags
 from support.mail import make_message
 from support.run import account_config, write_config
 
+from devserver.dovecot import DevServer, User, capabilities_without
 from syncd.config import AccountConfig, load_config
-from syncd.daemon import Backoff
-from syncd.devserver import DevServer, User, capabilities_without
+from syncd.daemon.core import Backoff
+from syncd.daemon.idle import IdleListener
 from syncd.errors import AccountError
-from syncd.idle import IdleListener
 
 DEADLINE = 30.0
 

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from imapclient.response_parser import parse_fetch_response
 
-from syncd.imap.parse import (
+from syncd.stores.imap.parse import (
     MAX_NAME_BYTES,
     FlagInfo,
     LiteralTooLarge,
@@ -402,7 +402,7 @@ def test_fast_body_parser_agrees_with_imapclient() -> None:
 
     from imapclient.response_parser import parse_fetch_response
 
-    from syncd.imap.parse import parse_body_fetch, parse_internaldate
+    from syncd.stores.imap.parse import parse_body_fetch, parse_internaldate
 
     body = b"Subject: x\r\n\r\nhello\r\n"
     for date in (b"01-Jan-2024 12:00:00 +0000", b" 7-Feb-2023 03:04:05 -0130"):

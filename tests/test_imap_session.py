@@ -22,10 +22,10 @@ from support.imap import folder_messages, session
 from support.imap import set_flags as other_client_set_flags
 from support.mail import make_message
 
-from syncd.credentials import PasswordAuthenticator
-from syncd.devserver import DevServer, User, capabilities_without
+from devserver.dovecot import DevServer, User, capabilities_without
+from syncd.auth.credentials import PasswordAuthenticator
 from syncd.errors import AccountError, FolderError, ProtocolError
-from syncd.imap.session import AppendError, ImapSession
+from syncd.stores.imap.session import AppendError, ImapSession
 
 
 @dataclass(frozen=True)

@@ -14,10 +14,10 @@ from support.imap import append
 from support.maildir import local_snapshot
 from support.run import account_config, run_syncd, write_config
 
-from syncd.account import AccountSyncer
+from devserver.dovecot import DevServer, User
+from syncd.account.syncer import AccountSyncer
 from syncd.config import load_config
-from syncd.devserver import DevServer, User
-from syncd.folder_sync import RunOptions
+from syncd.engine.cycle import RunOptions
 
 
 def _refuse_list_status(answer: bytes) -> object:
@@ -86,7 +86,7 @@ def test_daemon_worker_survives_a_refused_list_status(
     refused once, a later request (the server healthy again) is still synced."""
     import time
 
-    from syncd.daemon import AccountRunner, Tuning
+    from syncd.daemon.core import AccountRunner, Tuning
 
     maildir = tmp_path / "Mail"
     seed(dovecot, account, maildir)

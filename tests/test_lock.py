@@ -13,14 +13,14 @@ from pathlib import Path
 
 import pytest
 
+from syncd.account.lock import AccountLock
 from syncd.errors import AccountError, LockedError
-from syncd.lock import AccountLock
 
 HOLDER = textwrap.dedent(
     """
     import sys
     from pathlib import Path
-    from syncd.lock import AccountLock
+    from syncd.account.lock import AccountLock
 
     lock = AccountLock(Path(sys.argv[1]), sys.argv[2])
     lock.acquire()

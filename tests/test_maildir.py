@@ -1,4 +1,4 @@
-"""The Maildir layer (syncd.maildir), on real files under tmp_path; no server."""
+"""The Maildir layer (syncd.stores.maildir.folder), on real files under tmp_path; no server."""
 
 from __future__ import annotations
 
@@ -13,14 +13,14 @@ from pathlib import Path
 import pytest
 
 from syncd.errors import FolderError, MessageError
-from syncd.maildir import (
+from syncd.model import ANSWERED, DRAFT, FLAGGED, NO_FLAGS, SEEN
+from syncd.stores.maildir.folder import (
     KEYWORDS_FILE,
     LocalMessage,
     MaildirFolder,
     Problem,
     directory_signature,
 )
-from syncd.model import ANSWERED, DRAFT, FLAGGED, NO_FLAGS, SEEN
 
 MAIL = b"From: a@example.org\r\nSubject: hi\r\n\r\nbody\r\n"
 

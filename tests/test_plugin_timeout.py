@@ -31,13 +31,13 @@ from support.mail import make_message
 from support.maildir import folder_messages, folder_path, local_snapshot
 from support.run import account_config, offline_config, run_syncd, write_config
 
-from syncd.account import AccountReport, AccountSyncer
+from devserver.dovecot import DevServer, User
+from syncd.account.syncer import AccountReport, AccountSyncer
 from syncd.config import Config, load_config
-from syncd.devserver import DevServer, User
+from syncd.engine.cycle import RunOptions
 from syncd.errors import ConfigError
-from syncd.folder_sync import RunOptions
-from syncd.hookspecs import hookimpl
-from syncd.plugins import (
+from syncd.ext.hookspecs import hookimpl
+from syncd.ext.loader import (
     DEFAULT_TIMEOUT,
     AccountInfo,
     RuleHooks,
@@ -45,7 +45,7 @@ from syncd.plugins import (
     check_plugins,
     load_plugins,
 )
-from syncd.rules import Action, Rule
+from syncd.ext.rules import Action, Rule
 
 DEADLINE = 60.0
 
@@ -441,7 +441,7 @@ HANG_PLUGIN = '''
 
 import threading
 
-from syncd.hookspecs import hookimpl
+from syncd.ext.hookspecs import hookimpl
 
 
 def _hang(account, hook):

@@ -18,14 +18,14 @@ from support.mail import make_message
 from support.maildir import local_snapshot
 from support.run import account_config, offline_config, run_syncd, write_config
 
-from syncd.account import AccountSyncer
+from devserver.dovecot import DevServer, User
+from syncd.account.syncer import AccountSyncer
 from syncd.config import Config, load_config
-from syncd.devserver import DevServer, User
+from syncd.engine.cycle import RunOptions
 from syncd.errors import ConfigError
-from syncd.folder_sync import RunOptions
-from syncd.hookspecs import hookimpl
-from syncd.plugins import AccountInfo, RuleHooks, SyncSummary, check_plugins, load_plugins
-from syncd.rules import Action, Rule
+from syncd.ext.hookspecs import hookimpl
+from syncd.ext.loader import AccountInfo, RuleHooks, SyncSummary, check_plugins, load_plugins
+from syncd.ext.rules import Action, Rule
 
 
 def info(config: Config) -> AccountInfo:
@@ -228,7 +228,7 @@ def test_syncd_check_names_a_bad_enable_and_exits_2(
 SPY = """
 from pathlib import Path
 
-from syncd.hookspecs import hookimpl
+from syncd.ext.hookspecs import hookimpl
 
 MARKS = Path({marks!r})
 (MARKS / "{name} imported").write_text("")

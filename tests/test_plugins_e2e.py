@@ -25,8 +25,8 @@ from support.mail import make_message
 from support.maildir import local_snapshot
 from support.run import account_config, run_syncd, write_config
 
+from devserver.dovecot import DevServer, User
 from syncd import __version__
-from syncd.devserver import DevServer, User
 
 SPY = '''
 """Leaves a file in $ACME_SPY when it is imported and when it is called."""
@@ -34,7 +34,7 @@ SPY = '''
 import os
 from pathlib import Path
 
-from syncd.hookspecs import hookimpl
+from syncd.ext.hookspecs import hookimpl
 
 Path(os.environ["ACME_SPY"], "imported").write_text("")
 
@@ -47,8 +47,8 @@ def syncd_before_sync(account):
 PLUGIN = '''
 """A third-party syncd plugin: files invoices, and a sibling that is broken."""
 
-from syncd.hookspecs import hookimpl
-from syncd.rules import Action, Rule
+from syncd.ext.hookspecs import hookimpl
+from syncd.ext.rules import Action, Rule
 
 
 @hookimpl

@@ -18,11 +18,11 @@ from support.mail import make_message
 from support.maildir import local_snapshot
 from support.run import account_config, write_config
 
-from syncd.account import AccountSyncer
+from devserver.dovecot import DevServer, User
+from syncd.account.syncer import AccountSyncer
 from syncd.config import load_config
-from syncd.devserver import DevServer, User
-from syncd.folder_sync import RunOptions
-from syncd.plugins import RuleHooks, load_plugins
+from syncd.engine.cycle import RunOptions
+from syncd.ext.loader import RuleHooks, load_plugins
 
 PLUGINS = Path(__file__).resolve().parent.parent / "plugins"
 

@@ -7,8 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from syncd.model import DELETED, FLAGGED, SEEN, MsgMeta, Pair, Side
-from syncd.reconcile import (
+from syncd.engine.reconcile import (
     Copy,
     Delete,
     Forget,
@@ -20,6 +19,7 @@ from syncd.reconcile import (
     merge_flags,
     reconcile,
 )
+from syncd.model import DELETED, FLAGGED, SEEN, MsgMeta, Pair, Side
 
 S, F, D = SEEN, FLAGGED, DELETED
 BOTH, PULL, PUSH = Policy(), Policy(push=False), Policy(pull=False)

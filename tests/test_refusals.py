@@ -1,11 +1,11 @@
-"""When a message the server refused for good is offered again (syncd.refusals)."""
+"""When a message the server refused for good is offered again (syncd.engine.refusals)."""
 
 from __future__ import annotations
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from syncd.refusals import RETRY_AFTER, Refusal, held_back
+from syncd.engine.refusals import RETRY_AFTER, Refusal, held_back
 
 R = Refusal("1700000000.M1P2.host", 1_500_000, "LIMIT", None, "[LIMIT] too large", 1000.0)
 

@@ -12,11 +12,11 @@ from support.mail import make_message
 from support.maildir import local_snapshot
 from support.run import account_config, run_syncd, write_config
 
-from syncd.account import AccountSyncer
+from devserver.dovecot import DevServer, User, capabilities_without
+from syncd.account.syncer import AccountSyncer
 from syncd.config import load_config
-from syncd.devserver import DevServer, User, capabilities_without
-from syncd.folder_sync import RunOptions
-from syncd.plugins import load_hooks
+from syncd.engine.cycle import RunOptions
+from syncd.ext.loader import load_hooks
 
 TRASH_CONF = "namespace inbox {\n  mailbox Bin {\n    special_use = \\Trash\n  }\n}"
 

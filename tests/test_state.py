@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from syncd.engine.refusals import Refusal
+from syncd.engine.state import StateDB
 from syncd.model import Pair
-from syncd.refusals import Refusal
-from syncd.state import StateDB
 
 
 def test_pairs_intents_and_modes(tmp_path: Path) -> None:

@@ -17,11 +17,11 @@ from support.mail import make_message
 from support.maildir import deliver, folder_path, local_snapshot, set_local_flags
 from support.run import account_config, run_syncd, write_config
 
-from syncd.account import AccountSyncer
+from devserver.dovecot import DevServer, User, populate
+from syncd.account.syncer import AccountSyncer
 from syncd.config import load_config
-from syncd.devserver import DevServer, User, populate
-from syncd.folder_sync import RunOptions
-from syncd.imap.session import ImapSession
+from syncd.engine.cycle import RunOptions
+from syncd.stores.imap.session import ImapSession
 
 LAYOUTS = ["maildir++", "nested"]
 SAMPLE = {"INBOX": 12, "Archive": 6, "Lists/python": 5, "Projets/Été": 4}

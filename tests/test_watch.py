@@ -17,10 +17,10 @@ from support.mail import make_message
 from support.maildir import deliver, set_local_flags
 from support.run import write_config
 
-from syncd import watch
 from syncd.config import AccountConfig, load_config
-from syncd.maildir import directory_signature
-from syncd.watch import Debouncer, EchoFilter, MaildirWatcher, folder_of
+from syncd.daemon import watch
+from syncd.daemon.watch import Debouncer, EchoFilter, MaildirWatcher, folder_of
+from syncd.stores.maildir.folder import directory_signature
 
 DEADLINE = 30.0
 ROOT = Path("/m")

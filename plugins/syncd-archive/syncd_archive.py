@@ -19,9 +19,9 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
-from syncd.hookspecs import hookimpl
-from syncd.plugins import AccountInfo
-from syncd.rules import Action, Rule
+from syncd.ext.hookspecs import hookimpl
+from syncd.ext.loader import AccountInfo
+from syncd.ext.rules import Action, Rule
 
 NAME = "archive"
 _MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]

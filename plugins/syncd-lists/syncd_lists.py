@@ -22,9 +22,9 @@ from collections.abc import Mapping
 from email.message import Message
 from typing import Any
 
-from syncd.hookspecs import hookimpl
-from syncd.plugins import AccountInfo
-from syncd.rules import Action
+from syncd.ext.hookspecs import hookimpl
+from syncd.ext.loader import AccountInfo
+from syncd.ext.rules import Action
 
 NAME = "lists"
 _ID_RE = re.compile(r"<([^<>]+)>")

@@ -18,8 +18,8 @@ import logging
 import shutil
 import subprocess
 
-from syncd.hookspecs import hookimpl
-from syncd.plugins import AccountInfo, SyncSummary
+from syncd.ext.hookspecs import hookimpl
+from syncd.ext.loader import AccountInfo, SyncSummary
 
 NAME = "notmuch"
 DEFAULT_COMMAND = ("notmuch", "new", "--quiet")

@@ -18,9 +18,9 @@ from __future__ import annotations
 import re
 from email.message import Message
 
-from syncd.hookspecs import hookimpl
-from syncd.plugins import AccountInfo
-from syncd.rules import Action
+from syncd.ext.hookspecs import hookimpl
+from syncd.ext.loader import AccountInfo
+from syncd.ext.rules import Action
 
 NAME = "spam"
 FIELDS = ["X-Spam-Flag", "X-Spam-Status"]

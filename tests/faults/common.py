@@ -22,7 +22,7 @@ from support.mail import make_message
 from support.maildir import deliver, folder_path, local_snapshot
 from support.run import account_config, run_syncd, write_config
 
-from syncd.devserver import DevServer, User
+from devserver.dovecot import DevServer, User
 
 NOOP = "0 downloaded, 0 uploaded, 0 flag changes, 0 deleted here, 0 deleted on the server"
 

@@ -7,7 +7,7 @@ keeps everything under one temp dir, runs as uid 65534 when started by root, and
 stopped by the pid of its ``master`` (which runs in its own session: on SIGTERM master
 signals its whole process group).
 
-:class:`CyrusServer` has the attributes and methods of :class:`syncd.devserver.DevServer`
+:class:`CyrusServer` has the attributes and methods of :class:`devserver.dovecot.DevServer`
 that the test helpers use (``host``, ``port``, ``tls``, ``ca_file``, ``add_user``,
 ``connect``), so ``support.imap`` and ``support.run`` work with it unchanged.
 """
@@ -32,7 +32,7 @@ from typing import Any
 
 import imapclient
 
-from syncd.devserver import User
+from devserver.dovecot import User
 
 PROJECT = Path(__file__).resolve().parents[2]
 SETUP = PROJECT / "tests" / "cyrus-setup.sh"

@@ -24,7 +24,7 @@ from support.imap import append, server_snapshot, session
 from support.maildir import deliver, local_snapshot, set_local_flags
 from support.run import run_syncd
 
-from syncd.devserver import DevServer, capabilities_without
+from devserver.dovecot import DevServer, capabilities_without
 
 
 def _server_changes(

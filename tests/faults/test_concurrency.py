@@ -21,7 +21,7 @@ from support.imap import append, server_snapshot, session
 from support.maildir import deliver, folder_path, local_snapshot, set_local_flags
 from support.run import run_syncd
 
-from syncd.devserver import DevServer, User
+from devserver.dovecot import DevServer, User
 
 
 def _uid_of(server: DevServer, user: User, mid: str, folder: str = "INBOX") -> int:

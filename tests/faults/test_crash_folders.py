@@ -20,7 +20,7 @@ from support.imap import append, server_snapshot
 from support.maildir import deliver, folder_path, local_snapshot
 from support.run import run_syncd
 
-from syncd.devserver import DevServer, User
+from devserver.dovecot import DevServer, User
 
 NEW_FOLDERS = {"Fresh": 2, "Projects/New": 3}
 

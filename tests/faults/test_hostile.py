@@ -14,7 +14,7 @@ from support.imap import append, server_snapshot
 from support.maildir import deliver, local_snapshot, set_local_flags
 from support.run import run_syncd
 
-from syncd.devserver import DevServer, User
+from devserver.dovecot import DevServer, User
 
 
 def _tagged_ok(line: bytes, conn: Conn, command: bytes) -> bool:
@@ -266,7 +266,7 @@ def test_srv04_no_uidplus_and_no_appenduid_codes(tmp_path: Path, dovecot_server:
     """SRV-04 / CC-05 without a crash: UIDPLUS hidden *and* every APPENDUID/COPYUID code
     stripped (Dovecot sends them anyway); uploads are found by search, including a
     message without Message-ID and two with the same Message-ID."""
-    from syncd.devserver import capabilities_without
+    from devserver.dovecot import capabilities_without
 
     server = dovecot_server(capability=capabilities_without("UIDPLUS"))  # type: ignore[operator]
     user = server.add_user()

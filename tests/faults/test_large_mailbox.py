@@ -33,7 +33,7 @@ from support import StartServer
 from support.imap import fill_inbox, session
 from support.run import run_syncd_measured
 
-from syncd.devserver import DevServer, User
+from devserver.dovecot import DevServer, User
 
 _TAGGED_BAD = re.compile(rb"\S+ BAD\b", re.IGNORECASE)
 _MID = re.compile(rb"<big(\d+)@syncd\.test>")

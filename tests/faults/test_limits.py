@@ -21,7 +21,7 @@ from support.mail import make_message
 from support.maildir import deliver, local_snapshot
 from support.run import run_syncd
 
-from syncd.devserver import DevServer, User
+from devserver.dovecot import DevServer, User
 
 
 def test_net07_large_upload_over_a_slow_link_is_not_a_timeout(

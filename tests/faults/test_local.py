@@ -20,7 +20,7 @@ from support.imap import append, server_snapshot
 from support.maildir import deliver, folder_path, local_snapshot
 from support.run import run_syncd
 
-from syncd.devserver import DevServer, User
+from devserver.dovecot import DevServer, User
 
 
 def _server_ids(server: DevServer, user: User, folder: str = "INBOX") -> list[str | None]:
@@ -345,7 +345,7 @@ def test_loc13_host_names_are_escaped_and_deliveries_never_overwrite(
     import socket
     import time
 
-    import syncd.maildir as maildir_module
+    import syncd.stores.maildir.folder as maildir_module
     from syncd.errors import MessageError
 
     for sub in ("cur", "new", "tmp"):

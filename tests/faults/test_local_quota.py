@@ -27,11 +27,11 @@ import pytest
 from faults.common import config_for, converged, idempotent, message, seed
 from support.imap import append
 
-from syncd.account import AccountReport, AccountSyncer
+from devserver.dovecot import DevServer, User
+from syncd.account.syncer import AccountReport, AccountSyncer
 from syncd.config import load_config
-from syncd.devserver import DevServer, User
-from syncd.folder_sync import RunOptions
-from syncd.state import StateDB
+from syncd.engine.cycle import RunOptions
+from syncd.engine.state import StateDB
 
 OVER_QUOTA = (b"<arc1@faults.test>", b"<arc3@faults.test>")
 

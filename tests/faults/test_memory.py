@@ -22,7 +22,7 @@ from support.imap import server_snapshot
 from support.maildir import local_snapshot
 from support.run import run_syncd_measured
 
-from syncd.devserver import DevServer, User
+from devserver.dovecot import DevServer, User
 
 #: Peak RSS allowed for a small account's sync, hostile or not.  A normal sync of this
 #: account peaks at ~32 MiB on this machine (measured below in the same test, to keep the
@@ -130,7 +130,7 @@ def test_a_server_that_breaks_every_folder_stops_the_account_after_three(
     """Every folder's first body literal announces 4 GiB: each refusal drops that
     folder's connection; after the third the account's run stops with one error (the
     daemon backs off from an account error) instead of logging in again per folder."""
-    from syncd.devserver import populate
+    from devserver.dovecot import populate
 
     folders = {f"F{i:02d}": 1 for i in range(12)}
     populate(dovecot, account, folders=folders)

@@ -15,7 +15,7 @@ from support.imap import append, server_snapshot
 from support.maildir import deliver, local_snapshot
 from support.run import run_syncd, toml_text
 
-from syncd.devserver import DevServer, User
+from devserver.dovecot import DevServer, User
 
 BIG = 2_500_000  # bytes of filler: its literal announces {25xxxxx}
 

@@ -19,7 +19,7 @@ from support.imap import append, server_snapshot, set_flags
 from support.maildir import deliver, folder_path, local_snapshot, set_local_flags
 from support.run import run_syncd
 
-from syncd.devserver import DevServer, User
+from devserver.dovecot import DevServer, User
 
 _DELIMITED = re.compile(rb'^(\* (?:LIST|LSUB) \([^)]*\)) "(?:[^"\\]|\\.)" ', re.IGNORECASE)
 SERVER_FOLDERS = ("INBOX", "Archive", "Été 2024")

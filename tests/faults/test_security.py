@@ -22,11 +22,11 @@ from support.imap import append, server_snapshot
 from support.maildir import deliver, local_snapshot
 from support.run import account_config, run_syncd, toml_text, write_config
 
+from devserver.dovecot import DevServer, User
+from syncd.auth.credentials import PasswordAuthenticator
 from syncd.config import load_config
-from syncd.credentials import PasswordAuthenticator
-from syncd.devserver import DevServer, User
 from syncd.errors import ConfigError
-from syncd.imap.session import ImapSession
+from syncd.stores.imap.session import ImapSession
 
 
 def _secret_forms(user: User) -> list[bytes]:
@@ -253,7 +253,7 @@ def test_sec03_tls_below_1_2_is_refused_by_default() -> None:
     certificate and a matching host name."""
     import ssl
 
-    from syncd.imap import session as session_module
+    from syncd.stores.imap import session as session_module
 
     ctx = session_module._ssl_context(None)
     assert ctx.minimum_version >= ssl.TLSVersion.TLSv1_2

@@ -25,7 +25,7 @@ from support.imap import append, server_snapshot, session
 from support.maildir import local_snapshot
 from support.run import run_syncd
 
-from syncd.devserver import DevServer, capabilities_without
+from devserver.dovecot import DevServer, capabilities_without
 
 VARIANTS = {
     "all-extensions": {},

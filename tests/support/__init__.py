@@ -23,10 +23,10 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol
 
-from syncd.devserver import DevServer
+from devserver.dovecot import DevServer
 
 #: The type of the ``dovecot_server`` and ``fresh_dovecot`` fixtures:
-#: ``(**kwargs of syncd.devserver.start) -> DevServer``.
+#: ``(**kwargs of devserver.dovecot.start) -> DevServer``.
 StartServer = Callable[..., DevServer]
 
 

@@ -1,7 +1,7 @@
 """The far side as a user (or another mail client) sees it, via IMAPClient.
 
-All helpers take the :class:`syncd.devserver.DevServer` and the
-:class:`syncd.devserver.User`; each opens its own short connection, so they can be
+All helpers take the :class:`devserver.dovecot.DevServer` and the
+:class:`devserver.dovecot.User`; each opens its own short connection, so they can be
 called between two ``syncd`` runs without state leaking. Folder names are Unicode with
 ``/`` as the hierarchy separator whatever the server's separator is.
 """
@@ -22,7 +22,7 @@ from typing import Any
 
 import imapclient
 
-from syncd.devserver import DevServer, User
+from devserver.dovecot import DevServer, User
 
 _RECENT = "\\Recent"
 _APPENDUID = re.compile(rb"\[APPENDUID \d+ (\d+)\]")

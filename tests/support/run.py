@@ -20,8 +20,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from devserver.dovecot import DevServer, User
 from syncd.config import Config, load_config
-from syncd.devserver import DevServer, User
 
 
 def account_config(

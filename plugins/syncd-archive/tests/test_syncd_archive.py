@@ -8,8 +8,8 @@ from typing import Any
 
 import syncd_archive
 
-from syncd.plugins import AccountInfo
-from syncd.rules import Action, Rule, parse_search
+from syncd.ext.loader import AccountInfo
+from syncd.ext.rules import Action, Rule, parse_search
 
 
 def account(**settings: Any) -> AccountInfo:

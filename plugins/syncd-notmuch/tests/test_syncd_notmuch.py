@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import syncd_notmuch
 
-from syncd.plugins import AccountInfo, FolderSummary, SyncSummary
+from syncd.ext.loader import AccountInfo, FolderSummary, SyncSummary
 
 
 def account(**settings: Any) -> AccountInfo:

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 import syncd_spam
 
-from syncd.plugins import AccountInfo
-from syncd.rules import Action
+from syncd.ext.loader import AccountInfo
+from syncd.ext.rules import Action
 
 
 def account(**settings: Any) -> AccountInfo:

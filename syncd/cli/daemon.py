@@ -29,7 +29,7 @@ from syncd.errors import ConfigError
 
 if TYPE_CHECKING:
     from syncd.config import Config
-    from syncd.daemon import Daemon
+    from syncd.daemon.core import Daemon
 
 logger = logging.getLogger("syncd.daemon")
 
@@ -50,7 +50,7 @@ def daemon(obj: Any, accounts: tuple[str, ...]) -> None:
     one-shot `syncd sync` meanwhile waits for the daemon's current sync or
     exits 75; there is never more than one writer per account.
     """
-    from syncd.daemon import Daemon
+    from syncd.daemon.core import Daemon
 
     config: Config = obj.load()
     unknown = [a for a in accounts if a not in config.accounts]

@@ -4,7 +4,7 @@ The order of every copy is: record an intent, copy, make it durable, record
 the pair and clear the intent in one transaction.  Deletions and flag changes
 need no intent: they are recorded after they happen, and redoing one after a
 crash is harmless.  So ``kill -9`` at any point loses nothing and copies
-nothing twice (see :mod:`syncd.recovery` for how intents are resolved).
+nothing twice (see :mod:`syncd.engine.recovery` for how intents are resolved).
 """
 
 from __future__ import annotations
@@ -23,11 +23,20 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 from syncd import crashpoints
+from syncd.engine.reconcile import (
+    Copy,
+    Delete,
+    Forget,
+    Plan,
+    Policy,
+    SetFlags,
+    mass_delete_problems,
+)
+from syncd.engine.reconcile import reconcile as reconcile_plan
+from syncd.engine.recovery import find_on_far, pair_existing, recover_uidvalidity, resolve_intents
+from syncd.engine.refusals import REMEMBERED_CODES, Refusal, held_back
 from syncd.errors import FolderError, MessageError
 from syncd.flags import kept_local_only, keyword_index, unmapped_flags
-from syncd.imap.parse import chunk_uid_sets
-from syncd.imap.session import AppendError
-from syncd.maildir import directory_signature
 from syncd.message import to_crlf, to_lf
 from syncd.model import (
     DELETED,
@@ -40,15 +49,14 @@ from syncd.model import (
     Side,
     intern_flags,
 )
-from syncd.reconcile import Copy, Delete, Forget, Plan, Policy, SetFlags, mass_delete_problems
-from syncd.reconcile import reconcile as reconcile_plan
-from syncd.recovery import find_on_far, pair_existing, recover_uidvalidity, resolve_intents
-from syncd.refusals import REMEMBERED_CODES, Refusal, held_back
+from syncd.stores.imap.parse import chunk_uid_sets
+from syncd.stores.imap.session import AppendError
+from syncd.stores.maildir.folder import directory_signature
 
 if TYPE_CHECKING:
-    from syncd.imap.session import ImapSession, SelectInfo, StatusInfo
-    from syncd.maildir import LocalMessage, MaildirFolder
-    from syncd.state import FolderState, StateDB
+    from syncd.engine.state import FolderState, StateDB
+    from syncd.stores.imap.session import ImapSession, SelectInfo, StatusInfo
+    from syncd.stores.maildir.folder import LocalMessage, MaildirFolder
 
 T = TypeVar("T")
 

@@ -5,7 +5,7 @@ Everything that wants a sync only *posts a request* into the account's
 Maildir watcher ("folder X").  The account's worker thread takes what is
 pending as one :class:`Batch` (a pending full sync absorbs folder requests;
 repeated requests collapse) and runs it with the account's
-:class:`~syncd.account.AccountSyncer`, which is used from that thread only.  So
+:class:`~syncd.account.syncer.AccountSyncer`, which is used from that thread only.  So
 syncs of one account never overlap, and a burst of events costs one sync.
 
 The account lock is taken per sync call (``AccountSyncer.sync``): a one-shot
@@ -39,23 +39,25 @@ from dataclasses import dataclass, field
 from datetime import UTC
 from typing import TYPE_CHECKING, Final
 
-from syncd.account import AccountReport, AccountSyncer
+from syncd.account.syncer import AccountReport, AccountSyncer
+from syncd.daemon.idle import IdleListener
+from syncd.daemon.watch import EchoFilter, MaildirWatcher
+from syncd.engine.cycle import RunOptions, SyncCancelled
 from syncd.errors import UnsafeNameError
-from syncd.folder_sync import RunOptions, SyncCancelled
 from syncd.folders import local_path, split_name
-from syncd.idle import IdleListener
 from syncd.logsetup import account_logger
-from syncd.maildir import directory_signature
-from syncd.watch import EchoFilter, MaildirWatcher
+from syncd.stores.maildir.folder import directory_signature
 
 if TYPE_CHECKING:
     from apscheduler.schedulers.background import BackgroundScheduler
 
-    from syncd.account import SyncHooks
+    from syncd.account.syncer import SyncHooks
     from syncd.config import AccountConfig, Config
-    from syncd.imap.session import ImapSession
+    from syncd.stores.imap.session import ImapSession
 
-logger = logging.getLogger(__name__)
+# The name it had before the package split: users\' log filters use it.
+
+logger = logging.getLogger("syncd.daemon")
 
 #: How long a daemon sync waits for another syncd holding the account lock.
 LOCK_WAIT: Final = 5.0
@@ -316,7 +318,7 @@ def _default_syncer(config: Config, account: AccountConfig, hooks: SyncHooks) ->
 
 def _default_hooks(config: Config) -> SyncHooks:
     """The rules and plugins, as ``syncd sync`` runs them (never a mass delete)."""
-    from syncd.plugins import load_hooks
+    from syncd.ext.loader import load_hooks
 
     return load_hooks(config)
 

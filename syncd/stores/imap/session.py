@@ -42,9 +42,9 @@ from imapclient.exceptions import ProtocolError as IMAPClientProtocolError
 from imapclient.imapclient import _literal
 from imapclient.response_parser import parse_fetch_response, parse_response
 
-from syncd.credentials import Authenticator
+from syncd.auth.credentials import Authenticator
 from syncd.errors import AccountError, FolderError, MessageError, ProtocolError
-from syncd.imap.parse import (
+from syncd.stores.imap.parse import (
     MAX_UID,
     FetchEntry,
     FlagInfo,
@@ -71,7 +71,9 @@ from syncd.imap.parse import (
     response_code,
 )
 
-logger = logging.getLogger(__name__)
+# The name it had before the package split: users\' log filters use it.
+
+logger = logging.getLogger("syncd.imap.session")
 
 TlsMode = Literal["tls", "starttls", "none"]
 Event = tuple[str, object]

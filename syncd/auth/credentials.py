@@ -30,7 +30,9 @@ if TYPE_CHECKING:
 
     from syncd.config import AccountConfig
 
-logger = logging.getLogger(__name__)
+# The name it had before the package split: users\' log filters use it.
+
+logger = logging.getLogger("syncd.credentials")
 
 KEYRING_SERVICE: Final = "syncd"
 DEFAULT_COMMAND_TIMEOUT: Final = 30.0

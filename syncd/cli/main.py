@@ -104,9 +104,9 @@ def sync(
     message is held back because the server refused it (the rest was synced),
     2 configuration error, 75 another syncd holds the lock.
     """
-    from syncd.account import AccountSyncer
-    from syncd.folder_sync import RunOptions
-    from syncd.plugins import load_hooks
+    from syncd.account.syncer import AccountSyncer
+    from syncd.engine.cycle import RunOptions
+    from syncd.ext.loader import load_hooks
 
     config = obj.load()
     selected = _select(config, accounts)
@@ -157,7 +157,7 @@ def sync(
 
 
 def _totals(report: object) -> str:
-    from syncd.account import AccountReport
+    from syncd.account.syncer import AccountReport
 
     assert isinstance(report, AccountReport)
     t = {"downloaded": 0, "uploaded": 0, "flagged": 0, "deleted_near": 0, "deleted_far": 0}
@@ -202,7 +202,7 @@ def check(obj: Context) -> None:
 def status(obj: Context, accounts: tuple[str, ...], as_json: bool) -> None:
     """Show, per account and folder, the last sync, message counts, the last error
     and the local messages the server refused (held back until they change)."""
-    from syncd.state import StateDB
+    from syncd.engine.state import StateDB
 
     config = obj.load()
     out: dict[str, list[dict[str, object]]] = {}
@@ -262,7 +262,7 @@ def password() -> None:
 @click.pass_obj
 def password_set(obj: Context, account: str) -> None:
     """Store ACCOUNT's password: read from stdin, or asked for (hidden) on a terminal."""
-    from syncd.credentials import set_password
+    from syncd.auth.credentials import set_password
 
     config = obj.load()
     _select(config, (account,))
@@ -281,7 +281,7 @@ def password_set(obj: Context, account: str) -> None:
 @click.pass_obj
 def password_delete(obj: Context, account: str) -> None:
     """Remove ACCOUNT's password from the keyring."""
-    from syncd.credentials import delete_password
+    from syncd.auth.credentials import delete_password
 
     delete_password(account)
     click.echo(f"password for {account} removed from the keyring", err=True)
@@ -329,7 +329,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 # Commands that live in their own modules register below, one line each, e.g.
-# cli.add_command(importlib.import_module("syncd.cli_daemon").daemon)
-cli.add_command(__import__("syncd.cli_daemon", fromlist=["daemon"]).daemon)
-cli.add_command(__import__("syncd.cli_rules", fromlist=["rules"]).rules)
-cli.add_command(__import__("syncd.cli_rules", fromlist=["plugins"]).plugins)
+# cli.add_command(importlib.import_module("syncd.cli.daemon").daemon)
+cli.add_command(__import__("syncd.cli.daemon", fromlist=["daemon"]).daemon)
+cli.add_command(__import__("syncd.cli.rules", fromlist=["rules"]).rules)
+cli.add_command(__import__("syncd.cli.rules", fromlist=["plugins"]).plugins)

@@ -41,9 +41,12 @@ from syncd.flags import (
     split_letters,
     unmapped_flags,
 )
+from syncd.logsetup import printable
 from syncd.model import Flags
 
-log = logging.getLogger(__name__)
+# The name it had before the package split: users\' log filters use it.
+
+log = logging.getLogger("syncd.maildir")
 
 KEYWORDS_FILE = "dovecot-keywords"
 DIR_MODE = 0o700
@@ -81,17 +84,6 @@ class Problem:
 
     def __str__(self) -> str:
         return f"skipped {printable(self.path)}: {self.reason}"
-
-
-def printable(path: Path | str) -> str:
-    """``path`` as text safe for one log line: escaped when it holds control
-    characters or bytes that are not UTF-8 (no log injection, no encode error)."""
-    text = str(path)
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return ascii(text)
-    return text if text.isprintable() else ascii(text)
 
 
 def directory_signature(folder_path: Path) -> tuple[int, ...]:

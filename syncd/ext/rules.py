@@ -16,7 +16,7 @@ How one folder is processed (``RuleRunner.run``):
    rule order.  A message that an earlier rule moves or deletes is dropped
    from later rules; flag/copy leave it in play.  Then new messages (UIDs above
    the last classified one) are offered to the classify plugins.
-3. The mass-delete brake (``syncd.reconcile.Limits``, the thresholds of the
+3. The mass-delete brake (``syncd.engine.reconcile.Limits``, the thresholds of the
    sync itself): a step that would move or delete, together with the steps
    before it, more than half of a folder holding more than 5 messages, or all
    of it, is refused unless ``allow_mass_delete``.
@@ -44,17 +44,19 @@ from email.message import Message
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal, cast, get_args
 
+from syncd.engine.reconcile import Limits
 from syncd.errors import ConfigError, FolderError, UnsafeNameError
 from syncd.folders import join_name, split_name
-from syncd.imap.parse import clean_text, format_uid_set, is_flag_atom
 from syncd.model import DELETED
-from syncd.reconcile import Limits
+from syncd.stores.imap.parse import clean_text, format_uid_set, is_flag_atom
 
 if TYPE_CHECKING:
     from syncd.config import AccountConfig
-    from syncd.imap.session import ImapSession
+    from syncd.stores.imap.session import ImapSession
 
-logger = logging.getLogger(__name__)
+# The name it had before the package split: users\' log filters use it.
+
+logger = logging.getLogger("syncd.rules")
 
 ActionKind = Literal["move", "copy", "flag", "unflag", "delete"]
 ACTIONS: Final = cast(tuple[str, ...], get_args(ActionKind))

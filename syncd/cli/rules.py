@@ -1,6 +1,6 @@
 """``syncd rules`` (run the rules now, on the server only) and ``syncd plugins``.
 
-Registered on the ``syncd`` group by one line at the end of :mod:`syncd.cli`.
+Registered on the ``syncd`` group by one line at the end of :mod:`syncd.cli.main`.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import sys
 
 import click
 
-from syncd.cli import EXIT_FAILED, EXIT_LOCKED, Context
+from syncd.cli.main import EXIT_FAILED, EXIT_LOCKED, Context
 from syncd.errors import AccountError, CredentialError, LockedError
 
 
@@ -34,9 +34,9 @@ def rules(obj: Context, accounts: tuple[str, ...], dry_run: bool, allow_mass_del
     Exit status: 0 every rule ran, 1 a rule, plugin or account failed,
     2 configuration error, 75 another syncd holds an account's lock.
     """
-    from syncd.account import open_session
-    from syncd.lock import AccountLock
-    from syncd.plugins import load_hooks
+    from syncd.account.lock import AccountLock
+    from syncd.account.syncer import open_session
+    from syncd.ext.loader import load_hooks
 
     config = obj.load()
     selected = [config.account(a).name for a in accounts] or list(config.accounts)
@@ -95,7 +95,7 @@ def plugins(obj: Context) -> None:
     others are listed as "not enabled" (and never imported).
     Exit status 1 when a plugin failed to load or an enabled one is not installed.
     """
-    from syncd.plugins import FAILED, NOT_INSTALLED, load_plugins
+    from syncd.ext.loader import FAILED, NOT_INSTALLED, load_plugins
 
     loaded = load_plugins(obj.load())
     rows = []

@@ -655,8 +655,8 @@ def check_config(path: Path) -> list[str]:
     problems = _Problems(Path(path))
     config = _read(Path(path), problems)
     if config is not None:
-        from syncd.plugins import check_plugins  # both build on this module
-        from syncd.rules import parse_rules
+        from syncd.ext.loader import check_plugins  # both build on this module
+        from syncd.ext.rules import parse_rules
 
         for account in config.accounts.values():
             try:

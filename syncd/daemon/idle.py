@@ -33,17 +33,19 @@ from syncd.logsetup import account_logger
 
 if TYPE_CHECKING:
     from syncd.config import AccountConfig
-    from syncd.daemon import Backoff
-    from syncd.imap.session import ImapSession
+    from syncd.daemon.core import Backoff
+    from syncd.stores.imap.session import ImapSession
 
-logger = logging.getLogger(__name__)
+# The name it had before the package split: users\' log filters use it.
+
+logger = logging.getLogger("syncd.idle")
 
 #: Server events that mean "this folder changed" (OVERFLOW: too many to keep).
 TRIGGERS: Final = frozenset({"EXISTS", "EXPUNGE", "VANISHED", "FETCH", "OVERFLOW"})
 
 
 def _open(account: AccountConfig) -> ImapSession:
-    from syncd.account import open_session
+    from syncd.account.syncer import open_session
 
     return open_session(account)
 

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from syncd import crashpoints
-from syncd.errors import AccountError, CredentialError, FolderError, LockedError, ProtocolError
-from syncd.folder_sync import (
+from syncd.account.lock import AccountLock
+from syncd.engine.cycle import (
     ACCOUNT_BODY_BUDGET,
     DOWNLOAD_BATCH_BYTES,
     WRITERS,
@@ -29,16 +29,16 @@ from syncd.folder_sync import (
     SyncCancelled,
     policy_for,
 )
+from syncd.engine.reconcile import Policy
+from syncd.engine.state import StateDB
+from syncd.errors import AccountError, CredentialError, FolderError, LockedError, ProtocolError
 from syncd.folders import clashes, discover, join_name, local_path, matches, split_name
-from syncd.lock import AccountLock
 from syncd.logsetup import account_logger
-from syncd.maildir import MaildirFolder
-from syncd.reconcile import Policy
-from syncd.state import StateDB
+from syncd.stores.maildir.folder import MaildirFolder
 
 if TYPE_CHECKING:
     from syncd.config import AccountConfig, Config
-    from syncd.imap.session import ImapSession, StatusInfo
+    from syncd.stores.imap.session import ImapSession, StatusInfo
 
 #: A targeted run (some folders only) asks LIST-STATUS from this many folders on.
 TARGETED_LIST_STATUS = 4
@@ -68,8 +68,8 @@ class AccountReport:
 
 def open_session(account: AccountConfig) -> ImapSession:
     # Imported here: the CLI's `check` and `status` never pay for the IMAP stack.
-    from syncd.credentials import authenticator_for
-    from syncd.imap.session import ImapSession
+    from syncd.auth.credentials import authenticator_for
+    from syncd.stores.imap.session import ImapSession
 
     return ImapSession.connect(
         host=account.host,

@@ -1,10 +1,10 @@
 """The IMAP side: :class:`ImapSession` (one connection, typed API) and the wire
-helpers in :mod:`syncd.imap.parse`."""
+helpers in :mod:`syncd.stores.imap.parse`."""
 
 from __future__ import annotations
 
-from syncd.imap.parse import FlagInfo, format_uid_set, parse_uid_set
-from syncd.imap.session import (
+from syncd.stores.imap.parse import FlagInfo, format_uid_set, parse_uid_set
+from syncd.stores.imap.session import (
     AppendError,
     Body,
     FolderInfo,

@@ -1,7 +1,7 @@
 """The plugin manager: built-in plugins plus the entry-point group ``syncd``.
 
 - :func:`load_plugins` builds a pluggy ``PluginManager`` with the hookspecs of
-  :mod:`syncd.hookspecs`, registers the built-in TOML rules plugin
+  :mod:`syncd.ext.hookspecs`, registers the built-in TOML rules plugin
   (``rules``, on unless ``[plugins] disable`` names it), then the entry points
   of the group ``syncd`` that ``[plugins] enable = [...]`` names.  Installed
   entry points are discovered but never imported unless enabled (RELIABILITY
@@ -40,20 +40,23 @@ from typing import TYPE_CHECKING, Any, Final
 
 import pluggy
 
-from syncd import __version__, hookspecs
+from syncd import __version__
+from syncd.engine.cycle import FolderReport
 from syncd.errors import ConfigError
-from syncd.folder_sync import FolderReport
+from syncd.ext import hookspecs
+from syncd.ext.hookspecs import hookimpl
+from syncd.ext.rules import Action, ClassifyMarks, FolderRun, Rule, RuleRunner, parse_rules
 from syncd.folders import matches, split_name
-from syncd.hookspecs import hookimpl
 from syncd.logsetup import account_logger
-from syncd.rules import Action, ClassifyMarks, FolderRun, Rule, RuleRunner, parse_rules
 
 if TYPE_CHECKING:
-    from syncd.account import AccountReport
+    from syncd.account.syncer import AccountReport
     from syncd.config import AccountConfig, Config
-    from syncd.imap.session import ImapSession
+    from syncd.stores.imap.session import ImapSession
 
-logger = logging.getLogger(__name__)
+# The name it had before the package split: users\' log filters use it.
+
+logger = logging.getLogger("syncd.plugins")
 
 ENTRY_POINT_GROUP: Final = "syncd"
 BUILTIN_RULES: Final = "rules"
@@ -310,7 +313,7 @@ class Plugins:
             if result is None:
                 continue
             if not isinstance(result, list | tuple) or not all(isinstance(r, Rule) for r in result):
-                self._garbage(name, "syncd_rules", "a list of syncd.rules.Rule or None", result)
+                self._garbage(name, "syncd_rules", "a list of syncd.ext.rules.Rule or None", result)
                 continue
             for rule in result:
                 if rule.folder != folder:
@@ -348,7 +351,7 @@ class Plugins:
             if result is None:
                 continue
             if not isinstance(result, Action):
-                self._garbage(name, "syncd_classify", "a syncd.rules.Action or None", result)
+                self._garbage(name, "syncd_classify", "a syncd.ext.rules.Action or None", result)
                 continue
             if result.target is not None and result.target == folder:
                 continue  # "move it where it is": nothing to do
@@ -698,7 +701,7 @@ def _register(pm: pluggy.PluginManager, name: str, plugin: object) -> str | None
 
 
 class RuleHooks:
-    """``syncd.account.SyncHooks`` for the rules: ``before_folder`` runs the
+    """``syncd.account.syncer.SyncHooks`` for the rules: ``before_folder`` runs the
     folder's rules and classify plugins; the account hooks call the plugins'
     before/after hooks and report plugin and rule failures in the account report
     (so the run exits non-zero)."""

@@ -2,7 +2,7 @@
 
 Per folder: the far name, UIDVALIDITY, HIGHESTMODSEQ, UIDNEXT and the outcome
 of the last sync; the local messages the server refused for good
-(:mod:`syncd.refusals`) and the keywords already reported as kept locally only.
+(:mod:`syncd.engine.refusals`) and the keywords already reported as kept locally only.
 Per pair: far UID, near unique name, the baseline flags and
 the size.  Plus the *intent log*: a copy is recorded before it starts and
 cleared in the same transaction that records its result, so a crash between
@@ -19,9 +19,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from syncd.engine.refusals import Refusal
 from syncd.errors import AccountError
 from syncd.model import Flags, Pair, format_flags, parse_flags
-from syncd.refusals import Refusal
 
 SCHEMA_VERSION = 1
 

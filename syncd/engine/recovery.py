@@ -21,15 +21,15 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from syncd.errors import FolderError, MessageError
-from syncd.imap.parse import format_uid_set
 from syncd.message import body_hash, message_id, wire_size
 from syncd.model import Pair, intern_flags
+from syncd.stores.imap.parse import format_uid_set
 
 if TYPE_CHECKING:
-    from syncd.imap.parse import FlagInfo
-    from syncd.imap.session import ImapSession
-    from syncd.maildir import LocalMessage, MaildirFolder
-    from syncd.state import StateDB
+    from syncd.engine.state import StateDB
+    from syncd.stores.imap.parse import FlagInfo
+    from syncd.stores.imap.session import ImapSession
+    from syncd.stores.maildir.folder import LocalMessage, MaildirFolder
 
 REPAIR_MIN_SHARE = 0.8
 

@@ -1,0 +1,5 @@
+import sys
+
+from devserver.dovecot import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""One account's sync run: folder pairing, connections, scoped errors."""

@@ -1,0 +1,1 @@
+"""Credentials: password sources and authenticators."""

@@ -1,0 +1,1 @@
+"""The daemon: scheduler, IDLE listeners, Maildir watcher."""

@@ -1,0 +1,1 @@
+"""The sync engine: state, reconciliation (pure) and the folder cycle."""

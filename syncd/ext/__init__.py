@@ -1,0 +1,1 @@
+"""Extensions: plugin hooks, the plugin loader and server-side rules."""
