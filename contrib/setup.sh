@@ -5,7 +5,8 @@
 #
 # 1. System packages, only those missing: dovecot-core + dovecot-imapd (the tests and
 #    the quick start run a private, throwaway Dovecot on 127.0.0.1 -- never the system
-#    one), openssl, python3 (>= 3.11), python3-venv, ca-certificates. Installing needs
+#    one), openssl, python3 (>= 3.11), python3-venv, ca-certificates, and isync +
+#    offlineimap3 (the tools people switch from; tests adopt their Maildirs). Installing needs
 #    root; without root the script says what to install and stops.
 #    Installing dovecot-imapd on Debian normally starts a system-wide IMAP server on
 #    ports 143/993. This script prevents that: during the install a temporary
@@ -41,6 +42,9 @@ missing=()
 { command -v dovecot >/dev/null 2>&1 || [ -x /usr/sbin/dovecot ]; } || missing+=(dovecot-core)
 { [ -x /usr/lib/dovecot/imap ] || installed dovecot-imapd; } || missing+=(dovecot-imapd)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+# The real tools people switch from: tests adopt their Maildirs and import their configs.
+command -v mbsync >/dev/null 2>&1 || missing+=(isync)
+command -v offlineimap >/dev/null 2>&1 || missing+=(offlineimap3)
 [ -s /etc/ssl/certs/ca-certificates.crt ] || installed ca-certificates || missing+=(ca-certificates)
 if ! python=$(pick_python); then
     if command -v python3 >/dev/null 2>&1 &&

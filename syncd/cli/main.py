@@ -333,3 +333,5 @@ def main(argv: list[str] | None = None) -> int:
 cli.add_command(__import__("syncd.cli.daemon", fromlist=["daemon"]).daemon)
 cli.add_command(__import__("syncd.cli.rules", fromlist=["rules"]).rules)
 cli.add_command(__import__("syncd.cli.rules", fromlist=["plugins"]).plugins)
+cli.add_command(__import__("syncd.cli.init", fromlist=["init_command"]).init_command)
+cli.add_command(__import__("syncd.cli.importer", fromlist=["import_group"]).import_group)

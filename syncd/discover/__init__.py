@@ -1,0 +1,10 @@
+"""Account discovery for ``syncd init ADDRESS``: from an e-mail address to a probed
+IMAP server and a new ``[accounts.NAME]`` table.
+
+One reason per module: ``model`` (records), ``autoconfig`` (config-v1.1 XML),
+``http`` (fetching a document), ``dns`` (SRV and MX), ``providers`` (built-in
+profiles), ``sources`` (the order sources are asked in), ``probe`` (TLS +
+CAPABILITY), ``tomlwrite`` (the config text), ``configfile`` (validate, then
+rename into place).  The command itself is
+``syncd.cli.init``.
+"""
