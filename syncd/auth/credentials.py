@@ -147,11 +147,41 @@ def _keyring() -> types.ModuleType:
     return keyring
 
 
-def _keyring_failure(account: str, exc: Exception, action: str) -> CredentialError:
-    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+def _backend_errors(keyring: types.ModuleType) -> tuple[type[BaseException], ...]:
+    """What a keyring backend raises when it cannot be used at all.
+
+    keyring's own errors cover a missing backend (``NoKeyringError``) and a
+    locked one; the Secret Service backend also lets D-Bus failures through
+    as they come: jeepney's ``OSError`` when there is no session bus (a
+    headless machine, a cron job, ssh), secretstorage's exceptions, a D-Bus
+    error reply.  To the user every one of them means the same thing.
+    """
+    errors: list[type[BaseException]] = [keyring.errors.KeyringError, OSError]
+    try:
+        from secretstorage.exceptions import SecretStorageException
+    except ImportError:
+        pass
+    else:
+        errors.append(SecretStorageException)
+    try:
+        from jeepney import DBusErrorResponse
+    except ImportError:
+        pass
+    else:
+        errors.append(DBusErrorResponse)
+    return tuple(errors)
+
+
+def _keyring_failure(account: str, exc: BaseException, action: str) -> CredentialError:
+    reason = _first_line(str(exc).encode()) or type(exc).__name__
+    if isinstance(exc, OSError) and not isinstance(exc, ConnectionError) and exc.errno:
+        # jeepney's socket error says "No such file or directory": name what was missing.
+        reason = f"no D-Bus session bus to reach the Secret Service: {reason}"
     return CredentialError(
-        f"account {account}: cannot {action} the keyring ({reason}); configure a keyring "
-        f"backend for `syncd password set {account}`, or set password_command in the config"
+        f"account {account}: cannot {action} the keyring ({reason}); set password_command in "
+        f"the config (e.g. pass or gpg), or configure a keyring backend for `syncd password "
+        f"set {account}` (a Secret Service such as gnome-keyring or KeePassXC with a D-Bus "
+        f"session, or the keyrings.alt package for a file)"
     )
 
 
@@ -165,7 +195,7 @@ class KeyringPassword:
         keyring = _keyring()
         try:
             secret = keyring.get_password(KEYRING_SERVICE, self.account)
-        except keyring.errors.KeyringError as exc:
+        except _backend_errors(keyring) as exc:
             raise _keyring_failure(self.account, exc, "read") from None
         if not secret:
             raise CredentialError(
@@ -217,7 +247,7 @@ def set_password(account_name: str, password: str) -> None:
     try:
         backend = keyring.get_keyring()
         keyring.set_password(KEYRING_SERVICE, account_name, password)
-    except keyring.errors.KeyringError as exc:
+    except _backend_errors(keyring) as exc:
         raise _keyring_failure(account_name, exc, "write to") from None
     backend_name = f"{type(backend).__module__}.{type(backend).__qualname__}"
     if "plaintext" in backend_name.lower():
@@ -235,5 +265,5 @@ def delete_password(account_name: str) -> None:
         keyring.delete_password(KEYRING_SERVICE, account_name)
     except keyring.errors.PasswordDeleteError:
         raise CredentialError(f"no password stored for account {account_name}") from None
-    except keyring.errors.KeyringError as exc:
+    except _backend_errors(keyring) as exc:
         raise _keyring_failure(account_name, exc, "write to") from None
