@@ -11,8 +11,8 @@ import tomllib
 from pathlib import Path
 
 import pytest
-from syncd.cli.init import _dns_server
 
+from syncd.cli.init import _dns_server
 from syncd.config import load_config
 from syncd.discover.autoconfig import AutoconfigError, parse_config, substitute
 from syncd.discover.configfile import ConfigWriteError, write_account

@@ -10,10 +10,10 @@ import tomllib
 from pathlib import Path
 
 import pytest
-from syncd.cli.importer import default_offlineimaprc
 
 from syncd.adopt.mbsyncrc import import_mbsyncrc, parse_mbsyncrc
 from syncd.adopt.offlineimaprc import import_offlineimaprc
+from syncd.cli.importer import default_offlineimaprc
 
 MBSYNCRC = """\
 # ~/.mbsyncrc of someone with a work account and a Gmail account

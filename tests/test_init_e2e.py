@@ -32,9 +32,9 @@ from click.testing import CliRunner
 from support import StartServer
 from support.maildir import local_snapshot
 from support.run import run_syncd
-from syncd.cli.init import init_command
 
 from devserver.dovecot import DevServer, User, populate
+from syncd.cli.init import init_command
 from syncd.config import load_config
 from syncd.discover.http import MAX_BODY, FetchError, HttpFetcher
 
