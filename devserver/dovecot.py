@@ -37,6 +37,7 @@ import json
 import logging
 import os
 import random
+import re
 import secrets
 import shutil
 import signal
@@ -96,6 +97,43 @@ def capabilities_without(*names: str) -> str:
     """
     drop = {n.upper() for n in names}
     return " ".join(c for c in DEFAULT_CAPABILITIES.split() if c.upper() not in drop)
+
+
+@dataclasses.dataclass(frozen=True)
+class Traffic:
+    """Dovecot's logout counters of some IMAP sessions, summed (see DevServer.traffic)."""
+
+    sessions: int = 0
+    in_bytes: int = 0  # what the client sent: APPENDed messages count here
+    out_bytes: int = 0  # what the server sent
+    body_count: int = 0  # messages whose BODY[] (or RFC822) was fetched
+    body_bytes: int = 0
+    hdr_count: int = 0
+    hdr_bytes: int = 0
+    expunged: int = 0
+
+
+_LOGOUT = re.compile(
+    r"imap\((?P<user>[^)]*)\)<[^>]*><[^>]*>: Info: Disconnected: .*?"
+    r" in=(?P<in>\d+) out=(?P<out>\d+)(?P<rest>.*)$",
+    re.M,
+)
+
+
+def _traffic(log_text: str, user: str) -> Traffic:
+    totals = dict.fromkeys(("sessions", "in_bytes", "out_bytes", "body_count", "body_bytes",
+                            "hdr_count", "hdr_bytes", "expunged"), 0)  # fmt: skip
+    for m in _LOGOUT.finditer(log_text):
+        if m.group("user") != user:
+            continue
+        fields = dict(kv.split("=", 1) for kv in m.group("rest").split() if "=" in kv)
+        totals["sessions"] += 1
+        totals["in_bytes"] += int(m.group("in"))
+        totals["out_bytes"] += int(m.group("out"))
+        for key in ("body_count", "body_bytes", "hdr_count", "hdr_bytes", "expunged"):
+            value = fields.get(key, "0")
+            totals[key] += int(value) if value.isdigit() else 0
+    return Traffic(**totals)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -224,6 +262,31 @@ class DevServer:
     def log_tail(self, lines: int = 40) -> str:
         """The last ``lines`` lines of Dovecot's log (for error messages)."""
         return _tail(self.log_file, lines)
+
+    # -- traffic ----------------------------------------------------------------------
+
+    def log_offset(self) -> int:
+        """Where Dovecot's log ends now: pass it to :meth:`traffic` to count what follows."""
+        return self.log_file.stat().st_size if self.log_file.exists() else 0
+
+    def traffic(self, user: User | str, since: int = 0, *, settle: float = 5.0) -> Traffic:
+        """What ``user``'s IMAP sessions that ended after log offset ``since`` moved,
+        summed from Dovecot's own logout line (``imap_logout_format``'s defaults:
+        ``in``/``out`` bytes, ``body_count``/``body_bytes`` of BODY[] fetched, ...).
+
+        Dovecot writes that line a moment after the client has gone: this waits until
+        the sum has not changed for 0.3 s (at most ``settle`` seconds), so call it after
+        the client process has ended.
+        """
+        name = user.name if isinstance(user, User) else user
+        deadline = time.monotonic() + settle
+        last: Traffic | None = None
+        while True:
+            now = _traffic(_read_from(self.log_file, since), name)
+            if now == last or time.monotonic() > deadline:
+                return now
+            last = now
+            time.sleep(0.3)
 
     # -- clients ----------------------------------------------------------------------
 

@@ -217,3 +217,27 @@ def test_written_config_is_the_toml_a_user_would_write(
     assert out.stdout == user.password
     with session(server, user) as client:  # and the server accepts that password
         assert client.list_folders()
+
+
+def test_traffic_counts_what_a_session_fetched_and_appended(dovecot: DevServer) -> None:
+    user = dovecot.add_user()
+    body = b"Subject: counted\r\n\r\n" + b"x" * 5000 + b"\r\n"
+    before = dovecot.log_offset()
+    client = dovecot.connect(user)
+    client.append("INBOX", body)
+    client.logout()
+    appended = dovecot.traffic(user, before)
+    assert appended.sessions == 1
+    assert appended.in_bytes > len(body)
+    assert appended.body_bytes == 0
+
+    before = dovecot.log_offset()
+    client = dovecot.connect(user)
+    client.select_folder("INBOX")
+    client.fetch([1], ["BODY.PEEK[]"])
+    client.logout()
+    fetched = dovecot.traffic(user, before)
+    assert fetched.sessions == 1
+    assert fetched.body_count == 1
+    assert fetched.body_bytes == len(body)
+    assert fetched.in_bytes < 1000
