@@ -1,0 +1,584 @@
+"""One POP3 connection (RFC 1939, CAPA RFC 2449, STLS RFC 2595, AUTH RFC 5034).
+
+Built on stdlib :mod:`poplib` for the socket, the implicit-TLS wrapper and the
+one-line commands.  Written by hand here, because poplib cannot be trusted with
+them: it has no SASL at all; ``retr`` reads a whole message into a list with no
+size cap (a hostile server can exhaust memory) and loses whether a line ended in
+CRLF; ``stls`` falls back to an unverified context when given none and its
+caller is left to decide what a missing ``STLS`` means; and EOF is reported as
+the server text ``-ERR EOF``, indistinguishable from a real ``-ERR``.
+
+Errors: an unreachable server, a lost or timed-out connection, a refused login
+raise ``AccountError`` (``LoginRefused``); a server we refuse to trust (TLS
+failure, STLS missing or refused, plaintext credentials to a remote host,
+garbled answers) raises ``ProtocolError``; ``-ERR`` to RETR or DELE of one
+message raises ``MessageError`` (``RetrError``) and the connection stays usable.
+After an ``AccountError`` the connection is closed and every later call raises.
+Server text is decoded and escaped (one log line stays one line); no message
+here contains a credential or a message body.
+
+Deletions: DELE only marks.  The server removes marked messages when QUIT is
+answered ``+OK`` (:meth:`Pop3Client.quit`); a connection that ends any other way
+(:meth:`Pop3Client.close`, a crash, a cut link) deletes nothing (RFC 1939 §6).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import logging
+import poplib
+import re
+import socket
+import ssl
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from types import MappingProxyType
+from typing import TYPE_CHECKING, BinaryIO, Final, Literal, TypeVar
+
+from syncd.auth.credentials import PasswordSource
+from syncd.config import is_loopback_host
+from syncd.errors import AccountError, MessageError, ProtocolError
+from syncd.logsetup import add_secret
+
+logger = logging.getLogger("syncd.pop3.client")
+T = TypeVar("T")
+
+TlsMode = Literal["tls", "starttls", "none"]
+#: ``auto``: SASL PLAIN when the server advertises it, else USER/PASS.
+AuthMethod = Literal["auto", "user", "plain", "apop", "oauth2"]
+DEFAULT_PORTS: Final[Mapping[TlsMode, int]] = MappingProxyType(
+    {"tls": 995, "starttls": 110, "none": 110}
+)
+DEFAULT_MAX_MESSAGE: Final = 64 * 1024 * 1024
+
+_MAX_LINE: Final = 4096  # response lines (RFC 2449 allows 512; be lenient)
+_MAX_LISTING: Final = 5_000_000  # lines in a LIST/UIDL/CAPA answer
+_CHUNK: Final = 64 * 1024  # most bytes read at once while streaming a message
+_MAX_AUTH_LINE: Final = 255  # RFC 5034 §4: longer initial responses go separately
+_UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_UIDL = re.compile(rb"[\x21-\x7e]{1,70}\Z")  # RFC 1939 §7
+_TIMESTAMP = re.compile(rb"<[\x21-\x3b\x3d\x3f-\x7e]+@[\x21-\x3b\x3d\x3f-\x7e]+>")
+
+
+class LoginRefused(AccountError):
+    """The server refused the credentials (or the token)."""
+
+
+class NoUidlError(AccountError):
+    """The server has no UIDL: there is no way to tell new mail from old, so the
+    caller must refuse ``keep_on_server = true`` (download-and-delete only)."""
+
+
+class RetrError(MessageError):
+    """``-ERR`` to RETR or DELE of one message; the connection is still usable."""
+
+    def __init__(self, text: str, number: int) -> None:
+        super().__init__(text)
+        self.number = number
+
+
+class MessageTooLarge(RetrError):
+    """A message exceeded the caller's size cap while it was read; skipped."""
+
+
+class _ConnectionLost(Exception):
+    """EOF from the server (poplib would call it ``-ERR EOF``)."""
+
+
+class _Garbled(Exception):
+    """An answer we will not parse; becomes ``ProtocolError`` naming the server."""
+
+
+class _Wire:
+    """poplib's line layer, typed, with EOF told apart from ``-ERR``.  Mixed into
+    poplib's classes, whose ``__init__`` reads the greeting through ``_getline``."""
+
+    sock: socket.socket
+    file: BinaryIO
+    welcome: bytes
+
+    def _getline(self) -> tuple[bytes, int]:
+        line = self.file.readline(_MAX_LINE + 1)
+        if not line:
+            raise _ConnectionLost("the server closed the connection")
+        if len(line) > _MAX_LINE:
+            raise _Garbled(f"a response line is longer than {_MAX_LINE} bytes")
+        return line.rstrip(b"\r\n"), len(line)
+
+    def put(self, line: str) -> None:
+        """Send one command line (never logged: it may hold a secret)."""
+        self.sock.sendall(line.encode("utf-8") + b"\r\n")
+
+    def response(self) -> bytes:
+        """One status line; ``poplib.error_proto`` when it is not ``+...``."""
+        line, _octets = self._getline()
+        if not line.startswith(b"+"):
+            raise poplib.error_proto(line)
+        return line
+
+    def command(self, line: str) -> bytes:
+        self.put(line)
+        return self.response()
+
+    if TYPE_CHECKING:  # poplib's own close(), which must stay first in the MRO
+
+        def close(self) -> None: ...
+
+
+class _Plain(_Wire, poplib.POP3):
+    pass
+
+
+class _Tls(_Wire, poplib.POP3_SSL):
+    pass
+
+
+def clean(text: str | bytes, limit: int = 200) -> str:
+    """Server text for one log line or error message: decoded, controls escaped, cut."""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    s = _UNSAFE.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+    return s if len(s) <= limit else s[: limit - 3] + "..."
+
+
+def _err_text(exc: poplib.error_proto) -> str:
+    arg = exc.args[0] if exc.args else b""
+    return clean(arg if isinstance(arg, (bytes, str)) else str(arg))
+
+
+class Pop3Client:
+    """A logged-in POP3 session (TRANSACTION state).  Not thread-safe.
+
+    Build it with :meth:`connect`.  End it with :meth:`quit` to commit deletions or
+    :meth:`close` to drop them; ``with`` closes *without* QUIT, so an exception
+    inside the block never deletes anything.  Message numbers are those of this
+    session (1-based, stable until it ends); UIDLs are the durable keys.
+    """
+
+    def __init__(self, wire: _Wire, *, where: str, capabilities: Mapping[str, str]) -> None:
+        """Use :meth:`connect`."""
+        self._wire: _Wire | None = wire
+        self._where = where
+        #: CAPA after TLS and login: upper-case name -> its argument text.  Empty
+        #: when the server does not know CAPA.
+        self.capabilities: Mapping[str, str] = MappingProxyType(dict(capabilities))
+
+    # -- connecting ----------------------------------------------------------------------
+
+    @classmethod
+    def connect(
+        cls,
+        *,
+        host: str,
+        user: str,
+        port: int | None = None,
+        tls: TlsMode = "tls",
+        ca_file: Path | None = None,
+        password: PasswordSource | None = None,
+        oauth2_token: Callable[[], str] | None = None,
+        auth: AuthMethod = "auto",
+        timeout: float = 60.0,
+        label: str = "",
+    ) -> Pop3Client:
+        """Connect, secure, authenticate; return the session.
+
+        ``tls="tls"``: implicit TLS (port 995); ``"starttls"``: STLS is required
+        (port 110): no ``STLS`` in CAPA or ``-ERR`` to it is refused before any
+        credential is sent -- never a plaintext fallback; ``"none"``: plaintext,
+        allowed only to a loopback host.  Certificates and host names are verified
+        against the system CAs plus ``ca_file``.  ``timeout`` bounds the connect,
+        the TLS handshake and every read.
+
+        ``auth``: ``"auto"`` (SASL PLAIN when advertised, else USER/PASS),
+        ``"user"``, ``"plain"``, ``"apop"`` (needs ``password``) or ``"oauth2"``
+        (``oauth2_token`` is called once for a bearer token; OAUTHBEARER or XOAUTH2,
+        whichever the server offers).  Secrets are fetched at login and not kept.
+        """
+        if port is None:
+            port = DEFAULT_PORTS[tls]
+        where = f"{label} ({host}:{port})" if label else f"{host}:{port}"
+        if tls == "none" and not is_loopback_host(host):
+            raise ProtocolError(
+                f"{where}: refusing to send credentials unencrypted to a remote host; "
+                'use tls = "tls" or "starttls"'
+            )
+        if (auth == "oauth2") != (oauth2_token is not None) or (
+            auth != "oauth2" and password is None
+        ):
+            raise ValueError("auth='oauth2' takes oauth2_token, every other method a password")
+        ctx = _ssl_context(ca_file) if tls != "none" else None
+        try:
+            wire: _Wire = (
+                _Tls(host, port, timeout=timeout, context=ctx)
+                if tls == "tls"
+                else _Plain(host, port, timeout=timeout)
+            )
+        except ssl.SSLCertVerificationError as exc:
+            raise ProtocolError(f"{where}: {_cert_problem(exc, ca_file)}") from exc
+        except ssl.SSLError as exc:
+            raise ProtocolError(f"{where}: TLS handshake failed: {exc.reason or exc}") from exc
+        except poplib.error_proto as exc:
+            raise AccountError(f"{where}: server refused the connection: {_err_text(exc)}") from exc
+        except _ConnectionLost as exc:
+            raise AccountError(f"{where}: connection lost: {exc}") from exc
+        except _Garbled as exc:
+            raise ProtocolError(f"{where}: {exc}") from exc
+        except OSError as exc:
+            raise AccountError(f"{where}: cannot connect: {exc.strerror or exc}") from exc
+        client = cls(wire, where=where, capabilities={})
+        try:
+            client._run(
+                lambda: client._login(
+                    tls=tls,
+                    ctx=ctx,
+                    host=host,
+                    user=user,
+                    password=password,
+                    oauth2_token=oauth2_token,
+                    auth=auth,
+                )
+            )
+        except BaseException:
+            client.close()
+            raise
+        logger.debug("%s: logged in; CAPA %s", where, " ".join(sorted(client.capabilities)))
+        return client
+
+    def _login(
+        self,
+        *,
+        tls: TlsMode,
+        ctx: ssl.SSLContext | None,
+        host: str,
+        user: str,
+        password: PasswordSource | None,
+        oauth2_token: Callable[[], str] | None,
+        auth: AuthMethod,
+    ) -> None:
+        wire = self._live()
+        greeting: bytes = wire.welcome
+        caps = self._capa()
+        if tls == "starttls":
+            if "STLS" not in caps:
+                raise ProtocolError(
+                    f"{self._where}: server does not offer STLS; refusing to continue without TLS"
+                )
+            try:
+                wire.command("STLS")
+            except poplib.error_proto as exc:
+                raise ProtocolError(
+                    f"{self._where}: STLS refused ({_err_text(exc)}); "
+                    "refusing to continue without TLS"
+                ) from exc
+            assert ctx is not None
+            # A new reader: whatever the plaintext phase left buffered is dropped
+            # (RFC 2595 §4: nothing from before TLS is trusted, CAPA is asked again).
+            wire.sock = ctx.wrap_socket(wire.sock, server_hostname=host)
+            wire.file = wire.sock.makefile("rb")
+            caps = self._capa()
+        sasl = caps.get("SASL", "").upper().split()
+        if auth == "oauth2":
+            assert oauth2_token is not None
+            self._oauth2(user, host, oauth2_token, sasl, bool(caps))
+        else:
+            assert password is not None
+            secret = password.password()
+            add_secret(secret)  # so a stray traceback or trace line shows *** instead
+            if auth == "apop":
+                self._apop(greeting, user, secret)
+            elif auth == "plain" or (auth == "auto" and "PLAIN" in sasl):
+                response = f"\0{user}\0{secret}".encode()
+                self._sasl("PLAIN", base64.b64encode(response).decode("ascii"))
+            else:
+                try:
+                    wire.command(f"USER {user}")
+                    wire.command(f"PASS {secret}")
+                except poplib.error_proto as exc:
+                    raise self._refused(exc) from exc
+        self.capabilities = MappingProxyType(self._capa())  # may differ after login
+
+    def _apop(self, greeting: bytes, user: str, secret: str) -> None:
+        stamp = _TIMESTAMP.search(greeting)
+        if stamp is None:
+            raise ProtocolError(f"{self._where}: the server does not offer APOP (no timestamp)")
+        digest = hashlib.md5(stamp.group() + secret.encode(), usedforsecurity=False).hexdigest()
+        try:
+            self._live().command(f"APOP {user} {digest}")
+        except poplib.error_proto as exc:
+            raise self._refused(exc) from exc
+
+    def _oauth2(
+        self, user: str, host: str, token_of: Callable[[], str], sasl: list[str], known: bool
+    ) -> None:
+        token = token_of()
+        add_secret(token)
+        if "OAUTHBEARER" in sasl:  # RFC 7628; a failure is answered with \x01
+            mech, raw, abort = "OAUTHBEARER", f"n,a={user},\1auth=Bearer {token}\1\1", "AQ=="
+        elif "XOAUTH2" in sasl or not known:
+            mech, raw, abort = "XOAUTH2", f"user={user}\1auth=Bearer {token}\1\1", ""
+        else:
+            raise ProtocolError(f"{self._where}: the server offers no OAuth2 login (SASL {sasl})")
+        encoded = base64.b64encode(raw.encode()).decode("ascii")
+        add_secret(encoded)
+        self._sasl(mech, encoded, abort=abort)
+
+    def _sasl(self, mech: str, response: str, *, abort: str = "*") -> None:
+        """AUTH with a one-step mechanism (RFC 5034): the response goes with the
+        command when the line fits in 255 octets, else after an empty ``+``.  A
+        challenge after the response is a failure report: answered with ``abort``."""
+        wire = self._live()
+        try:
+            if len(f"AUTH {mech} {response}") <= _MAX_AUTH_LINE:
+                answer = wire.command(f"AUTH {mech} {response}")
+            else:
+                answer = wire.command(f"AUTH {mech}")
+                if answer.startswith(b"+ ") or answer == b"+":
+                    answer = wire.command(response)
+            if answer.startswith(b"+ ") or answer == b"+":
+                detail = _oauth_status(answer[2:])
+                wire.command(abort)  # expected to be -ERR
+                raise ProtocolError(f"{self._where}: AUTH {mech} did not finish{detail}")
+        except poplib.error_proto as exc:
+            raise self._refused(exc) from exc
+
+    def _refused(self, exc: poplib.error_proto) -> LoginRefused:
+        return LoginRefused(f"{self._where}: login refused: {_err_text(exc)}")
+
+    def _capa(self) -> dict[str, str]:
+        """CAPA as name -> arguments; empty when the server answers ``-ERR``."""
+        wire = self._live()
+        try:
+            wire.command("CAPA")
+        except poplib.error_proto:
+            return {}
+        caps: dict[str, str] = {}
+        for line in self._multiline():
+            name, _, args = line.decode("utf-8", "replace").strip().partition(" ")
+            if name:
+                caps[name.upper()] = args.strip()
+        return caps
+
+    # -- transaction state -----------------------------------------------------------------
+
+    @property
+    def secure(self) -> bool:
+        """Whether the connection is encrypted (implicit TLS or after STLS)."""
+        return self._wire is not None and isinstance(self._wire.sock, ssl.SSLSocket)
+
+    @property
+    def has_uidl(self) -> bool:
+        """False when CAPA was answered without UIDL (:meth:`uidl` would raise)."""
+        return not self.capabilities or "UIDL" in self.capabilities
+
+    def stat(self) -> tuple[int, int]:
+        """``(message count, total octets)`` of the maildrop as of login."""
+        answer = self._run(lambda: self._live().command("STAT"))
+        fields = answer.split()
+        try:
+            return int(fields[1]), int(fields[2])
+        except (IndexError, ValueError):
+            raise ProtocolError(f"{self._where}: garbled STAT answer {clean(answer)!r}") from None
+
+    def uidl(self) -> dict[int, str]:
+        """Message number -> UIDL for every message not marked deleted.
+
+        Raises :class:`NoUidlError` when the server has no UIDL (CAPA without it,
+        or ``-ERR`` to the command); ``ProtocolError`` for a malformed or
+        duplicated UIDL (RFC 1939: 1-70 printable ASCII characters, unique).
+        """
+        if not self.has_uidl:
+            raise NoUidlError(f"{self._where}: the server does not support UIDL")
+        try:
+            pairs = self._run(lambda: self._listing("UIDL", _UIDL))
+        except poplib.error_proto as exc:
+            raise NoUidlError(f"{self._where}: UIDL refused: {_err_text(exc)}") from exc
+        result = {n: value.decode("ascii") for n, value in pairs.items()}
+        if len(set(result.values())) != len(result):
+            raise ProtocolError(f"{self._where}: the server lists the same UIDL twice")
+        return result
+
+    def list_sizes(self) -> dict[int, int]:
+        """Message number -> size in octets as the server counts it (CRLF lines)."""
+        try:
+            pairs = self._run(lambda: self._listing("LIST", re.compile(rb"\d{1,15}\Z")))
+        except poplib.error_proto as exc:
+            raise AccountError(f"{self._where}: LIST refused: {_err_text(exc)}") from exc
+        return {n: int(value) for n, value in pairs.items()}
+
+    def retr(self, number: int, max_bytes: int = DEFAULT_MAX_MESSAGE) -> bytes:
+        """The whole message, byte-stuffing undone, line endings as received.
+
+        Raises :class:`RetrError` on ``-ERR`` (skip it; the session goes on) and
+        :class:`MessageTooLarge` past ``max_bytes`` (the rest is read and dropped so
+        the session goes on; a server that keeps sending is cut off).
+        """
+        self._run(lambda: self._live().put(f"RETR {number}"))
+        try:
+            self._run(self._live().response)
+        except poplib.error_proto as exc:
+            raise RetrError(
+                f"{self._where}: RETR {number} refused: {_err_text(exc)}", number
+            ) from exc
+        return self._run(lambda: self._read_message(number, max_bytes))
+
+    def dele(self, number: int) -> None:
+        """Mark a message deleted.  Nothing is removed until :meth:`quit` succeeds."""
+        try:
+            self._run(lambda: self._live().command(f"DELE {number}"))
+        except poplib.error_proto as exc:
+            raise RetrError(
+                f"{self._where}: DELE {number} refused: {_err_text(exc)}", number
+            ) from exc
+
+    def noop(self) -> None:
+        """Keep the session alive; ``AccountError`` when it is gone."""
+        self._run(lambda: self._live().command("NOOP"))
+
+    def quit(self) -> None:
+        """QUIT: the server now removes the messages marked by :meth:`dele`.
+
+        ``ProtocolError`` when it answers ``-ERR`` (RFC 1939: some deletions may
+        not have happened) -- list again next time rather than assume either way.
+        The connection is closed in every case.
+        """
+        try:
+            self._run(lambda: self._live().command("QUIT"))
+        except poplib.error_proto as exc:
+            raise ProtocolError(
+                f"{self._where}: QUIT failed, deletions not confirmed: {_err_text(exc)}"
+            ) from exc
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Drop the connection without QUIT: every DELE of this session is undone by
+        the server.  Idempotent, never raises."""
+        wire, self._wire = self._wire, None
+        if wire is not None:
+            try:
+                wire.close()
+            except OSError as exc:
+                logger.debug("%s: closing: %s", self._where, exc)
+
+    def __enter__(self) -> Pop3Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- internals --------------------------------------------------------------------------
+
+    def _live(self) -> _Wire:
+        if self._wire is None:
+            raise AccountError(f"{self._where}: the connection is closed")
+        return self._wire
+
+    def _run(self, fn: Callable[[], T]) -> T:
+        """Run one exchange; a dead connection becomes ``AccountError`` and closes."""
+        try:
+            return fn()
+        except _ConnectionLost as exc:
+            self.close()
+            raise AccountError(f"{self._where}: connection lost: {exc}") from exc
+        except ssl.SSLCertVerificationError as exc:
+            self.close()
+            raise ProtocolError(f"{self._where}: {_cert_problem(exc, None)}") from exc
+        except ssl.SSLError as exc:
+            self.close()
+            raise ProtocolError(f"{self._where}: TLS failed: {exc.reason or exc}") from exc
+        except TimeoutError as exc:
+            self.close()
+            raise AccountError(f"{self._where}: the server stopped answering") from exc
+        except OSError as exc:
+            self.close()
+            raise AccountError(f"{self._where}: connection lost: {exc.strerror or exc}") from exc
+        except _Garbled as exc:
+            self.close()
+            raise ProtocolError(f"{self._where}: {exc}") from exc
+        except ProtocolError:
+            self.close()
+            raise
+
+    def _multiline(self) -> Iterator[bytes]:
+        """The lines of a multi-line answer, dot-unstuffed, up to the ``.`` line."""
+        wire = self._live()
+        for _ in range(_MAX_LISTING):
+            line, _octets = wire._getline()
+            if line == b".":
+                return
+            yield line[1:] if line.startswith(b"..") else line
+        raise ProtocolError(f"{self._where}: a listing longer than {_MAX_LISTING} lines")
+
+    def _listing(self, command: str, value: re.Pattern[bytes]) -> dict[int, bytes]:
+        self._live().command(command)
+        result: dict[int, bytes] = {}
+        for line in self._multiline():
+            fields = line.split()
+            if len(fields) != 2 or not fields[0].isdigit() or not value.match(fields[1]):
+                raise ProtocolError(f"{self._where}: garbled {command} line {clean(line)!r}")
+            result[int(fields[0])] = fields[1]
+        return result
+
+    def _read_message(self, number: int, max_bytes: int) -> bytes:
+        # Lines are read in chunks (a line may be longer than _MAX_LINE); only at a
+        # line start do the terminator and byte-stuffing apply (RFC 1939 §3).
+        file = self._live().file
+        parts: list[bytes] = []
+        size, dropped, at_start = 0, 0, True
+        while True:
+            chunk: bytes = file.readline(_CHUNK)
+            if not chunk:
+                raise _ConnectionLost(f"the server closed the connection during RETR {number}")
+            if at_start:
+                if chunk in (b".\r\n", b".\n"):
+                    break
+                if chunk.startswith(b"."):
+                    chunk = chunk[1:]
+            at_start = chunk.endswith(b"\n")
+            if size + len(chunk) <= max_bytes and not dropped:
+                parts.append(chunk)
+                size += len(chunk)
+            else:
+                dropped += len(chunk)
+                if dropped > max_bytes + _CHUNK:
+                    raise ProtocolError(
+                        f"{self._where}: message {number} goes on past twice the size cap; "
+                        "cutting the connection"
+                    )
+        if dropped:
+            parts.clear()
+            raise MessageTooLarge(
+                f"{self._where}: message {number} is larger than the {max_bytes}-byte cap; skipped",
+                number,
+            )
+        return b"".join(parts)
+
+
+def _oauth_status(challenge: bytes) -> str:
+    """The ``status`` of an OAuth2 error challenge (base64 JSON), for the message."""
+    try:
+        data = json.loads(base64.b64decode(challenge, validate=True))
+    except (ValueError, TypeError):
+        return ""
+    status = data.get("status") if isinstance(data, dict) else None
+    return f" ({clean(str(status), 60)})" if status else ""
+
+
+def _ssl_context(ca_file: Path | None) -> ssl.SSLContext:
+    ctx = ssl.create_default_context()
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    if ca_file is not None:
+        try:
+            ctx.load_verify_locations(cafile=str(ca_file))
+        except (OSError, ssl.SSLError) as exc:
+            raise AccountError(f"cannot load ca_file {ca_file}: {exc}") from exc
+    return ctx
+
+
+def _cert_problem(exc: ssl.SSLCertVerificationError, ca_file: Path | None) -> str:
+    text = f"certificate verify failed: {exc.verify_message or exc.reason or exc}"
+    if exc.verify_code in (18, 19, 20, 21):  # self-signed / unknown issuer
+        text += " (set ca_file to trust it)" if ca_file is None else f" (not signed by {ca_file})"
+    return text
