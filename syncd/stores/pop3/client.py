@@ -315,7 +315,8 @@ class Pop3Client:
         token = token_of()
         add_secret(token)
         if "OAUTHBEARER" in sasl:  # RFC 7628; a failure is answered with \x01
-            mech, raw, abort = "OAUTHBEARER", f"n,a={user},\1auth=Bearer {token}\1\1", "AQ=="
+            authzid = user.replace("=", "=3D").replace(",", "=2C")  # RFC 5801 saslname
+            mech, raw, abort = "OAUTHBEARER", f"n,a={authzid},\1auth=Bearer {token}\1\1", "AQ=="
         elif "XOAUTH2" in sasl or not known:
             mech, raw, abort = "XOAUTH2", f"user={user}\1auth=Bearer {token}\1\1", ""
         else:
@@ -327,21 +328,22 @@ class Pop3Client:
     def _sasl(self, mech: str, response: str, *, abort: str = "*") -> None:
         """AUTH with a one-step mechanism (RFC 5034): the response goes with the
         command when the line fits in 255 octets, else after an empty ``+``.  A
-        challenge after the response is a failure report: answered with ``abort``."""
+        challenge after the response reports a failure: answered with ``abort``."""
         wire = self._live()
+        detail = ""
         try:
             if len(f"AUTH {mech} {response}") <= _MAX_AUTH_LINE:
                 answer = wire.command(f"AUTH {mech} {response}")
             else:
                 answer = wire.command(f"AUTH {mech}")
-                if answer.startswith(b"+ ") or answer == b"+":
+                if _is_challenge(answer):
                     answer = wire.command(response)
-            if answer.startswith(b"+ ") or answer == b"+":
+            if _is_challenge(answer):
                 detail = _oauth_status(answer[2:])
-                wire.command(abort)  # expected to be -ERR
+                wire.command(abort)  # the server must now say -ERR
                 raise ProtocolError(f"{self._where}: AUTH {mech} did not finish{detail}")
         except poplib.error_proto as exc:
-            raise self._refused(exc) from exc
+            raise LoginRefused(f"{self._where}: login refused{detail}: {_err_text(exc)}") from exc
 
     def _refused(self, exc: poplib.error_proto) -> LoginRefused:
         return LoginRefused(f"{self._where}: login refused: {_err_text(exc)}")
@@ -554,6 +556,10 @@ class Pop3Client:
                 number,
             )
         return b"".join(parts)
+
+
+def _is_challenge(answer: bytes) -> bool:
+    return answer == b"+" or answer.startswith(b"+ ")
 
 
 def _oauth_status(challenge: bytes) -> str:
