@@ -26,10 +26,10 @@ from devserver.dovecot import DevServer, User
 from syncd.errors import AccountError, MessageError, ProtocolError
 from syncd.stores.pop3 import (
     LoginRefused,
+    MessageRefused,
     MessageTooLarge,
     NoUidlError,
     Pop3Client,
-    RetrError,
 )
 
 
@@ -191,7 +191,7 @@ def test_retr_size_cap_skips_the_message_and_the_session_goes_on(
 def test_retr_of_a_missing_message_is_a_message_error(pop3d: DevServer, user: User) -> None:
     _fill(pop3d, user, make_message())
     with _connect(pop3d, user) as pop:
-        with pytest.raises(RetrError) as err:
+        with pytest.raises(MessageRefused) as err:
             pop.retr(7)
         assert "b'" not in str(err.value)
         assert pop.stat()[0] == 1
@@ -309,7 +309,7 @@ def test_stls_missing_or_refused_never_falls_back(
 def test_err_to_one_retr_leaves_the_session_usable(peer: Callable[[Reply], Peer]) -> None:
     p = peer(_script(RETR_1=b"-ERR [SYS/TEMP] cannot read message 1\r\n"))
     with _fake_connect(p, auth="user") as pop:
-        with pytest.raises(RetrError) as err:
+        with pytest.raises(MessageRefused) as err:
             pop.retr(1)
         assert err.value.number == 1
         assert "cannot read message 1" in str(err.value)
@@ -382,3 +382,10 @@ def test_oauthbearer_is_preferred_when_offered(peer: Callable[[Reply], Peer]) ->
     mech, response = p.received[1].split()[1:]
     assert mech == "OAUTHBEARER"
     assert base64.b64decode(response) == b"n,a=a=2Cb,\1auth=Bearer tok\1\1"
+
+
+def test_no_command_injection_through_the_user_name(peer: Callable[[Reply], Peer]) -> None:
+    p = peer(_script())
+    with pytest.raises(ProtocolError, match="CR, LF or NUL"):
+        _fake_connect(p, auth="user", user="u\r\nDELE 1")
+    assert not [c for c in p.received if c.startswith(("USER", "DELE"))]

@@ -9,10 +9,10 @@ from syncd.stores.pop3.client import (
     DEFAULT_PORTS,
     AuthMethod,
     LoginRefused,
+    MessageRefused,
     MessageTooLarge,
     NoUidlError,
     Pop3Client,
-    RetrError,
     TlsMode,
 )
 
@@ -21,9 +21,9 @@ __all__ = [
     "DEFAULT_PORTS",
     "AuthMethod",
     "LoginRefused",
+    "MessageRefused",
     "MessageTooLarge",
     "NoUidlError",
     "Pop3Client",
-    "RetrError",
     "TlsMode",
 ]

@@ -12,7 +12,7 @@ Errors: an unreachable server, a lost or timed-out connection, a refused login
 raise ``AccountError`` (``LoginRefused``); a server we refuse to trust (TLS
 failure, STLS missing or refused, plaintext credentials to a remote host,
 garbled answers) raises ``ProtocolError``; ``-ERR`` to RETR or DELE of one
-message raises ``MessageError`` (``RetrError``) and the connection stays usable.
+message raises ``MessageError`` (``MessageRefused``) and the connection stays usable.
 After an ``AccountError`` the connection is closed and every later call raises.
 Server text is decoded and escaped (one log line stays one line); no message
 here contains a credential or a message body.
@@ -59,6 +59,7 @@ _CHUNK: Final = 64 * 1024  # most bytes read at once while streaming a message
 _MAX_AUTH_LINE: Final = 255  # RFC 5034 §4: longer initial responses go separately
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _UIDL = re.compile(rb"[\x21-\x7e]{1,70}\Z")  # RFC 1939 §7
+_SIZE = re.compile(rb"\d{1,15}\Z")
 _TIMESTAMP = re.compile(rb"<[\x21-\x3b\x3d\x3f-\x7e]+@[\x21-\x3b\x3d\x3f-\x7e]+>")
 
 
@@ -71,15 +72,15 @@ class NoUidlError(AccountError):
     caller must refuse ``keep_on_server = true`` (download-and-delete only)."""
 
 
-class RetrError(MessageError):
-    """``-ERR`` to RETR or DELE of one message; the connection is still usable."""
+class MessageRefused(MessageError):
+    """``-ERR`` to RETR or DELE of one message: skip it; the session is still usable."""
 
     def __init__(self, text: str, number: int) -> None:
         super().__init__(text)
         self.number = number
 
 
-class MessageTooLarge(RetrError):
+class MessageTooLarge(MessageRefused):
     """A message exceeded the caller's size cap while it was read; skipped."""
 
 
@@ -88,7 +89,8 @@ class _ConnectionLost(Exception):
 
 
 class _Garbled(Exception):
-    """An answer we will not parse; becomes ``ProtocolError`` naming the server."""
+    """An answer we will not parse, or a command we will not send; becomes
+    ``ProtocolError`` naming the server."""
 
 
 class _Wire:
@@ -109,6 +111,8 @@ class _Wire:
 
     def put(self, line: str) -> None:
         """Send one command line (never logged: it may hold a secret)."""
+        if any(c in line for c in "\r\n\0"):  # no command injection via user or password
+            raise _Garbled("refusing to send a command holding CR, LF or NUL")
         self.sock.sendall(line.encode("utf-8") + b"\r\n")
 
     def response(self) -> bytes:
@@ -157,13 +161,14 @@ class Pop3Client:
     session (1-based, stable until it ends); UIDLs are the durable keys.
     """
 
-    def __init__(self, wire: _Wire, *, where: str, capabilities: Mapping[str, str]) -> None:
+    def __init__(self, *, where: str, ca_file: Path | None) -> None:
         """Use :meth:`connect`."""
-        self._wire: _Wire | None = wire
+        self._wire: _Wire | None = None
         self._where = where
+        self._ca_file = ca_file
         #: CAPA after TLS and login: upper-case name -> its argument text.  Empty
         #: when the server does not know CAPA.
-        self.capabilities: Mapping[str, str] = MappingProxyType(dict(capabilities))
+        self.capabilities: Mapping[str, str] = MappingProxyType({})
 
     # -- connecting ----------------------------------------------------------------------
 
@@ -209,46 +214,26 @@ class Pop3Client:
         ):
             raise ValueError("auth='oauth2' takes oauth2_token, every other method a password")
         ctx = _ssl_context(ca_file) if tls != "none" else None
-        try:
-            wire: _Wire = (
+        client = cls(where=where, ca_file=ca_file)
+
+        def open_and_login() -> None:
+            client._wire = (
                 _Tls(host, port, timeout=timeout, context=ctx)
                 if tls == "tls"
                 else _Plain(host, port, timeout=timeout)
             )
-        except ssl.SSLCertVerificationError as exc:
-            raise ProtocolError(f"{where}: {_cert_problem(exc, ca_file)}") from exc
-        except ssl.SSLError as exc:
-            raise ProtocolError(f"{where}: TLS handshake failed: {exc.reason or exc}") from exc
-        except poplib.error_proto as exc:
-            raise AccountError(f"{where}: server refused the connection: {_err_text(exc)}") from exc
-        except _ConnectionLost as exc:
-            raise AccountError(f"{where}: connection lost: {exc}") from exc
-        except _Garbled as exc:
-            raise ProtocolError(f"{where}: {exc}") from exc
-        except OSError as exc:
-            raise AccountError(f"{where}: cannot connect: {exc.strerror or exc}") from exc
-        client = cls(wire, where=where, capabilities={})
+            client._login(tls, ctx, host, user, password, oauth2_token, auth)
+
         try:
-            client._run(
-                lambda: client._login(
-                    tls=tls,
-                    ctx=ctx,
-                    host=host,
-                    user=user,
-                    password=password,
-                    oauth2_token=oauth2_token,
-                    auth=auth,
-                )
-            )
+            client._run(open_and_login)
         except BaseException:
             client.close()
             raise
         logger.debug("%s: logged in; CAPA %s", where, " ".join(sorted(client.capabilities)))
         return client
 
-    def _login(
+    def _login(  # noqa: PLR0917 - private, called once, with all of connect's choices
         self,
-        *,
         tls: TlsMode,
         ctx: ssl.SSLContext | None,
         host: str,
@@ -281,7 +266,7 @@ class Pop3Client:
         sasl = caps.get("SASL", "").upper().split()
         if auth == "oauth2":
             assert oauth2_token is not None
-            self._oauth2(user, host, oauth2_token, sasl, bool(caps))
+            self._oauth2(user, oauth2_token, sasl, known=bool(caps))
         else:
             assert password is not None
             secret = password.password()
@@ -310,7 +295,7 @@ class Pop3Client:
             raise self._refused(exc) from exc
 
     def _oauth2(
-        self, user: str, host: str, token_of: Callable[[], str], sasl: list[str], known: bool
+        self, user: str, token_of: Callable[[], str], sasl: list[str], *, known: bool
     ) -> None:
         token = token_of()
         add_secret(token)
@@ -378,61 +363,60 @@ class Pop3Client:
         """``(message count, total octets)`` of the maildrop as of login."""
         answer = self._run(lambda: self._live().command("STAT"))
         fields = answer.split()
-        try:
-            return int(fields[1]), int(fields[2])
-        except (IndexError, ValueError):
-            raise ProtocolError(f"{self._where}: garbled STAT answer {clean(answer)!r}") from None
+        if len(fields) < 3 or not fields[1].isdigit() or not fields[2].isdigit():
+            self.close()
+            raise ProtocolError(f"{self._where}: garbled STAT answer {clean(answer)!r}")
+        return int(fields[1]), int(fields[2])
 
     def uidl(self) -> dict[int, str]:
         """Message number -> UIDL for every message not marked deleted.
 
         Raises :class:`NoUidlError` when the server has no UIDL (CAPA without it,
-        or ``-ERR`` to the command); ``ProtocolError`` for a malformed or
-        duplicated UIDL (RFC 1939: 1-70 printable ASCII characters, unique).
+        or ``-ERR`` to the command; the session stays usable for download-and-delete);
+        ``ProtocolError`` for a malformed or duplicated UIDL (RFC 1939 §7: 1-70
+        printable ASCII characters, unique in the maildrop).
         """
         if not self.has_uidl:
             raise NoUidlError(f"{self._where}: the server does not support UIDL")
-        try:
-            pairs = self._run(lambda: self._listing("UIDL", _UIDL))
-        except poplib.error_proto as exc:
-            raise NoUidlError(f"{self._where}: UIDL refused: {_err_text(exc)}") from exc
+        pairs = self._run(
+            lambda: self._listing("UIDL", _UIDL),
+            on_err=lambda text: NoUidlError(f"{self._where}: UIDL refused: {text}"),
+        )
         result = {n: value.decode("ascii") for n, value in pairs.items()}
         if len(set(result.values())) != len(result):
+            self.close()
             raise ProtocolError(f"{self._where}: the server lists the same UIDL twice")
         return result
 
     def list_sizes(self) -> dict[int, int]:
         """Message number -> size in octets as the server counts it (CRLF lines)."""
-        try:
-            pairs = self._run(lambda: self._listing("LIST", re.compile(rb"\d{1,15}\Z")))
-        except poplib.error_proto as exc:
-            raise AccountError(f"{self._where}: LIST refused: {_err_text(exc)}") from exc
+        pairs = self._run(lambda: self._listing("LIST", _SIZE))
         return {n: int(value) for n, value in pairs.items()}
 
     def retr(self, number: int, max_bytes: int = DEFAULT_MAX_MESSAGE) -> bytes:
         """The whole message, byte-stuffing undone, line endings as received.
 
-        Raises :class:`RetrError` on ``-ERR`` (skip it; the session goes on) and
+        Raises :class:`MessageRefused` on ``-ERR`` (skip it; the session goes on) and
         :class:`MessageTooLarge` past ``max_bytes`` (the rest is read and dropped so
-        the session goes on; a server that keeps sending is cut off).
+        the session goes on; a server that keeps sending is cut off).  A connection
+        lost mid-message is an ``AccountError``: nothing partial is returned.
         """
-        self._run(lambda: self._live().put(f"RETR {number}"))
-        try:
-            self._run(self._live().response)
-        except poplib.error_proto as exc:
-            raise RetrError(
-                f"{self._where}: RETR {number} refused: {_err_text(exc)}", number
-            ) from exc
+        self._run(
+            lambda: self._live().command(f"RETR {number}"),
+            on_err=lambda text: MessageRefused(
+                f"{self._where}: RETR {number} refused: {text}", number
+            ),
+        )
         return self._run(lambda: self._read_message(number, max_bytes))
 
     def dele(self, number: int) -> None:
         """Mark a message deleted.  Nothing is removed until :meth:`quit` succeeds."""
-        try:
-            self._run(lambda: self._live().command(f"DELE {number}"))
-        except poplib.error_proto as exc:
-            raise RetrError(
-                f"{self._where}: DELE {number} refused: {_err_text(exc)}", number
-            ) from exc
+        self._run(
+            lambda: self._live().command(f"DELE {number}"),
+            on_err=lambda text: MessageRefused(
+                f"{self._where}: DELE {number} refused: {text}", number
+            ),
+        )
 
     def noop(self) -> None:
         """Keep the session alive; ``AccountError`` when it is gone."""
@@ -443,14 +427,16 @@ class Pop3Client:
 
         ``ProtocolError`` when it answers ``-ERR`` (RFC 1939: some deletions may
         not have happened) -- list again next time rather than assume either way.
-        The connection is closed in every case.
+        ``AccountError`` when the connection is lost before the answer: deletions
+        are then unknown too.  The connection is closed in every case.
         """
         try:
-            self._run(lambda: self._live().command("QUIT"))
-        except poplib.error_proto as exc:
-            raise ProtocolError(
-                f"{self._where}: QUIT failed, deletions not confirmed: {_err_text(exc)}"
-            ) from exc
+            self._run(
+                lambda: self._live().command("QUIT"),
+                on_err=lambda text: ProtocolError(
+                    f"{self._where}: QUIT failed, deletions not confirmed: {text}"
+                ),
+            )
         finally:
             self.close()
 
@@ -477,31 +463,33 @@ class Pop3Client:
             raise AccountError(f"{self._where}: the connection is closed")
         return self._wire
 
-    def _run(self, fn: Callable[[], T]) -> T:
-        """Run one exchange; a dead connection becomes ``AccountError`` and closes."""
+    def _run(self, fn: Callable[[], T], on_err: Callable[[str], Exception] | None = None) -> T:
+        """Run one exchange.  ``-ERR`` raises ``on_err(server text)`` and the session
+        goes on; without ``on_err`` it is an ``AccountError``.  Anything else that
+        goes wrong closes the connection (``AccountError`` or ``ProtocolError``)."""
         try:
             return fn()
+        except poplib.error_proto as exc:
+            if on_err is not None:
+                raise on_err(_err_text(exc)) from exc
+            failure = AccountError(f"{self._where}: {_err_text(exc)}")
         except _ConnectionLost as exc:
-            self.close()
-            raise AccountError(f"{self._where}: connection lost: {exc}") from exc
-        except ssl.SSLCertVerificationError as exc:
-            self.close()
-            raise ProtocolError(f"{self._where}: {_cert_problem(exc, None)}") from exc
-        except ssl.SSLError as exc:
-            self.close()
-            raise ProtocolError(f"{self._where}: TLS failed: {exc.reason or exc}") from exc
-        except TimeoutError as exc:
-            self.close()
-            raise AccountError(f"{self._where}: the server stopped answering") from exc
-        except OSError as exc:
-            self.close()
-            raise AccountError(f"{self._where}: connection lost: {exc.strerror or exc}") from exc
+            failure = AccountError(f"{self._where}: connection lost: {exc}")
         except _Garbled as exc:
-            self.close()
-            raise ProtocolError(f"{self._where}: {exc}") from exc
-        except ProtocolError:
+            failure = ProtocolError(f"{self._where}: {exc}")
+        except ssl.SSLCertVerificationError as exc:
+            failure = ProtocolError(f"{self._where}: {_cert_problem(exc, self._ca_file)}")
+        except ssl.SSLError as exc:
+            failure = ProtocolError(f"{self._where}: TLS failed: {exc.reason or exc}")
+        except TimeoutError:
+            failure = AccountError(f"{self._where}: the server stopped answering")
+        except OSError as exc:
+            failure = AccountError(f"{self._where}: connection lost: {exc.strerror or exc}")
+        except AccountError:
             self.close()
             raise
+        self.close()
+        raise failure
 
     def _multiline(self) -> Iterator[bytes]:
         """The lines of a multi-line answer, dot-unstuffed, up to the ``.`` line."""
@@ -511,7 +499,7 @@ class Pop3Client:
             if line == b".":
                 return
             yield line[1:] if line.startswith(b"..") else line
-        raise ProtocolError(f"{self._where}: a listing longer than {_MAX_LISTING} lines")
+        raise _Garbled(f"a listing longer than {_MAX_LISTING} lines")
 
     def _listing(self, command: str, value: re.Pattern[bytes]) -> dict[int, bytes]:
         self._live().command(command)
@@ -519,7 +507,7 @@ class Pop3Client:
         for line in self._multiline():
             fields = line.split()
             if len(fields) != 2 or not fields[0].isdigit() or not value.match(fields[1]):
-                raise ProtocolError(f"{self._where}: garbled {command} line {clean(line)!r}")
+                raise _Garbled(f"garbled {command} line {clean(line)!r}")
             result[int(fields[0])] = fields[1]
         return result
 
@@ -545,10 +533,7 @@ class Pop3Client:
             else:
                 dropped += len(chunk)
                 if dropped > max_bytes + _CHUNK:
-                    raise ProtocolError(
-                        f"{self._where}: message {number} goes on past twice the size cap; "
-                        "cutting the connection"
-                    )
+                    raise _Garbled(f"message {number} goes on far past the size cap")
         if dropped:
             parts.clear()
             raise MessageTooLarge(
