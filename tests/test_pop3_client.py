@@ -9,6 +9,7 @@ checked from the IMAP side after QUIT.
 from __future__ import annotations
 
 import base64
+import io
 import shutil
 import socket
 import tempfile
@@ -30,6 +31,16 @@ from syncd.stores.pop3 import (
     MessageTooLarge,
     NoUidlError,
     Pop3Client,
+)
+from syncd.stores.pop3.wire import (
+    SIZE_VALUE,
+    UIDL_VALUE,
+    Garbled,
+    OverCap,
+    Wire,
+    apop_digest,
+    parse_capa,
+    parse_listing,
 )
 
 
@@ -389,3 +400,42 @@ def test_no_command_injection_through_the_user_name(peer: Callable[[Reply], Peer
     with pytest.raises(ProtocolError, match="CR, LF or NUL"):
         _fake_connect(p, auth="user", user="u\r\nDELE 1")
     assert not [c for c in p.received if c.startswith(("USER", "DELE"))]
+
+
+# --- the line layer, bytes in, values out -------------------------------------------------
+
+
+def _wire(data: bytes) -> Wire:
+    wire = Wire()
+    wire.file = io.BytesIO(data)
+    return wire
+
+
+def test_message_unstuffs_only_at_line_starts_and_keeps_line_endings() -> None:
+    body = b"a\r\n..b.\r\nc\n" + b"." * 70_000 + b"\r\n.\r\nafter"
+    expected = b"a\r\n.b.\r\nc\n" + b"." * 69_999 + b"\r\n"
+    assert _wire(body).message(1_000_000) == expected
+    with pytest.raises(OverCap):  # read to its end, so the session can go on
+        _wire(b"x" * 150 + b"\r\n.\r\n").message(100)
+    with pytest.raises(Garbled):  # but not forever
+        _wire(body).message(100)
+
+
+def test_listing_and_capa_parsers() -> None:
+    lines = iter([b"1 abc", b"2 def"])
+    assert parse_listing(lines, "UIDL", UIDL_VALUE) == {1: b"abc", 2: b"def"}
+    with pytest.raises(Garbled):
+        parse_listing(iter([b"1 " + b"x" * 71]), "UIDL", UIDL_VALUE)
+    with pytest.raises(Garbled):
+        parse_listing(iter([b"one 12"]), "LIST", SIZE_VALUE)
+    assert parse_capa(iter([b"SASL PLAIN XOAUTH2", b"uidl", b"STLS"])) == {
+        "SASL": "PLAIN XOAUTH2",
+        "UIDL": "",
+        "STLS": "",
+    }
+
+
+def test_apop_digest_matches_rfc_1939() -> None:
+    greeting = b"+OK POP3 server ready <1896.697170952@dbc.mtview.ca.us>"
+    assert apop_digest(greeting, "tanstaaf") == "c4c9334bac560ecc979e58001b3e22fb"
+    assert apop_digest(b"+OK ready", "x") is None

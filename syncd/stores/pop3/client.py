@@ -1,12 +1,12 @@
 """One POP3 connection (RFC 1939, CAPA RFC 2449, STLS RFC 2595, AUTH RFC 5034).
 
-Built on stdlib :mod:`poplib` for the socket, the implicit-TLS wrapper and the
-one-line commands.  Written by hand here, because poplib cannot be trusted with
-them: it has no SASL at all; ``retr`` reads a whole message into a list with no
-size cap (a hostile server can exhaust memory) and loses whether a line ended in
-CRLF; ``stls`` falls back to an unverified context when given none and its
-caller is left to decide what a missing ``STLS`` means; and EOF is reported as
-the server text ``-ERR EOF``, indistinguishable from a real ``-ERR``.
+Built on stdlib :mod:`poplib` for the socket and the implicit-TLS wrapper; the
+rest is hand-written (here and in :mod:`syncd.stores.pop3.wire`) because poplib
+cannot be trusted with it: it has no SASL at all; ``retr`` reads a whole message
+into memory with no size cap (a hostile server can exhaust memory) and loses
+whether a line ended in CRLF; ``stls`` falls back to an *unverified* context when
+given none and leaves its caller to decide what a missing ``STLS`` means; and EOF
+is reported as the server text ``-ERR EOF``, indistinguishable from a real ``-ERR``.
 
 Errors: an unreachable server, a lost or timed-out connection, a refused login
 raise ``AccountError`` (``LoginRefused``); a server we refuse to trust (TLS
@@ -25,22 +25,36 @@ answered ``+OK`` (:meth:`Pop3Client.quit`); a connection that ends any other way
 from __future__ import annotations
 
 import base64
-import hashlib
-import json
 import logging
 import poplib
 import re
-import socket
 import ssl
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import MappingProxyType
-from typing import TYPE_CHECKING, BinaryIO, Final, Literal, TypeVar
+from typing import Final, Literal, TypeVar
 
 from syncd.auth.credentials import PasswordSource
 from syncd.config import is_loopback_host
 from syncd.errors import AccountError, MessageError, ProtocolError
 from syncd.logsetup import add_secret
+from syncd.stores.pop3.wire import (
+    SIZE_VALUE,
+    UIDL_VALUE,
+    ConnectionLost,
+    Garbled,
+    OverCap,
+    Plain,
+    Tls,
+    Wire,
+    apop_digest,
+    clean,
+    err_text,
+    is_challenge,
+    oauth_status,
+    parse_capa,
+    parse_listing,
+)
 
 logger = logging.getLogger("syncd.pop3.client")
 T = TypeVar("T")
@@ -53,14 +67,7 @@ DEFAULT_PORTS: Final[Mapping[TlsMode, int]] = MappingProxyType(
 )
 DEFAULT_MAX_MESSAGE: Final = 64 * 1024 * 1024
 
-_MAX_LINE: Final = 4096  # response lines (RFC 2449 allows 512; be lenient)
-_MAX_LISTING: Final = 5_000_000  # lines in a LIST/UIDL/CAPA answer
-_CHUNK: Final = 64 * 1024  # most bytes read at once while streaming a message
 _MAX_AUTH_LINE: Final = 255  # RFC 5034 §4: longer initial responses go separately
-_UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-_UIDL = re.compile(rb"[\x21-\x7e]{1,70}\Z")  # RFC 1939 §7
-_SIZE = re.compile(rb"\d{1,15}\Z")
-_TIMESTAMP = re.compile(rb"<[\x21-\x3b\x3d\x3f-\x7e]+@[\x21-\x3b\x3d\x3f-\x7e]+>")
 
 
 class LoginRefused(AccountError):
@@ -84,74 +91,6 @@ class MessageTooLarge(MessageRefused):
     """A message exceeded the caller's size cap while it was read; skipped."""
 
 
-class _ConnectionLost(Exception):
-    """EOF from the server (poplib would call it ``-ERR EOF``)."""
-
-
-class _Garbled(Exception):
-    """An answer we will not parse, or a command we will not send; becomes
-    ``ProtocolError`` naming the server."""
-
-
-class _Wire:
-    """poplib's line layer, typed, with EOF told apart from ``-ERR``.  Mixed into
-    poplib's classes, whose ``__init__`` reads the greeting through ``_getline``."""
-
-    sock: socket.socket
-    file: BinaryIO
-    welcome: bytes
-
-    def _getline(self) -> tuple[bytes, int]:
-        line = self.file.readline(_MAX_LINE + 1)
-        if not line:
-            raise _ConnectionLost("the server closed the connection")
-        if len(line) > _MAX_LINE:
-            raise _Garbled(f"a response line is longer than {_MAX_LINE} bytes")
-        return line.rstrip(b"\r\n"), len(line)
-
-    def put(self, line: str) -> None:
-        """Send one command line (never logged: it may hold a secret)."""
-        if any(c in line for c in "\r\n\0"):  # no command injection via user or password
-            raise _Garbled("refusing to send a command holding CR, LF or NUL")
-        self.sock.sendall(line.encode("utf-8") + b"\r\n")
-
-    def response(self) -> bytes:
-        """One status line; ``poplib.error_proto`` when it is not ``+...``."""
-        line, _octets = self._getline()
-        if not line.startswith(b"+"):
-            raise poplib.error_proto(line)
-        return line
-
-    def command(self, line: str) -> bytes:
-        self.put(line)
-        return self.response()
-
-    if TYPE_CHECKING:  # poplib's own close(), which must stay first in the MRO
-
-        def close(self) -> None: ...
-
-
-class _Plain(_Wire, poplib.POP3):
-    pass
-
-
-class _Tls(_Wire, poplib.POP3_SSL):
-    pass
-
-
-def clean(text: str | bytes, limit: int = 200) -> str:
-    """Server text for one log line or error message: decoded, controls escaped, cut."""
-    if isinstance(text, bytes):
-        text = text.decode("utf-8", "replace")
-    s = _UNSAFE.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
-    return s if len(s) <= limit else s[: limit - 3] + "..."
-
-
-def _err_text(exc: poplib.error_proto) -> str:
-    arg = exc.args[0] if exc.args else b""
-    return clean(arg if isinstance(arg, (bytes, str)) else str(arg))
-
-
 class Pop3Client:
     """A logged-in POP3 session (TRANSACTION state).  Not thread-safe.
 
@@ -163,7 +102,7 @@ class Pop3Client:
 
     def __init__(self, *, where: str, ca_file: Path | None) -> None:
         """Use :meth:`connect`."""
-        self._wire: _Wire | None = None
+        self._wire: Wire | None = None
         self._where = where
         self._ca_file = ca_file
         #: CAPA after TLS and login: upper-case name -> its argument text.  Empty
@@ -218,9 +157,9 @@ class Pop3Client:
 
         def open_and_login() -> None:
             client._wire = (
-                _Tls(host, port, timeout=timeout, context=ctx)
+                Tls(host, port, timeout=timeout, context=ctx)
                 if tls == "tls"
-                else _Plain(host, port, timeout=timeout)
+                else Plain(host, port, timeout=timeout)
             )
             client._login(tls, ctx, host, user, password, oauth2_token, auth)
 
@@ -254,7 +193,7 @@ class Pop3Client:
                 wire.command("STLS")
             except poplib.error_proto as exc:
                 raise ProtocolError(
-                    f"{self._where}: STLS refused ({_err_text(exc)}); "
+                    f"{self._where}: STLS refused ({err_text(exc)}); "
                     "refusing to continue without TLS"
                 ) from exc
             assert ctx is not None
@@ -274,8 +213,9 @@ class Pop3Client:
             if auth == "apop":
                 self._apop(greeting, user, secret)
             elif auth == "plain" or (auth == "auto" and "PLAIN" in sasl):
-                response = f"\0{user}\0{secret}".encode()
-                self._sasl("PLAIN", base64.b64encode(response).decode("ascii"))
+                response = base64.b64encode(f"\0{user}\0{secret}".encode()).decode("ascii")
+                add_secret(response)
+                self._sasl("PLAIN", response)
             else:
                 try:
                     wire.command(f"USER {user}")
@@ -285,10 +225,9 @@ class Pop3Client:
         self.capabilities = MappingProxyType(self._capa())  # may differ after login
 
     def _apop(self, greeting: bytes, user: str, secret: str) -> None:
-        stamp = _TIMESTAMP.search(greeting)
-        if stamp is None:
+        digest = apop_digest(greeting, secret)
+        if digest is None:
             raise ProtocolError(f"{self._where}: the server does not offer APOP (no timestamp)")
-        digest = hashlib.md5(stamp.group() + secret.encode(), usedforsecurity=False).hexdigest()
         try:
             self._live().command(f"APOP {user} {digest}")
         except poplib.error_proto as exc:
@@ -321,17 +260,17 @@ class Pop3Client:
                 answer = wire.command(f"AUTH {mech} {response}")
             else:
                 answer = wire.command(f"AUTH {mech}")
-                if _is_challenge(answer):
+                if is_challenge(answer):
                     answer = wire.command(response)
-            if _is_challenge(answer):
-                detail = _oauth_status(answer[2:])
+            if is_challenge(answer):
+                detail = oauth_status(answer[2:])
                 wire.command(abort)  # the server must now say -ERR
                 raise ProtocolError(f"{self._where}: AUTH {mech} did not finish{detail}")
         except poplib.error_proto as exc:
-            raise LoginRefused(f"{self._where}: login refused{detail}: {_err_text(exc)}") from exc
+            raise LoginRefused(f"{self._where}: login refused{detail}: {err_text(exc)}") from exc
 
     def _refused(self, exc: poplib.error_proto) -> LoginRefused:
-        return LoginRefused(f"{self._where}: login refused: {_err_text(exc)}")
+        return LoginRefused(f"{self._where}: login refused: {err_text(exc)}")
 
     def _capa(self) -> dict[str, str]:
         """CAPA as name -> arguments; empty when the server answers ``-ERR``."""
@@ -340,12 +279,7 @@ class Pop3Client:
             wire.command("CAPA")
         except poplib.error_proto:
             return {}
-        caps: dict[str, str] = {}
-        for line in self._multiline():
-            name, _, args = line.decode("utf-8", "replace").strip().partition(" ")
-            if name:
-                caps[name.upper()] = args.strip()
-        return caps
+        return parse_capa(wire.multiline())
 
     # -- transaction state -----------------------------------------------------------------
 
@@ -379,7 +313,7 @@ class Pop3Client:
         if not self.has_uidl:
             raise NoUidlError(f"{self._where}: the server does not support UIDL")
         pairs = self._run(
-            lambda: self._listing("UIDL", _UIDL),
+            lambda: self._listing("UIDL", UIDL_VALUE),
             on_err=lambda text: NoUidlError(f"{self._where}: UIDL refused: {text}"),
         )
         result = {n: value.decode("ascii") for n, value in pairs.items()}
@@ -390,7 +324,7 @@ class Pop3Client:
 
     def list_sizes(self) -> dict[int, int]:
         """Message number -> size in octets as the server counts it (CRLF lines)."""
-        pairs = self._run(lambda: self._listing("LIST", _SIZE))
+        pairs = self._run(lambda: self._listing("LIST", SIZE_VALUE))
         return {n: int(value) for n, value in pairs.items()}
 
     def retr(self, number: int, max_bytes: int = DEFAULT_MAX_MESSAGE) -> bytes:
@@ -407,7 +341,13 @@ class Pop3Client:
                 f"{self._where}: RETR {number} refused: {text}", number
             ),
         )
-        return self._run(lambda: self._read_message(number, max_bytes))
+        try:
+            return self._run(lambda: self._live().message(max_bytes))
+        except OverCap:
+            raise MessageTooLarge(
+                f"{self._where}: message {number} is larger than the {max_bytes}-byte cap; skipped",
+                number,
+            ) from None
 
     def dele(self, number: int) -> None:
         """Mark a message deleted.  Nothing is removed until :meth:`quit` succeeds."""
@@ -458,7 +398,7 @@ class Pop3Client:
 
     # -- internals --------------------------------------------------------------------------
 
-    def _live(self) -> _Wire:
+    def _live(self) -> Wire:
         if self._wire is None:
             raise AccountError(f"{self._where}: the connection is closed")
         return self._wire
@@ -471,11 +411,11 @@ class Pop3Client:
             return fn()
         except poplib.error_proto as exc:
             if on_err is not None:
-                raise on_err(_err_text(exc)) from exc
-            failure = AccountError(f"{self._where}: {_err_text(exc)}")
-        except _ConnectionLost as exc:
+                raise on_err(err_text(exc)) from exc
+            failure = AccountError(f"{self._where}: {err_text(exc)}")
+        except ConnectionLost as exc:
             failure = AccountError(f"{self._where}: connection lost: {exc}")
-        except _Garbled as exc:
+        except Garbled as exc:
             failure = ProtocolError(f"{self._where}: {exc}")
         except ssl.SSLCertVerificationError as exc:
             failure = ProtocolError(f"{self._where}: {_cert_problem(exc, self._ca_file)}")
@@ -491,70 +431,10 @@ class Pop3Client:
         self.close()
         raise failure
 
-    def _multiline(self) -> Iterator[bytes]:
-        """The lines of a multi-line answer, dot-unstuffed, up to the ``.`` line."""
-        wire = self._live()
-        for _ in range(_MAX_LISTING):
-            line, _octets = wire._getline()
-            if line == b".":
-                return
-            yield line[1:] if line.startswith(b"..") else line
-        raise _Garbled(f"a listing longer than {_MAX_LISTING} lines")
-
     def _listing(self, command: str, value: re.Pattern[bytes]) -> dict[int, bytes]:
-        self._live().command(command)
-        result: dict[int, bytes] = {}
-        for line in self._multiline():
-            fields = line.split()
-            if len(fields) != 2 or not fields[0].isdigit() or not value.match(fields[1]):
-                raise _Garbled(f"garbled {command} line {clean(line)!r}")
-            result[int(fields[0])] = fields[1]
-        return result
-
-    def _read_message(self, number: int, max_bytes: int) -> bytes:
-        # Lines are read in chunks (a line may be longer than _MAX_LINE); only at a
-        # line start do the terminator and byte-stuffing apply (RFC 1939 §3).
-        file = self._live().file
-        parts: list[bytes] = []
-        size, dropped, at_start = 0, 0, True
-        while True:
-            chunk: bytes = file.readline(_CHUNK)
-            if not chunk:
-                raise _ConnectionLost(f"the server closed the connection during RETR {number}")
-            if at_start:
-                if chunk in (b".\r\n", b".\n"):
-                    break
-                if chunk.startswith(b"."):
-                    chunk = chunk[1:]
-            at_start = chunk.endswith(b"\n")
-            if size + len(chunk) <= max_bytes and not dropped:
-                parts.append(chunk)
-                size += len(chunk)
-            else:
-                dropped += len(chunk)
-                if dropped > max_bytes + _CHUNK:
-                    raise _Garbled(f"message {number} goes on far past the size cap")
-        if dropped:
-            parts.clear()
-            raise MessageTooLarge(
-                f"{self._where}: message {number} is larger than the {max_bytes}-byte cap; skipped",
-                number,
-            )
-        return b"".join(parts)
-
-
-def _is_challenge(answer: bytes) -> bool:
-    return answer == b"+" or answer.startswith(b"+ ")
-
-
-def _oauth_status(challenge: bytes) -> str:
-    """The ``status`` of an OAuth2 error challenge (base64 JSON), for the message."""
-    try:
-        data = json.loads(base64.b64decode(challenge, validate=True))
-    except (ValueError, TypeError):
-        return ""
-    status = data.get("status") if isinstance(data, dict) else None
-    return f" ({clean(str(status), 60)})" if status else ""
+        wire = self._live()
+        wire.command(command)
+        return parse_listing(wire.multiline(), command, value)
 
 
 def _ssl_context(ca_file: Path | None) -> ssl.SSLContext:
