@@ -90,6 +90,13 @@ def _fill(server: DevServer, user: User, *raws: bytes) -> None:
         append(server, user, "INBOX", raw)
 
 
+def test_pop3_is_opt_in_on_the_dev_server(dovecot: DevServer, pop3d: DevServer) -> None:
+    assert dovecot.pop3_port is None and dovecot.pop3s_port is None
+    conf = dovecot.conf.read_text()
+    assert "protocols = imap\n" in conf and "pop3_uidl_format" not in conf
+    assert "protocols = imap pop3" in pop3d.conf.read_text()
+
+
 # --- logging in ---------------------------------------------------------------------------
 
 
