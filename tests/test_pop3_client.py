@@ -122,6 +122,30 @@ def test_implicit_tls_verifies_the_certificate(pop3d: DevServer, user: User) -> 
         _connect(pop3d, user, "tls", ca_file=None)
 
 
+def test_a_certificate_for_another_host_is_refused() -> None:
+    root = Path(tempfile.mkdtemp(prefix="syncd-pop3-"))
+    root.chmod(0o755)
+    server = devserver.start(root, tls="tls", pop3=True, wrong_host_cert=True)
+    try:
+        user = server.add_user()
+        with pytest.raises(ProtocolError, match="certificate verify failed") as err:
+            _connect(server, user, "tls", host="localhost")
+        assert "\n" not in str(err.value)
+    finally:
+        server.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def test_nobody_listening_is_an_account_error() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # bound, not listening: connections are refused
+        with pytest.raises(AccountError, match="cannot connect"):
+            Pop3Client.connect(
+                host="127.0.0.1", port=port, user="u", tls="none", password=_Secret("pw")
+            )
+
+
 def test_apop(pop3d: DevServer, user: User) -> None:
     # Dovecot offers APOP (timestamp in the greeting) with auth_mechanisms = apop and
     # plaintext passwords in the passdb, which the dev server has.

@@ -156,11 +156,16 @@ class Pop3Client:
         client = cls(where=where, ca_file=ca_file)
 
         def open_and_login() -> None:
-            client._wire = (
-                Tls(host, port, timeout=timeout, context=ctx)
-                if tls == "tls"
-                else Plain(host, port, timeout=timeout)
-            )
+            try:
+                client._wire = (
+                    Tls(host, port, timeout=timeout, context=ctx)
+                    if tls == "tls"
+                    else Plain(host, port, timeout=timeout)
+                )
+            except ssl.SSLError:
+                raise  # _run names the TLS problem
+            except OSError as exc:
+                raise AccountError(f"{where}: cannot connect: {exc.strerror or exc}") from exc
             client._login(tls, ctx, host, user, password, oauth2_token, auth)
 
         try:
