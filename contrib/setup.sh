@@ -3,7 +3,7 @@
 #
 #   bash contrib/setup.sh
 #
-# 1. System packages, only those missing: dovecot-core + dovecot-imapd (the tests and
+# 1. System packages, only those missing: dovecot-core + dovecot-imapd + dovecot-pop3d (the tests and
 #    the quick start run a private, throwaway Dovecot on 127.0.0.1 -- never the system
 #    one), openssl, python3 (>= 3.11), python3-venv, ca-certificates, and isync +
 #    offlineimap3 (the tools people switch from; tests adopt their Maildirs). Installing needs
@@ -41,6 +41,8 @@ installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install o
 missing=()
 { command -v dovecot >/dev/null 2>&1 || [ -x /usr/sbin/dovecot ]; } || missing+=(dovecot-core)
 { [ -x /usr/lib/dovecot/imap ] || installed dovecot-imapd; } || missing+=(dovecot-imapd)
+# POP3 accounts (issue 13) are tested against the same private Dovecot: protocols = imap pop3.
+{ [ -x /usr/lib/dovecot/pop3 ] || installed dovecot-pop3d; } || missing+=(dovecot-pop3d)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 # The real tools people switch from: tests adopt their Maildirs and import their configs.
 command -v mbsync >/dev/null 2>&1 || missing+=(isync)

@@ -15,11 +15,12 @@ Library use::
 
 Command line (used by ``contrib/quickstart.sh`` and the benchmarks)::
 
-    python -m devserver.dovecot start --dir D [--tls none|tls|starttls] [--populate]
+    python -m devserver.dovecot start --dir D [--tls none|tls|starttls] [--populate] [--pop3]
     python -m devserver.dovecot stop --dir D
 
 ``start`` prints one JSON line ``{"host","port","pid","user","password","ca_file"}`` and
-returns, leaving the (daemonised) server running; ``stop`` stops it again.
+returns, leaving the (daemonised) server running; ``stop`` stops it again. With
+``--pop3`` the line also has ``pop3_port`` (and ``pop3s_port`` when there is TLS).
 
 Everything fails loudly with :class:`DevServerError` (including the tail of Dovecot's log)
 when Dovecot is missing or does not come up: a test run must never pass without a server.
@@ -157,6 +158,10 @@ class DevServer:
     counts a connection from an address to itself as secure and would accept LOGIN
     before STARTTLS; through 127.0.0.2 it refuses it, as a remote server would. The
     STARTTLS port also answers on 127.0.0.1 (so ``localhost`` works).
+
+    ``pop3_port`` / ``pop3s_port`` are set only for a server started with ``pop3=True``:
+    POP3 on ``host`` (STLS offered when the server has TLS, same 127.0.0.2 rule) and,
+    with TLS, implicit-TLS POP3 on 127.0.0.1. The POP3 INBOX is the IMAP INBOX.
     """
 
     root: Path
@@ -173,6 +178,8 @@ class DevServer:
     #: The name clients use for certificate checks (the cert is valid for it unless
     #: the server was started with ``wrong_host_cert``).
     cert_host: str = "localhost"
+    pop3_port: int | None = None
+    pop3s_port: int | None = None
     _stopped: bool = dataclasses.field(default=False, repr=False)
     _counter: Iterator[int] = dataclasses.field(
         default_factory=lambda: itertools.count(1), repr=False
@@ -365,6 +372,8 @@ class DevServer:
             "conf": str(self.conf),
             "base_dir": str(self.base_dir),
             "instance": self.instance,
+            "pop3_port": self.pop3_port,
+            "pop3s_port": self.pop3s_port,
         }
 
 
@@ -380,6 +389,7 @@ def start(
     separator: str = "/",
     extra_conf: str = "",
     wrong_host_cert: bool = False,
+    pop3: bool = False,
 ) -> DevServer:
     """Write a private dovecot.conf under ``root``, start Dovecot and return the server.
 
@@ -391,6 +401,9 @@ def start(
       :func:`capabilities_without`); a value starting with ``+`` adds to it instead.
     - ``separator``: the hierarchy separator of the (only) namespace.
     - ``extra_conf``: appended verbatim to the config (later settings win).
+    - ``pop3``: also serve POP3 (needs dovecot-pop3d): ``pop3_port`` (plain, STLS when
+      ``tls`` is not ``"none"``) and ``pop3s_port`` (implicit TLS, only with TLS);
+      UIDLs are ``%08Xu%08Xv`` and APOP is enabled. Off by default: nothing else changes.
 
     ``root`` is created if needed; it must be empty of another running server. When run
     as root the mail processes run as uid 65534, so ``root`` and all its parents must be
@@ -407,6 +420,8 @@ def start(
         )
     if not Path("/usr/lib/dovecot/imap").exists() and shutil.which("imap") is None:
         raise DevServerError("Dovecot's IMAP server is missing: install dovecot-imapd")
+    if pop3 and not Path("/usr/lib/dovecot/pop3").exists() and shutil.which("pop3") is None:
+        raise DevServerError("Dovecot's POP3 server is missing: install dovecot-pop3d")
     _check_traversable(root)
 
     base_dir = root / "run"
@@ -439,6 +454,7 @@ def start(
     last_error = ""
     for _attempt in range(_BIND_ATTEMPTS):
         port = _free_port()
+        pop3_ports = (_free_port(), _free_port() if tls != "none" else 0) if pop3 else None
         conf.write_text(
             _render_conf(
                 root=root,
@@ -452,6 +468,7 @@ def start(
                 users_dir=users_dir,
                 log_file=log_file,
                 extra_conf=extra_conf,
+                pop3_ports=pop3_ports,
             ),
             encoding="utf-8",
         )
@@ -490,6 +507,8 @@ def start(
             instance=instance,
             log_file=log_file,
             users_dir=users_dir,
+            pop3_port=pop3_ports[0] if pop3_ports else None,
+            pop3s_port=pop3_ports[1] or None if pop3_ports else None,
         )
         try:
             _wait_for_greeting(server)
@@ -517,6 +536,7 @@ def _render_conf(
     users_dir: Path,
     log_file: Path,
     extra_conf: str,
+    pop3_ports: tuple[int, int] | None = None,
 ) -> str:
     uid, gid = _mail_ids()
     lines = [
@@ -617,9 +637,34 @@ def _render_conf(
     lines += [
         "service imap-urlauth-login {\n  inet_listener imap-urlauth {\n    port = 0\n  }\n}",
     ]
+    if pop3_ports is not None:
+        lines += _pop3_conf(tls, *pop3_ports)
     if extra_conf:
         lines += ["# extra_conf", extra_conf]
     return "\n".join(lines) + "\n"
+
+
+def _pop3_conf(tls: TlsMode, port: int, tls_port: int) -> list[str]:
+    """POP3 beside IMAP: the same users, mail, TLS and plaintext-auth rules."""
+    # The same address rule as IMAP STARTTLS: on 127.0.0.2 USER/PASS before STLS is refused.
+    address = "127.0.0.1" if tls == "none" else f"127.0.0.1, {_STARTTLS_HOST}"
+    tls_listener = (
+        f"  inet_listener pop3s {{\n    address = 127.0.0.1\n    port = {tls_port}\n"
+        "    ssl = yes\n  }"
+        if tls_port
+        else "  inet_listener pop3s {\n    port = 0\n  }"
+    )
+    return [
+        "protocols = imap pop3",
+        # APOP needs the plaintext password, which the passwd-files have ({PLAIN}).
+        "auth_mechanisms = plain login apop",
+        # Dovecot's recommended format for new installs: UID + UIDVALIDITY, stable.
+        "pop3_uidl_format = %08Xu%08Xv",
+        "service pop3-login {",
+        f"  inet_listener pop3 {{\n    address = {address}\n    port = {port}\n  }}",
+        tls_listener,
+        "}",
+    ]
 
 
 def _make_certs(directory: Path, host: str, *, with_ip: bool) -> tuple[Path, tuple[Path, Path]]:
@@ -1054,7 +1099,7 @@ def _cli_start(args: argparse.Namespace) -> int:
         root.chmod(0o755)
     if root.exists() and root == directory / "dovecot":
         shutil.rmtree(root)  # a fresh server each time: no stale mail or sockets
-    server = start(root, tls=args.tls)
+    server = start(root, tls=args.tls, pop3=args.pop3)
     try:
         user = server.add_user(args.user, args.password)
         if args.populate:
@@ -1072,6 +1117,8 @@ def _cli_start(args: argparse.Namespace) -> int:
         "password": user.password,
         "ca_file": str(server.ca_file) if server.ca_file else None,
     }
+    if args.pop3:
+        out |= {"pop3_port": server.pop3_port, "pop3s_port": server.pop3s_port}
     sys.stdout.write(json.dumps(out) + "\n")
     return 0
 
@@ -1090,6 +1137,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_start.add_argument("--seed", type=int, default=0)
     p_start.add_argument("--user", default="demo")
     p_start.add_argument("--password", default=None)
+    p_start.add_argument("--pop3", action="store_true", help="also serve POP3")
     p_stop = sub.add_parser("stop", help="stop the server started with --dir")
     p_stop.add_argument("--dir", required=True)
     args = parser.parse_args(argv)
