@@ -1,6 +1,6 @@
 """``syncd rules`` (run the rules now, on the server only) and ``syncd plugins``.
 
-Registered on the ``syncd`` group by one line at the end of :mod:`syncd.cli.main`.
+Registered on the ``syncd`` group at the end of :mod:`syncd.cli.main`.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import sys
 
 import click
 
-from syncd.cli.main import EXIT_FAILED, EXIT_LOCKED, Context
+from syncd.cli.common import EXIT_FAILED, EXIT_LOCKED, Context
 from syncd.errors import AccountError, CredentialError, LockedError
 
 
