@@ -16,7 +16,8 @@ from support.run import write_config
 
 from syncd.account.syncer import AccountReport
 from syncd.config import AccountConfig, Config, load_config
-from syncd.daemon.core import AccountRunner, Backoff, Batch, RequestQueue, Tuning
+from syncd.daemon.core import AccountRunner
+from syncd.daemon.queue import Backoff, Batch, RequestQueue, Tuning
 from syncd.engine.cycle import FolderReport, RunOptions
 
 DEADLINE = 30.0
