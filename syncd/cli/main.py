@@ -91,7 +91,7 @@ def sync(
     """
     from syncd.account.syncer import AccountSyncer
     from syncd.engine.cycle import RunOptions
-    from syncd.ext.loader import load_hooks
+    from syncd.ext.hooks import load_hooks
 
     config = obj.load()
     selected = select_accounts(config, accounts)

@@ -36,7 +36,7 @@ def rules(obj: Context, accounts: tuple[str, ...], dry_run: bool, allow_mass_del
     """
     from syncd.account.lock import AccountLock
     from syncd.account.syncer import open_session
-    from syncd.ext.loader import load_hooks
+    from syncd.ext.hooks import load_hooks
 
     config = obj.load()
     selected = [config.account(a).name for a in accounts] or list(config.accounts)
@@ -95,7 +95,8 @@ def plugins(obj: Context) -> None:
     others are listed as "not enabled" (and never imported).
     Exit status 1 when a plugin failed to load or an enabled one is not installed.
     """
-    from syncd.ext.loader import FAILED, NOT_INSTALLED, load_plugins
+    from syncd.ext.loader import load_plugins
+    from syncd.ext.timed import FAILED, NOT_INSTALLED
 
     loaded = load_plugins(obj.load())
     rows = []

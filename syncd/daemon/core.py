@@ -105,7 +105,7 @@ def _default_syncer(config: Config, account: AccountConfig, hooks: SyncHooks) ->
 
 def _default_hooks(config: Config) -> SyncHooks:
     """The rules and plugins, as ``syncd sync`` runs them (never a mass delete)."""
-    from syncd.ext.loader import load_hooks
+    from syncd.ext.hooks import load_hooks
 
     return load_hooks(config)
 
