@@ -141,7 +141,7 @@ class ScriptedSyncer:
         try:
             for name in folders or ["INBOX", "Archive"]:
                 session = FakeSession()
-                self.hooks.before_folder(account=None, session=session, folder=name, dry_run=False)
+                self.hooks.before_folder(account=None, session=session, folder=name)
                 # As the engine does: the folder's own sync is bracketed for the watcher.
                 self.hooks.folder_started(folder=name, session=session)
                 try:
@@ -270,10 +270,10 @@ class RecordingHooks:
         self.events: list[str] = []
         self.closed = False
 
-    def before_account(self, *, account: Any, dry_run: bool) -> None:
+    def before_account(self, *, account: Any) -> None:
         self.events.append("account")
 
-    def before_folder(self, *, account: Any, session: Any, folder: str, dry_run: bool) -> list[str]:
+    def before_folder(self, *, account: Any, session: Any, folder: str) -> list[str]:
         self.events.append(folder)
         return []
 

@@ -428,10 +428,11 @@ class Recorder:
 
 def sync_once(config: Config, recorder: Recorder, *, dry_run: bool = False) -> Any:
     plugins = load_plugins(config, extra=[("rec", recorder)], use_entry_points=False)
-    hooks = RuleHooks(config, plugins)
+    options = RunOptions(dry_run=dry_run)
+    hooks = RuleHooks(config, plugins, options)
     syncer = AccountSyncer(config, config.accounts["test"], hooks=hooks)
     try:
-        return syncer.sync(RunOptions(dry_run=dry_run))
+        return syncer.sync(options)
     finally:
         syncer.close()
         hooks.close()

@@ -104,7 +104,7 @@ def sync(
         syncer = AccountSyncer(
             config,
             config.accounts[name],
-            hooks=load_hooks(config, allow_mass_delete=allow_mass_delete),
+            hooks=load_hooks(config, options),
         )
         try:
             report = syncer.sync(options)

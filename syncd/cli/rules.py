@@ -36,11 +36,12 @@ def rules(obj: Context, accounts: tuple[str, ...], dry_run: bool, allow_mass_del
     """
     from syncd.account.lock import AccountLock
     from syncd.account.syncer import open_session
+    from syncd.engine.cycle import RunOptions
     from syncd.ext.hooks import load_hooks
 
     config = obj.load()
     selected = [config.account(a).name for a in accounts] or list(config.accounts)
-    hooks = load_hooks(config, allow_mass_delete=allow_mass_delete)
+    hooks = load_hooks(config, RunOptions(dry_run=dry_run, allow_mass_delete=allow_mass_delete))
     failed = locked = False
     try:
         for name in selected:
@@ -55,7 +56,7 @@ def rules(obj: Context, accounts: tuple[str, ...], dry_run: bool, allow_mass_del
             try:
                 session = open_session(account)
                 try:
-                    runs = hooks.run_account(account, session, dry_run=dry_run)
+                    runs = hooks.run_account(account, session)
                 finally:
                     session.logout()
             except (AccountError, CredentialError) as exc:

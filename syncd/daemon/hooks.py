@@ -44,12 +44,12 @@ class DaemonHooks:
         self._lock = threading.Lock()  # folders may sync side by side
         self._parts: dict[str, tuple[str, ...]] = {}
 
-    def before_account(self, *, account: AccountConfig, dry_run: bool) -> None:
+    def before_account(self, *, account: AccountConfig) -> None:
         if self.inner is not None:
-            self.inner.before_account(account=account, dry_run=dry_run)
+            self.inner.before_account(account=account)
 
     def before_folder(
-        self, *, account: AccountConfig, session: ImapSession, folder: str, dry_run: bool
+        self, *, account: AccountConfig, session: ImapSession, folder: str
     ) -> list[str]:
         if self.cancel.is_set():
             raise SyncCancelled
@@ -61,9 +61,7 @@ class DaemonHooks:
             # (the daemon's) meets this.
             session.noop()
         if self.inner is not None:
-            return self.inner.before_folder(
-                account=account, session=session, folder=folder, dry_run=dry_run
-            )
+            return self.inner.before_folder(account=account, session=session, folder=folder)
         return []
 
     def after_account(self, *, account: AccountConfig, report: AccountReport) -> None:

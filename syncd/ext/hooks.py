@@ -10,7 +10,7 @@ from __future__ import annotations
 from email.message import Message
 from typing import TYPE_CHECKING
 
-from syncd.engine.cycle import FolderReport
+from syncd.engine.cycle import FolderReport, RunOptions
 from syncd.ext.loader import load_plugins, plugin_settings
 from syncd.ext.runner import ClassifyMarks, FolderRun, RuleRunner
 from syncd.ext.timed import Plugins
@@ -28,20 +28,22 @@ class RuleHooks:
     """``syncd.account.syncer.SyncHooks`` for the rules: ``before_folder`` runs the
     folder's rules and classify plugins; the account hooks call the plugins'
     before/after hooks and report plugin and rule failures in the account report
-    (so the run exits non-zero)."""
+    (so the run exits non-zero).
 
-    def __init__(
-        self, config: Config, plugins: Plugins, *, allow_mass_delete: bool = False
-    ) -> None:
+    ``options`` are the run's options, known from the start: ``dry_run`` (the
+    rules only say what they would do) and ``allow_mass_delete`` (the brake is
+    off).  Give the engine the same options object: the hooks are not told again.
+    """
+
+    def __init__(self, config: Config, plugins: Plugins, options: RunOptions | None = None) -> None:
         self.config = config
         self.plugins = plugins
-        self.allow_mass_delete = allow_mass_delete
+        self.options = options if options is not None else RunOptions()
         self._settings = plugin_settings(config).tables
         self._marks: dict[str, ClassifyMarks] = {}
         self._runner: RuleRunner | None = None
         self._session: ImapSession | None = None
         self._runs: dict[str, FolderRun] = {}  # folder ("/" name) -> what the rules did
-        self._dry_run = False
         #: Folders (``/`` names) the rules created on the server in the current run;
         #: the engine may sync them in the same run (it listed folders before).
         self.created_folders: list[str] = []
@@ -51,16 +53,16 @@ class RuleHooks:
 
     # -- SyncHooks ------------------------------------------------------------------
 
-    def before_account(self, *, account: AccountConfig, dry_run: bool) -> None:
-        self._start(dry_run)
-        self.plugins.before_sync(self.info(account), dry_run)
+    def before_account(self, *, account: AccountConfig) -> None:
+        self._start()
+        self.plugins.before_sync(self.info(account), self.options.dry_run)
 
     def before_folder(
-        self, *, account: AccountConfig, session: ImapSession, folder: str, dry_run: bool
+        self, *, account: AccountConfig, session: ImapSession, folder: str
     ) -> list[str]:
         """Run the rules of server folder ``folder``; returns the dry-run lines."""
         shown = "/".join(split_name(folder, session.delimiter()))
-        run = self.run_folder(account, session, shown, dry_run=dry_run)
+        run = self.run_folder(account, session, shown)
         self._runs[shown] = run
         return run.lines
 
@@ -82,7 +84,7 @@ class RuleHooks:
                     error=f.error,
                 )
             )
-        summary = SyncSummary(account.name, self._dry_run, report.error, tuple(folders))
+        summary = SyncSummary(account.name, self.options.dry_run, report.error, tuple(folders))
         self.plugins.after_sync(self.info(account), summary)
         for name, run in self._runs.items():
             if run.errors:
@@ -96,12 +98,10 @@ class RuleHooks:
 
     # -- running rules ------------------------------------------------------------------
 
-    def run_folder(
-        self, account: AccountConfig, session: ImapSession, folder: str, *, dry_run: bool
-    ) -> FolderRun:
+    def run_folder(self, account: AccountConfig, session: ImapSession, folder: str) -> FolderRun:
         """Rules and classify plugins on ``folder`` (``/``-separated name)."""
         info = self.info(account)
-        runner = self._runner_for(account, session, dry_run)
+        runner = self._runner_for(account, session)
         runner.log = account_logger(account.name, folder)
         rules = self.plugins.rules(info, folder)
         fields = self.plugins.classify_headers(info, folder)
@@ -114,12 +114,10 @@ class RuleHooks:
         self.created_folders += runner.created[created:]
         return run
 
-    def run_account(
-        self, account: AccountConfig, session: ImapSession, *, dry_run: bool
-    ) -> list[FolderRun]:
+    def run_account(self, account: AccountConfig, session: ImapSession) -> list[FolderRun]:
         """``syncd rules``: every selected server folder, without a sync.
         Problems are in the runs' ``errors`` and in ``plugins.failures``."""
-        self._start(dry_run)
+        self._start()
         delimiter = session.delimiter()
         names = sorted(
             (
@@ -132,7 +130,7 @@ class RuleHooks:
         runs = []
         for parts in names:
             if matches(parts, account.folders, account.exclude):
-                runs.append(self.run_folder(account, session, "/".join(parts), dry_run=dry_run))
+                runs.append(self.run_folder(account, session, "/".join(parts)))
         self._runner = None
         return runs
 
@@ -142,17 +140,14 @@ class RuleHooks:
         self._marks.clear()
         self.plugins.close()
 
-    def _start(self, dry_run: bool) -> None:
+    def _start(self) -> None:
         self.plugins.start_run()
-        self._dry_run = dry_run
         self.created_folders = []
         self._runs = {}
         self._runner = None
         self._session = None
 
-    def _runner_for(
-        self, account: AccountConfig, session: ImapSession, dry_run: bool
-    ) -> RuleRunner:
+    def _runner_for(self, account: AccountConfig, session: ImapSession) -> RuleRunner:
         if self._runner is None or self._session is not session:
             marks = self._marks.get(account.name)
             if marks is None:
@@ -161,15 +156,16 @@ class RuleHooks:
             self._runner = RuleRunner(
                 session,
                 account=account,
-                dry_run=dry_run,
-                allow_mass_delete=self.allow_mass_delete,
+                dry_run=self.options.dry_run,
+                allow_mass_delete=self.options.allow_mass_delete,
                 marks=marks,
             )
             self._session = session
         return self._runner
 
 
-def load_hooks(config: Config, *, allow_mass_delete: bool = False) -> RuleHooks:
-    """The engine hooks for ``config`` (``syncd sync``, the daemon).  ConfigError
-    for invalid rules or ``[plugins]``."""
-    return RuleHooks(config, load_plugins(config), allow_mass_delete=allow_mass_delete)
+def load_hooks(config: Config, options: RunOptions | None = None) -> RuleHooks:
+    """The engine hooks for ``config`` (``syncd sync``, ``syncd rules``, the daemon)
+    for runs with ``options`` (default: a real run, brake on).  ConfigError for
+    invalid rules or ``[plugins]``."""
+    return RuleHooks(config, load_plugins(config), options)
