@@ -2,8 +2,9 @@
 sync summary, and the rule model (:class:`Action`, :class:`Rule`).
 
 The lowest floor of :mod:`syncd.ext`: the hookspecs, the loader, the rules and the
-runner all import it, and it imports none of them.  Plugin authors import these
-names from :mod:`syncd.api`.
+runner all import it, and it imports none of them (only :mod:`syncd.ext.search`,
+since a Rule checks its SEARCH text).  Plugin authors import these names from
+:mod:`syncd.api`.
 """
 
 from __future__ import annotations
