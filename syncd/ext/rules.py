@@ -105,4 +105,3 @@ def parse_rules(account: AccountConfig, *, file: Path | None = None) -> tuple[Ru
         action = Action(cast(ActionKind, kind), target=target, flags=flags)
         out.append(Rule(name=name, folder=folder, search=table["search"], action=action))
     return tuple(out)
-

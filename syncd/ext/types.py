@@ -223,4 +223,3 @@ class Rule:
 
     def __str__(self) -> str:
         return f"{self.name}: in {self.folder} SEARCH {self.search} -> {self.action}"
-
