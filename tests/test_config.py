@@ -11,10 +11,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from syncd.cli.check import check_config
 from syncd.config import (
     AccountConfig,
     Config,
-    check_config,
     config_path,
     format_duration,
     is_loopback_host,

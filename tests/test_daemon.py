@@ -16,7 +16,8 @@ from support.run import write_config
 
 from syncd.account.syncer import AccountReport
 from syncd.config import AccountConfig, Config, load_config
-from syncd.daemon.core import AccountRunner, Backoff, Batch, RequestQueue, Tuning
+from syncd.daemon.core import AccountRunner
+from syncd.daemon.queue import Backoff, Batch, RequestQueue, Tuning
 from syncd.engine.cycle import FolderReport, RunOptions
 
 DEADLINE = 30.0
@@ -140,7 +141,7 @@ class ScriptedSyncer:
         try:
             for name in folders or ["INBOX", "Archive"]:
                 session = FakeSession()
-                self.hooks.before_folder(account=None, session=session, folder=name, dry_run=False)
+                self.hooks.before_folder(account=None, session=session, folder=name)
                 # As the engine does: the folder's own sync is bracketed for the watcher.
                 self.hooks.folder_started(folder=name, session=session)
                 try:
@@ -269,10 +270,10 @@ class RecordingHooks:
         self.events: list[str] = []
         self.closed = False
 
-    def before_account(self, *, account: Any, dry_run: bool) -> None:
+    def before_account(self, *, account: Any) -> None:
         self.events.append("account")
 
-    def before_folder(self, *, account: Any, session: Any, folder: str, dry_run: bool) -> list[str]:
+    def before_folder(self, *, account: Any, session: Any, folder: str) -> list[str]:
         self.events.append(folder)
         return []
 

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from syncd.cli.configfile import ConfigWriteError, write_account
 from syncd.cli.init import _dns_server
 from syncd.config import load_config
 from syncd.discover.autoconfig import AutoconfigError, parse_config, substitute
-from syncd.discover.configfile import ConfigWriteError, write_account
 from syncd.discover.dns import SrvRecord, order_srv, registrable_domain
 from syncd.discover.http import FetchError
 from syncd.discover.model import AddressError, Server, split_address

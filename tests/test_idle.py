@@ -19,8 +19,8 @@ from support.run import account_config, write_config
 
 from devserver.dovecot import DevServer, User, capabilities_without
 from syncd.config import AccountConfig, load_config
-from syncd.daemon.core import Backoff
 from syncd.daemon.idle import IdleListener
+from syncd.daemon.queue import Backoff
 from syncd.errors import AccountError
 
 DEADLINE = 30.0

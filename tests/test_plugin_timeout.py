@@ -36,16 +36,12 @@ from syncd.account.syncer import AccountReport, AccountSyncer
 from syncd.config import Config, load_config
 from syncd.engine.cycle import RunOptions
 from syncd.errors import ConfigError
+from syncd.ext.hooks import RuleHooks
 from syncd.ext.hookspecs import hookimpl
-from syncd.ext.loader import (
-    DEFAULT_TIMEOUT,
-    AccountInfo,
-    RuleHooks,
-    SyncSummary,
-    check_plugins,
-    load_plugins,
-)
+from syncd.ext.loader import check_plugins, load_plugins
 from syncd.ext.rules import Action, Rule
+from syncd.ext.timed import DEFAULT_TIMEOUT
+from syncd.ext.types import AccountInfo, SyncSummary
 
 DEADLINE = 60.0
 

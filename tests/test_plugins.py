@@ -23,9 +23,11 @@ from syncd.account.syncer import AccountSyncer
 from syncd.config import Config, load_config
 from syncd.engine.cycle import RunOptions
 from syncd.errors import ConfigError
+from syncd.ext.hooks import RuleHooks
 from syncd.ext.hookspecs import hookimpl
-from syncd.ext.loader import AccountInfo, RuleHooks, SyncSummary, check_plugins, load_plugins
+from syncd.ext.loader import check_plugins, load_plugins
 from syncd.ext.rules import Action, Rule
+from syncd.ext.types import AccountInfo, SyncSummary
 
 
 def info(config: Config) -> AccountInfo:
@@ -426,10 +428,11 @@ class Recorder:
 
 def sync_once(config: Config, recorder: Recorder, *, dry_run: bool = False) -> Any:
     plugins = load_plugins(config, extra=[("rec", recorder)], use_entry_points=False)
-    hooks = RuleHooks(config, plugins)
+    options = RunOptions(dry_run=dry_run)
+    hooks = RuleHooks(config, plugins, options)
     syncer = AccountSyncer(config, config.accounts["test"], hooks=hooks)
     try:
-        return syncer.sync(RunOptions(dry_run=dry_run))
+        return syncer.sync(options)
     finally:
         syncer.close()
         hooks.close()

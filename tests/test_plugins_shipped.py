@@ -22,7 +22,8 @@ from devserver.dovecot import DevServer, User
 from syncd.account.syncer import AccountSyncer
 from syncd.config import load_config
 from syncd.engine.cycle import RunOptions
-from syncd.ext.loader import RuleHooks, load_plugins
+from syncd.ext.hooks import RuleHooks
+from syncd.ext.loader import load_plugins
 
 PLUGINS = Path(__file__).resolve().parent.parent / "plugins"
 

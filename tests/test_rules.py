@@ -10,15 +10,9 @@ from support.run import write_config
 
 from syncd.config import load_config
 from syncd.errors import ConfigError
-from syncd.ext.rules import (
-    Action,
-    ClassifyMarks,
-    Quoted,
-    Rule,
-    parse_rules,
-    parse_search,
-    search_args,
-)
+from syncd.ext.rules import Action, Rule, parse_rules
+from syncd.ext.runner import ClassifyMarks
+from syncd.ext.search import Quoted, parse_search, search_args
 
 
 def account_with(tmp_path: Path, rules: list[dict[str, Any]]) -> Any:

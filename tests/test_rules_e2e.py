@@ -16,7 +16,7 @@ from devserver.dovecot import DevServer, User, capabilities_without
 from syncd.account.syncer import AccountSyncer
 from syncd.config import load_config
 from syncd.engine.cycle import RunOptions
-from syncd.ext.loader import load_hooks
+from syncd.ext.hooks import load_hooks
 
 TRASH_CONF = "namespace inbox {\n  mailbox Bin {\n    special_use = \\Trash\n  }\n}"
 

@@ -19,9 +19,7 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
-from syncd.ext.hookspecs import hookimpl
-from syncd.ext.loader import AccountInfo
-from syncd.ext.rules import Action, Rule
+from syncd.api import AccountInfo, Action, Rule, hookimpl
 
 NAME = "archive"
 _MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]

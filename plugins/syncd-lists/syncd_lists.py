@@ -22,9 +22,7 @@ from collections.abc import Mapping
 from email.message import Message
 from typing import Any
 
-from syncd.ext.hookspecs import hookimpl
-from syncd.ext.loader import AccountInfo
-from syncd.ext.rules import Action
+from syncd.api import AccountInfo, Action, hookimpl
 
 NAME = "lists"
 _ID_RE = re.compile(r"<([^<>]+)>")

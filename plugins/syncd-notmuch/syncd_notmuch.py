@@ -18,8 +18,7 @@ import logging
 import shutil
 import subprocess
 
-from syncd.ext.hookspecs import hookimpl
-from syncd.ext.loader import AccountInfo, SyncSummary
+from syncd.api import AccountInfo, SyncSummary, hookimpl
 
 NAME = "notmuch"
 DEFAULT_COMMAND = ("notmuch", "new", "--quiet")

@@ -18,9 +18,7 @@ from __future__ import annotations
 import re
 from email.message import Message
 
-from syncd.ext.hookspecs import hookimpl
-from syncd.ext.loader import AccountInfo
-from syncd.ext.rules import Action
+from syncd.api import AccountInfo, Action, hookimpl
 
 NAME = "spam"
 FIELDS = ["X-Spam-Flag", "X-Spam-Status"]

@@ -88,11 +88,11 @@ class SyncHooks(Protocol):
     Every method is called in the account's sync thread with the account lock held.
     """
 
-    def before_account(self, *, account: AccountConfig, dry_run: bool) -> None:
+    def before_account(self, *, account: AccountConfig) -> None:
         """Called before the account's folders are synced (once per sync call)."""
 
     def before_folder(
-        self, *, account: AccountConfig, session: ImapSession, folder: str, dry_run: bool
+        self, *, account: AccountConfig, session: ImapSession, folder: str
     ) -> list[str]:
         """Called before ``folder`` (the server's name) is synced, with the session
         connected and no folder selected assumption: select what you need.  Returns
@@ -147,7 +147,7 @@ class AccountSyncer:
             lock.acquire(wait=lock_wait)
             try:
                 if self.hooks is not None:
-                    self.hooks.before_account(account=self.account, dry_run=options.dry_run)
+                    self.hooks.before_account(account=self.account)
                 self._sync(options, report, folders)
             finally:
                 lock.release()
@@ -586,9 +586,7 @@ def _prepare_folders(
             elif not near.exists() and not policy.pull:
                 return
             planned = (
-                hooks.before_folder(
-                    account=account, session=session, folder=far_name, dry_run=options.dry_run
-                )
+                hooks.before_folder(account=account, session=session, folder=far_name)
                 if hooks is not None
                 else []
             )

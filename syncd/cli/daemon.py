@@ -21,10 +21,11 @@ import signal
 import sys
 import warnings
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 
+from syncd.cli.common import Context, select_accounts
 from syncd.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -39,7 +40,7 @@ _STOP = (signal.SIGTERM, signal.SIGINT)
 @click.command()
 @click.argument("accounts", nargs=-1)
 @click.pass_obj
-def daemon(obj: Any, accounts: tuple[str, ...]) -> None:
+def daemon(obj: Context, accounts: tuple[str, ...]) -> None:
     """Keep ACCOUNTS (default: all) in step until stopped.
 
     A full sync at start-up and every `interval`; IMAP IDLE on the folders
@@ -52,13 +53,8 @@ def daemon(obj: Any, accounts: tuple[str, ...]) -> None:
     """
     from syncd.daemon.core import Daemon
 
-    config: Config = obj.load()
-    unknown = [a for a in accounts if a not in config.accounts]
-    if unknown:
-        raise ConfigError(
-            f"{config.path}: no account named {', '.join(unknown)} "
-            f"(configured: {', '.join(config.accounts) or 'none'})"
-        )
+    config = obj.load()
+    select_accounts(config, accounts)  # ConfigError naming an unknown one
     if not config.accounts:
         raise ConfigError(f"{config.path}: no accounts configured")
     # watchdog 7.1 warns "Callback with id ... already exists for watch" when a new

@@ -265,7 +265,7 @@ def init_command(
         values["oauth2"] = {"provider": oauth2}
     comment = f"{address}: found by `syncd init` ({found.source})"
 
-    from syncd.discover.configfile import ConfigWriteError, write_account
+    from syncd.cli.configfile import ConfigWriteError, write_account
     from syncd.discover.tomlwrite import render_account
 
     if dry_run:

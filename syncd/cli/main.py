@@ -1,11 +1,7 @@
-"""The ``syncd`` command.
-
-Exit codes (stable, for scripts):
-  0   every folder of every requested account synced
-  1   at least one folder, message or account failed, or a message the server
-      refused is held back (the others were still synced)
-  2   usage or configuration error (one line names the file and the key)
-  75  another syncd process holds an account's lock (EX_TEMPFAIL: try again later)
+"""The ``syncd`` command: the group, ``sync``, ``status``, ``password``, and
+:func:`main`.  Other commands live in their own modules (``check``, ``daemon``,
+``rules``/``plugins``) and are registered at the end; the exit codes are in
+:mod:`syncd.cli.common`.
 """
 
 from __future__ import annotations
@@ -15,33 +11,24 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import click
 
 from syncd import __version__
+from syncd.cli.check import check
+from syncd.cli.common import (
+    EXIT_CONFIG,
+    EXIT_FAILED,
+    EXIT_LOCKED,
+    EXIT_OK,
+    Context,
+    select_accounts,
+)
+from syncd.cli.daemon import daemon
+from syncd.cli.importer import import_group
+from syncd.cli.init import init_command
+from syncd.cli.rules import plugins, rules
 from syncd.errors import ConfigError, CredentialError, SyncdError
-
-if TYPE_CHECKING:
-    from syncd.config import Config
-
-EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_LOCKED = 0, 1, 2, 75
-
-
-class Context:
-    def __init__(self, config_file: Path | None, verbosity: int) -> None:
-        self.config_file = config_file
-        self.verbosity = verbosity
-
-    def path(self) -> Path:
-        from syncd.config import config_path
-
-        return config_path(self.config_file)
-
-    def load(self) -> Config:
-        from syncd.config import load_config
-
-        return load_config(self.path())
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -106,10 +93,10 @@ def sync(
     """
     from syncd.account.syncer import AccountSyncer
     from syncd.engine.cycle import RunOptions
-    from syncd.ext.loader import load_hooks
+    from syncd.ext.hooks import load_hooks
 
     config = obj.load()
-    selected = _select(config, accounts)
+    selected = select_accounts(config, accounts)
     options = RunOptions(
         dry_run=dry_run, allow_mass_delete=allow_mass_delete, retry_refused=retry_refused
     )
@@ -119,7 +106,7 @@ def sync(
         syncer = AccountSyncer(
             config,
             config.accounts[name],
-            hooks=load_hooks(config, allow_mass_delete=allow_mass_delete),
+            hooks=load_hooks(config, options),
         )
         try:
             report = syncer.sync(options)
@@ -170,31 +157,6 @@ def _totals(report: object) -> str:
     )
 
 
-def _select(config: Config, accounts: tuple[str, ...]) -> list[str]:
-    unknown = [a for a in accounts if a not in config.accounts]
-    if unknown:
-        raise ConfigError(
-            f"{config.path}: no account named {', '.join(unknown)} "
-            f"(configured: {', '.join(config.accounts) or 'none'})"
-        )
-    return list(accounts) or list(config.accounts)
-
-
-@cli.command()
-@click.pass_obj
-def check(obj: Context) -> None:
-    """Validate the config file: one line per problem, exit 2 if any."""
-    from syncd.config import check_config
-
-    path = obj.path()
-    problems = check_config(path)
-    for line in problems:
-        click.echo(line, err=True)
-    if problems:
-        sys.exit(EXIT_CONFIG)
-    click.echo(f"{path}: ok")
-
-
 @cli.command()
 @click.argument("accounts", nargs=-1)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
@@ -206,7 +168,7 @@ def status(obj: Context, accounts: tuple[str, ...], as_json: bool) -> None:
 
     config = obj.load()
     out: dict[str, list[dict[str, object]]] = {}
-    for name in _select(config, accounts):
+    for name in select_accounts(config, accounts):
         path = config.state_dir / f"{name}.db"
         rows: list[dict[str, object]] = []
         if path.exists():
@@ -265,7 +227,7 @@ def password_set(obj: Context, account: str) -> None:
     from syncd.auth.credentials import set_password
 
     config = obj.load()
-    _select(config, (account,))
+    select_accounts(config, (account,))
     if sys.stdin.isatty():
         secret = click.prompt(f"Password for {account}", hide_input=True)
     else:
@@ -328,10 +290,10 @@ def main(argv: list[str] | None = None) -> int:
     return EXIT_OK
 
 
-# Commands that live in their own modules register below, one line each, e.g.
-# cli.add_command(importlib.import_module("syncd.cli.daemon").daemon)
-cli.add_command(__import__("syncd.cli.daemon", fromlist=["daemon"]).daemon)
-cli.add_command(__import__("syncd.cli.rules", fromlist=["rules"]).rules)
-cli.add_command(__import__("syncd.cli.rules", fromlist=["plugins"]).plugins)
-cli.add_command(__import__("syncd.cli.init", fromlist=["init_command"]).init_command)
-cli.add_command(__import__("syncd.cli.importer", fromlist=["import_group"]).import_group)
+# Commands that live in their own modules, one line each.
+cli.add_command(check)
+cli.add_command(daemon)
+cli.add_command(rules)
+cli.add_command(plugins)
+cli.add_command(init_command)
+cli.add_command(import_group)

@@ -1,6 +1,6 @@
 """``syncd rules`` (run the rules now, on the server only) and ``syncd plugins``.
 
-Registered on the ``syncd`` group by one line at the end of :mod:`syncd.cli.main`.
+Registered on the ``syncd`` group at the end of :mod:`syncd.cli.main`.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import sys
 
 import click
 
-from syncd.cli.main import EXIT_FAILED, EXIT_LOCKED, Context
+from syncd.cli.common import EXIT_FAILED, EXIT_LOCKED, Context
 from syncd.errors import AccountError, CredentialError, LockedError
 
 
@@ -36,11 +36,12 @@ def rules(obj: Context, accounts: tuple[str, ...], dry_run: bool, allow_mass_del
     """
     from syncd.account.lock import AccountLock
     from syncd.account.syncer import open_session
-    from syncd.ext.loader import load_hooks
+    from syncd.engine.cycle import RunOptions
+    from syncd.ext.hooks import load_hooks
 
     config = obj.load()
     selected = [config.account(a).name for a in accounts] or list(config.accounts)
-    hooks = load_hooks(config, allow_mass_delete=allow_mass_delete)
+    hooks = load_hooks(config, RunOptions(dry_run=dry_run, allow_mass_delete=allow_mass_delete))
     failed = locked = False
     try:
         for name in selected:
@@ -55,7 +56,7 @@ def rules(obj: Context, accounts: tuple[str, ...], dry_run: bool, allow_mass_del
             try:
                 session = open_session(account)
                 try:
-                    runs = hooks.run_account(account, session, dry_run=dry_run)
+                    runs = hooks.run_account(account, session)
                 finally:
                     session.logout()
             except (AccountError, CredentialError) as exc:
@@ -95,7 +96,8 @@ def plugins(obj: Context) -> None:
     others are listed as "not enabled" (and never imported).
     Exit status 1 when a plugin failed to load or an enabled one is not installed.
     """
-    from syncd.ext.loader import FAILED, NOT_INSTALLED, load_plugins
+    from syncd.ext.loader import load_plugins
+    from syncd.ext.timed import FAILED, NOT_INSTALLED
 
     loaded = load_plugins(obj.load())
     rows = []

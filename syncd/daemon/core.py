@@ -11,13 +11,13 @@ syncs of one account never overlap, and a burst of events costs one sync.
 The account lock is taken per sync call (``AccountSyncer.sync``): a one-shot
 ``syncd sync`` started while the daemon is in the middle of a sync exits 75
 ("being synced by another syncd process"); one started between two daemon syncs
-runs, and the daemon waits for it (:data:`LOCK_WAIT`, then retries every
-:data:`LOCK_RETRY`).  There are never two writers.
+runs, and the daemon waits for it (:data:`~syncd.daemon.queue.LOCK_WAIT`, then retries every
+:data:`~syncd.daemon.queue.LOCK_RETRY`).  There are never two writers.
 
 Faults: a sync whose report has ``error`` set (server unreachable, connection
 dropped, login refused) is retried at once when the last sync had worked (a
 stale connection after a server restart or a kick is the common case), then
-with exponential back-off (:class:`Backoff`: 5 s doubling to 5 min, jittered).
+with exponential back-off (:class:`~syncd.daemon.queue.Backoff`: 5 s doubling to 5 min, jittered).
 The error is logged once per outage, not once per retry, and the end of the
 outage is logged too.  Nothing here exits on a network error.
 
@@ -31,174 +31,35 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import random
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC
 from typing import TYPE_CHECKING, Final
 
-from syncd.account.syncer import AccountReport, AccountSyncer
+from syncd.account.syncer import AccountSyncer
+from syncd.daemon.hooks import DaemonHooks
 from syncd.daemon.idle import IdleListener
+from syncd.daemon.queue import Backoff, Batch, RequestQueue, Tuning
 from syncd.daemon.watch import EchoFilter, MaildirWatcher
 from syncd.engine.cycle import RunOptions, SyncCancelled
-from syncd.errors import UnsafeNameError
-from syncd.folders import local_path, split_name
 from syncd.logsetup import account_logger
-from syncd.stores.maildir.folder import directory_signature
 
 if TYPE_CHECKING:
     from apscheduler.schedulers.background import BackgroundScheduler
 
     from syncd.account.syncer import SyncHooks
     from syncd.config import AccountConfig, Config
-    from syncd.stores.imap.session import ImapSession
 
-# The name it had before the package split: users\' log filters use it.
 
+#: The timings of a daemon that nobody tuned (a Tuning is frozen: one can be shared).
+DEFAULT_TUNING: Final = Tuning()
+
+# The name it had before the package split: users' log filters use it.
 logger = logging.getLogger("syncd.daemon")
 
-#: How long a daemon sync waits for another syncd holding the account lock.
-LOCK_WAIT: Final = 5.0
-#: After that, how long before it tries again.
-LOCK_RETRY: Final = 15.0
 #: How long a stop waits for the workers by default (a folder step in flight).
 STOP_TIMEOUT: Final = 10.0
-
-
-# --------------------------------------------------------------------------- requests
-
-
-@dataclass(frozen=True)
-class Batch:
-    """What a worker syncs next: everything (``full``) or some ``folders``
-    (names with ``/`` separators, as the user writes them)."""
-
-    full: bool
-    folders: tuple[str, ...] = ()
-
-    def __str__(self) -> str:
-        return "full sync" if self.full else "sync of " + ", ".join(self.folders)
-
-
-class RequestQueue:
-    """The pending sync requests of one account, coalesced.  Thread-safe.
-
-    A pending full sync absorbs every folder request; a folder requested twice
-    is pending once.  After :meth:`close` nothing is accepted and :meth:`take`
-    returns None at once (what was pending is dropped: a stopping daemon does
-    not start new syncs).
-    """
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._full = False
-        self._folders: dict[str, None] = {}  # an ordered set: first asked, first synced
-        self._closed = False
-
-    def post_full(self) -> bool:
-        """Ask for a full sync; False when closed."""
-        with self._cond:
-            if self._closed:
-                return False
-            self._full = True
-            self._folders.clear()
-            self._cond.notify_all()
-            return True
-
-    def post_folder(self, folder: str) -> bool:
-        """Ask for a sync of ``folder``; False when closed."""
-        with self._cond:
-            if self._closed:
-                return False
-            if not self._full:
-                self._folders[folder] = None
-            self._cond.notify_all()
-            return True
-
-    def post(self, batch: Batch) -> bool:
-        """Ask again for what ``batch`` asked (e.g. after a failed attempt)."""
-        if batch.full:
-            return self.post_full()
-        ok = True
-        for folder in batch.folders:
-            ok = self.post_folder(folder) and ok
-        return ok
-
-    @property
-    def pending(self) -> bool:
-        with self._cond:
-            return self._full or bool(self._folders)
-
-    @property
-    def closed(self) -> bool:
-        with self._cond:
-            return self._closed
-
-    def take(self, timeout: float | None = None) -> Batch | None:
-        """Wait until something is pending, take all of it as one batch.
-
-        Returns None when closed, or when ``timeout`` seconds passed with nothing.
-        """
-        with self._cond:
-            if not self._cond.wait_for(
-                lambda: self._closed or self._full or bool(self._folders), timeout
-            ):
-                return None
-            if self._closed:
-                return None
-            batch = Batch(True) if self._full else Batch(False, tuple(self._folders))
-            self._full = False
-            self._folders.clear()
-            return batch
-
-    def close(self) -> None:
-        """Refuse new requests, drop the pending ones, wake :meth:`take`."""
-        with self._cond:
-            self._closed = True
-            self._full = False
-            self._folders.clear()
-            self._cond.notify_all()
-
-
-# --------------------------------------------------------------------------- back-off
-
-
-@dataclass
-class Backoff:
-    """Exponential back-off with jitter, for one thing that keeps failing.
-
-    :meth:`failure` returns how long to wait before the next attempt: the first
-    failure after a success is retried at once (``0``: a stale connection is
-    the common cause), then ``initial`` doubling up to ``cap``, each multiplied
-    by a random factor in ``[1 - jitter, 1 + jitter]`` (and never above
-    ``cap``) so that many clients do not hammer a recovering server in step.
-    :meth:`success` resets it and says whether an outage just ended.
-    """
-
-    initial: float = 5.0
-    cap: float = 300.0
-    jitter: float = 0.2
-    rng: Callable[[], float] = field(default=random.random, repr=False)
-    failures: int = 0
-
-    def failure(self) -> float:
-        self.failures += 1
-        if self.failures == 1:
-            return 0.0
-        base = min(self.cap, self.initial * 2.0 ** min(self.failures - 2, 32))
-        factor = 1.0 - self.jitter + 2.0 * self.jitter * float(self.rng())
-        return min(self.cap, base * factor)
-
-    def success(self) -> bool:
-        """Reset; True when there had been failures (an outage ended)."""
-        had, self.failures = self.failures, 0
-        return had > 0
-
-    @property
-    def failing(self) -> bool:
-        return self.failures > 0
 
 
 class _RepeatFilter(logging.Filter):
@@ -229,80 +90,6 @@ class _RepeatFilter(logging.Filter):
 
 
 # --------------------------------------------------------------------------- hooks
-
-
-class _DaemonHooks:
-    """The daemon's side of ``SyncHooks``: stop between folders, and tell the
-    watcher what syncd itself writes (each folder is *busy* while its own sync
-    runs, and its signature right after is remembered as syncd's), then delegate
-    to the configured hooks, if any.
-
-    The engine calls ``before_folder`` only between folders, so raising
-    :class:`SyncCancelled` there never interrupts a folder half-way.
-    ``folder_started``/``folder_finished`` bracket each folder's own sync, on the
-    thread that runs it (folders may sync side by side).
-    """
-
-    def __init__(
-        self,
-        account: AccountConfig,
-        cancel: threading.Event,
-        echo: EchoFilter,
-        inner: SyncHooks | None = None,
-    ) -> None:
-        self.account = account
-        self.cancel = cancel
-        self.echo = echo
-        self.inner = inner
-        self._lock = threading.Lock()  # folders may sync side by side
-        self._parts: dict[str, tuple[str, ...]] = {}
-
-    def before_account(self, *, account: AccountConfig, dry_run: bool) -> None:
-        if self.inner is not None:
-            self.inner.before_account(account=account, dry_run=dry_run)
-
-    def before_folder(
-        self, *, account: AccountConfig, session: ImapSession, folder: str, dry_run: bool
-    ) -> list[str]:
-        if self.cancel.is_set():
-            raise SyncCancelled
-        if session.selected == folder:
-            # The engine may ask STATUS first, and a server answers STATUS of the
-            # mailbox this session still has selected from the last cycle from the
-            # session's own, stale view (Dovecot does; RFC 3501 6.3.10 warns against
-            # it): a NOOP brings that view up to date.  Only a long-lived session
-            # (the daemon's) meets this.
-            session.noop()
-        if self.inner is not None:
-            return self.inner.before_folder(
-                account=account, session=session, folder=folder, dry_run=dry_run
-            )
-        return []
-
-    def after_account(self, *, account: AccountConfig, report: AccountReport) -> None:
-        if self.inner is not None:
-            self.inner.after_account(account=account, report=report)
-
-    def folder_started(self, *, folder: str, session: ImapSession) -> None:
-        parts = split_name(folder, session.delimiter())
-        with self._lock:
-            self._parts[folder] = parts
-        self.echo.begin(parts)
-
-    def folder_finished(self, *, folder: str, session: ImapSession) -> None:
-        # Not session.delimiter() again: the sync may have left the session dead.
-        with self._lock:
-            parts = self._parts.pop(folder, None)
-        if parts is None:
-            return
-        try:
-            path = local_path(self.account.maildir, parts, self.account.layout)
-        except UnsafeNameError:
-            self.echo.end(parts, None)
-            return
-        self.echo.end(parts, directory_signature(path))
-
-
 # --------------------------------------------------------------------------- one account
 
 
@@ -318,21 +105,9 @@ def _default_syncer(config: Config, account: AccountConfig, hooks: SyncHooks) ->
 
 def _default_hooks(config: Config) -> SyncHooks:
     """The rules and plugins, as ``syncd sync`` runs them (never a mass delete)."""
-    from syncd.ext.loader import load_hooks
+    from syncd.ext.hooks import load_hooks
 
     return load_hooks(config)
-
-
-@dataclass(frozen=True)
-class Tuning:
-    """Timings of the daemon's moving parts; tests and benchmarks shorten them."""
-
-    debounce: float = 0.5  # quiet time before a local change is synced
-    idle_slice: float = 60.0  # longest single IDLE before DONE (and a liveness check)
-    lock_wait: float = LOCK_WAIT
-    lock_retry: float = LOCK_RETRY
-    backoff_initial: float = 5.0
-    backoff_cap: float = 300.0
 
 
 class AccountRunner:
@@ -345,7 +120,7 @@ class AccountRunner:
         account: AccountConfig,
         *,
         scheduler: BackgroundScheduler | None,
-        tuning: Tuning = Tuning(),
+        tuning: Tuning = DEFAULT_TUNING,
         syncer_factory: SyncerFactory = _default_syncer,
         hooks: SyncHooks | None = None,
     ) -> None:
@@ -465,7 +240,7 @@ class AccountRunner:
     # -- the worker ----------------------------------------------------------------------
 
     def _work(self) -> None:
-        hooks = _DaemonHooks(self.account, self.cancel, self.echo, self.hooks)
+        hooks = DaemonHooks(self.account, self.cancel, self.echo, self.hooks)
         syncer = self.syncer_factory(self.config, self.account, hooks)
         try:
             while True:
@@ -588,7 +363,7 @@ class Daemon:
         config: Config,
         accounts: Sequence[str] = (),
         *,
-        tuning: Tuning = Tuning(),
+        tuning: Tuning = DEFAULT_TUNING,
         syncer_factory: SyncerFactory = _default_syncer,
         hooks_factory: HooksFactory = _default_hooks,
         scheduler: BackgroundScheduler | None = None,

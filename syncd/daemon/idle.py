@@ -33,7 +33,7 @@ from syncd.logsetup import account_logger
 
 if TYPE_CHECKING:
     from syncd.config import AccountConfig
-    from syncd.daemon.core import Backoff
+    from syncd.daemon.queue import Backoff
     from syncd.stores.imap.session import ImapSession
 
 # The name it had before the package split: users\' log filters use it.

@@ -3,7 +3,7 @@
 tomlkit edits the document in place: comments, blank lines, key order and the
 tables already there come back byte for byte; the new account is appended after
 the existing ones.  This module only renders text: validating it
-(``syncd.config.check_config``) and writing it atomically are the caller's.
+(``syncd.cli.check.check_config``) and writing it atomically are the caller's.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ The contract every hook shares:
 
 - Plugins say *what to do*; syncd does it.  A plugin never gets the IMAP
   connection, a password, the keyring or a credential command: only an
-  :class:`~syncd.ext.loader.AccountInfo` (name, host, user, Maildir, settings).
+  :class:`~syncd.api.AccountInfo` (name, host, user, Maildir, settings).
 - Hooks run one at a time, on a worker thread of the account's sync, with the
   account lock held, in pluggy's order (last registered first,
   ``tryfirst``/``trylast`` respected).  A call that does not return within
@@ -31,13 +31,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from email.message import Message
-from typing import TYPE_CHECKING
 
 import pluggy
 
-if TYPE_CHECKING:
-    from syncd.ext.loader import AccountInfo, SyncSummary
-    from syncd.ext.rules import Action, Rule
+from syncd.ext.types import AccountInfo, Action, Rule, SyncSummary
 
 PROJECT = "syncd"
 
@@ -58,7 +55,7 @@ def syncd_rules(account: AccountInfo, folder: str) -> Sequence[Rule] | None:
     - ``account``: the account, without any credential.
     - ``folder``: the folder about to be synced (``"INBOX"``, ``"Lists/python"``).
 
-    Returns a list of :class:`~syncd.ext.rules.Rule` whose ``folder`` is
+    Returns a list of :class:`~syncd.api.Rule` whose ``folder`` is
     ``folder`` (others are reported and ignored), or None for "no rules
     here".  Every plugin's list is used: built-in TOML rules first, then the
     plugins' in call order.  syncd runs each rule's SEARCH, intersects the
@@ -105,7 +102,7 @@ def syncd_classify(account: AccountInfo, folder: str, uid: int, headers: Message
       decoded, None when absent); fields other plugins asked for may be there
       too.  Never the body.
 
-    Returns an :class:`~syncd.ext.rules.Action` (move, copy, flag, unflag, delete)
+    Returns an :class:`~syncd.api.Action` (move, copy, flag, unflag, delete)
     or None to leave the message alone.  Every plugin is asked; the actions
     apply in call order, and once one moves or deletes the message, later
     ones are dropped.  The mass-delete brake and dry-run apply as for rules.
@@ -135,7 +132,7 @@ def syncd_after_sync(account: AccountInfo, summary: SyncSummary) -> None:
     still held (do not start syncd on the same account from here).  Good for
     ``notmuch new`` or a notification.
 
-    Arguments: ``account``; ``summary``, a :class:`~syncd.ext.loader.SyncSummary`
+    Arguments: ``account``; ``summary``, a :class:`~syncd.api.SyncSummary`
     with per-folder counts (downloaded, uploaded, flag changes, deletions on
     each side, rule actions), errors, and ``dry_run``.
 

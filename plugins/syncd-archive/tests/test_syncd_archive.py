@@ -8,8 +8,8 @@ from typing import Any
 
 import syncd_archive
 
-from syncd.ext.loader import AccountInfo
-from syncd.ext.rules import Action, Rule, parse_search
+from syncd.api import AccountInfo, Action, Rule
+from syncd.ext.search import parse_search
 
 
 def account(**settings: Any) -> AccountInfo:

@@ -9,8 +9,7 @@ from typing import Any
 import pytest
 import syncd_lists
 
-from syncd.ext.loader import AccountInfo
-from syncd.ext.rules import Action
+from syncd.api import AccountInfo, Action
 
 
 def account(**settings: Any) -> AccountInfo:

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import syncd_notmuch
 
-from syncd.ext.loader import AccountInfo, FolderSummary, SyncSummary
+from syncd.api import AccountInfo, FolderSummary, SyncSummary
 
 
 def account(**settings: Any) -> AccountInfo:

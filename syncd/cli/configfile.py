@@ -1,7 +1,7 @@
 """Put a new account into the config file: validated first, then replaced atomically.
 
 The new text (``tomlwrite.add_account``) is written to a temporary file beside
-the config, checked with ``syncd.config.check_config`` exactly as ``syncd check``
+the config, checked with ``syncd.cli.check.check_config`` exactly as ``syncd check``
 would, and renamed over the config only when the new account has no problem.
 Problems elsewhere in an existing file are passed back as notes: they were
 there before and are the user's to fix, not a reason to refuse the account.
@@ -52,7 +52,7 @@ def write_account(
     account's).  Raises ``ConfigWriteError`` when the file cannot take the
     account or the account does not validate; the file is then unchanged.
     """
-    from syncd.config import check_config
+    from syncd.cli.check import check_config
 
     try:
         existing = path.read_text(encoding="utf-8") if path.exists() else None

@@ -1,0 +1,80 @@
+"""The configuration's shape: frozen dataclasses, their literal types and defaults.
+
+Built once by :func:`syncd.config.load.load_config`; nothing reads TOML later.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Final, Literal
+
+from syncd.config.values import quote
+from syncd.errors import ConfigError
+
+TlsMode = Literal["tls", "starttls", "none"]
+Layout = Literal["maildir++", "nested"]
+SyncMode = Literal["both", "pull", "push"]
+
+APP_NAME: Final = "syncd"
+ACCOUNT_NAME_RE: Final = re.compile(r"[A-Za-z0-9_.-]+")
+
+DEFAULT_TIMEOUT: Final = 60.0
+DEFAULT_MAX_CONNECTIONS: Final = 4
+MAX_CONNECTIONS_LIMIT: Final = 16
+DEFAULT_INTERVAL: Final = 300.0
+DEFAULT_IDLE: Final = ("INBOX",)
+DEFAULT_PORTS: Final[Mapping[str, int]] = MappingProxyType(
+    {"tls": 993, "starttls": 143, "none": 143}
+)
+
+
+@dataclass(frozen=True)
+class AccountConfig:
+    """One ``[accounts.NAME]`` table, validated.  Paths are absolute."""
+
+    name: str
+    host: str
+    port: int
+    tls: TlsMode
+    ca_file: Path | None
+    user: str
+    password_command: tuple[str, ...] | None  # argv, run without a shell; None: keyring
+    allow_plaintext: bool
+    maildir: Path
+    layout: Layout
+    folders: tuple[str, ...]
+    exclude: tuple[str, ...]
+    sync: SyncMode
+    expunge: bool
+    timeout: float
+    max_connections: int
+    interval: float
+    idle: tuple[str, ...]
+    fsync: bool
+    new_to_new: bool
+    trash: str | None
+    rules: tuple[Mapping[str, Any], ...]  # opaque until the rules engine parses them
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole configuration.  ``accounts`` keeps the order of the file."""
+
+    path: Path
+    state_dir: Path
+    accounts: Mapping[str, AccountConfig]
+    plugins: Mapping[str, Any]  # opaque until the plugin manager reads it
+
+    def account(self, name: str) -> AccountConfig:
+        """The account called *name*; ``ConfigError`` naming the known ones otherwise."""
+        try:
+            return self.accounts[name]
+        except KeyError:
+            known = ", ".join(self.accounts) or "none"
+            raise ConfigError(
+                f"{self.path}: no account named {quote(name)} (configured: {known})"
+            ) from None
