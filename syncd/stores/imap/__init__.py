@@ -4,14 +4,8 @@ helpers in :mod:`syncd.stores.imap.parse`."""
 from __future__ import annotations
 
 from syncd.stores.imap.parse import FlagInfo, format_uid_set, parse_uid_set
-from syncd.stores.imap.session import (
-    AppendError,
-    Body,
-    FolderInfo,
-    ImapSession,
-    SelectInfo,
-    StatusInfo,
-)
+from syncd.stores.imap.results import AppendError, Body, FolderInfo, SelectInfo, StatusInfo
+from syncd.stores.imap.session import ImapSession
 
 __all__ = [
     "AppendError",
