@@ -46,7 +46,7 @@ from syncd.engine.cycle import RunOptions, SyncCancelled
 from syncd.errors import UnsafeNameError
 from syncd.folders import local_path, split_name
 from syncd.logsetup import account_logger
-from syncd.stores.maildir.folder import directory_signature
+from syncd.stores.maildir.fsio import directory_signature
 
 if TYPE_CHECKING:
     from apscheduler.schedulers.background import BackgroundScheduler

@@ -50,7 +50,7 @@ from watchdog.observers.api import BaseObserver
 from syncd.errors import UnsafeNameError
 from syncd.folders import INBOX, local_path, matches
 from syncd.logsetup import account_logger
-from syncd.stores.maildir.folder import directory_signature
+from syncd.stores.maildir.fsio import directory_signature
 
 if TYPE_CHECKING:
     from syncd.config import AccountConfig, Layout
