@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-import logging
 import select
 import ssl
 
 from syncd.errors import AccountError
-from syncd.stores.imap.parse import (
-    clean_text,
-)
+from syncd.stores.imap.parse import clean_text
 from syncd.stores.imap.results import Event
 from syncd.stores.imap.runner import CommandRunner
-
-# The session's logger: users' log filters use that name.
-logger = logging.getLogger("syncd.imap.session")
 
 
 class IdleCommands(CommandRunner):

@@ -31,14 +31,7 @@ from syncd.stores.imap.fetch import FetchCommands
 from syncd.stores.imap.idle import IdleCommands
 from syncd.stores.imap.mailboxes import MailboxCommands
 from syncd.stores.imap.parse import FlagInfo, clean_text
-from syncd.stores.imap.results import (
-    AppendError,
-    Body,
-    Event,
-    FolderInfo,
-    SelectInfo,
-    StatusInfo,
-)
+from syncd.stores.imap.results import AppendError, Body, Event, FolderInfo, SelectInfo, StatusInfo
 from syncd.stores.imap.runner import MAX_EVENTS
 
 # The name it had before the package split: users\' log filters use it.

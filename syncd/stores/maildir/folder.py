@@ -32,11 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from syncd.errors import FolderError, MessageError
-from syncd.flags import (
-    INFO_SEPARATOR,
-    parse_info,
-    split_letters,
-)
+from syncd.flags import INFO_SEPARATOR, parse_info, split_letters
 from syncd.logsetup import printable
 from syncd.model import Flags
 from syncd.stores.maildir.fsio import (
