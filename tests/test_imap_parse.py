@@ -475,3 +475,34 @@ def test_before_closed_splits_off_the_previous_mailbox() -> None:
     new = [("EXISTS", b"2"), ("OK", b"[UIDVALIDITY 5] v")]
     assert before_closed(old + closed + new) == (old, new)
     assert before_closed(new) == ([], new)
+
+
+def test_read_select_answers() -> None:
+    from syncd.stores.imap.responses import read_select
+
+    got = read_select(
+        [
+            ("FLAGS", b"(\\Seen \\Deleted)"),
+            ("EXISTS", b"3"),
+            ("OK", b"[UIDVALIDITY 7] v"),
+            ("OK", b"[UIDNEXT 11] n"),
+            ("OK", b"[HIGHESTMODSEQ 90] m"),
+            ("OK", b"[PERMANENTFLAGS (\\Seen \\*)] p"),
+            ("OK", b"[ALERT] disk nearly full"),
+            ("NO", b"[UIDNOTSTICKY] non-persistent UIDs"),
+            ("VANISHED", b"(EARLIER) 1:2"),
+            ("FETCH", b"3 (UID 10 FLAGS (\\Seen) MODSEQ (88))"),
+            ("OK", b"just words"),
+            ("EXPUNGE", b"1"),
+            ("NO", b"something else"),
+        ]
+    )
+    assert (got.exists, got.uidvalidity, got.uidnext, got.highestmodseq) == (3, 7, 11, 90)
+    assert not got.nomodseq and not got.sticky
+    assert got.permanent_flags == {"\\Seen", "\\*"}
+    assert got.notices == [("ALERT", b"[ALERT] disk nearly full"), ("VANISHED", b"(EARLIER) 1:2")]
+    assert got.fetches == [b"3 (UID 10 FLAGS (\\Seen) MODSEQ (88))"]
+    assert got.rest == [("EXPUNGE", b"1"), ("NO", b"something else")]  # filed as events
+    bare = read_select([("OK", b"[NOMODSEQ] none"), ("EXISTS", b"x"), ("OK", b"[UIDNEXT y] n")])
+    assert bare.nomodseq and bare.sticky and bare.exists == 0
+    assert bare.uidvalidity is None and bare.uidnext is None and bare.permanent_flags is None

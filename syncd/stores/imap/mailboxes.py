@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from imapclient.exceptions import ProtocolError as IMAPClientProtocolError
 from imapclient.response_parser import parse_response
@@ -12,7 +11,6 @@ from imapclient.response_parser import parse_response
 from syncd.errors import FolderError
 from syncd.stores.imap.parse import (
     MAX_UID,
-    FetchEntry,
     clean_text,
     decode_mailbox_name,
     encode_mailbox_name,
@@ -21,15 +19,13 @@ from syncd.stores.imap.parse import (
     response_code,
 )
 from syncd.stores.imap.responses import (
-    SELECT_DATA,
     before_closed,
     both_inbox,
     delimiter_text,
-    permanent_flags,
+    read_select,
     safe_flag_fetches,
     status_info,
     status_response,
-    to_int,
 )
 from syncd.stores.imap.results import FolderInfo, SelectInfo, StatusInfo
 from syncd.stores.imap.runner import CommandRunner
@@ -197,67 +193,36 @@ class MailboxCommands(CommandRunner):
         self._imap.state = "SELECTED"
         old, mine = before_closed(responses)
         self._file_events(old)
-        exists = 0
-        uidvalidity = uidnext = highestmodseq = None
-        nomodseq = False
-        sticky = True
-        permanent: frozenset[str] | None = None
+        got = read_select(mine)
         vanished: set[int] = set()
-        fetches: list[FetchEntry] = []
-        rest: list[tuple[str, Any]] = []
-        for rtyp, dat in mine:
-            if rtyp == "EXISTS":
-                exists = to_int(dat, exists)
-            elif rtyp == "OK" and isinstance(dat, bytes):
-                code = response_code(dat)
-                if code is None:
-                    continue
-                key, value = code
-                if key == "UIDVALIDITY":
-                    uidvalidity = to_int(value, None)
-                elif key == "UIDNEXT":
-                    uidnext = to_int(value, None)
-                elif key == "HIGHESTMODSEQ":
-                    highestmodseq = to_int(value, None)
-                elif key == "NOMODSEQ":
-                    nomodseq = True
-                elif key == "PERMANENTFLAGS":
-                    permanent = permanent_flags(value)
-                elif key == "ALERT":
-                    self._alert(dat)
-            elif rtyp == "NO" and isinstance(dat, bytes):
-                code = response_code(dat)
-                if code is not None and code[0] == "UIDNOTSTICKY":
-                    sticky = False
-                else:
-                    rest.append((rtyp, dat))
-            elif rtyp == "VANISHED" and isinstance(dat, bytes):
+        for kind, dat in got.notices:  # in arrival order, as the server sent them
+            if kind == "ALERT":
+                self._alert(dat)
+            else:
                 vanished.update(self._vanished(dat))
-            elif rtyp == "FETCH":
-                fetches.append(dat)
-            elif rtyp not in SELECT_DATA:
-                rest.append((rtyp, dat))
-        self._file_events(rest)
+        self._file_events(got.rest)
         code = response_code(data[0]) if data and isinstance(data[0], bytes) else None
         readonly_now = readonly or (code is not None and code[0] == "READ-ONLY")
+        uidvalidity = got.uidvalidity
         if uidvalidity is None or not 0 < uidvalidity <= MAX_UID:
             raise FolderError(
                 f"{self._where}: {command} {name}: the server sent no valid UIDVALIDITY"
             )
         self._selected = name
+        uidnext = got.uidnext
         if uidnext is None or not 0 < uidnext <= MAX_UID + 1:
-            uidnext = self._compute_uidnext(exists)
-        changed = self._collect_flags(fetches, None) if fetches else {}
+            uidnext = self._compute_uidnext(got.exists)
+        changed = self._collect_flags(got.fetches, None) if got.fetches else {}
         return SelectInfo(
             uidvalidity=uidvalidity,
             uidnext=uidnext,
-            exists=exists,
-            highestmodseq=None if (nomodseq or not self.has_condstore) else highestmodseq,
+            exists=got.exists,
+            highestmodseq=None if (got.nomodseq or not self.has_condstore) else got.highestmodseq,
             vanished=frozenset(vanished),
             changed=changed,
             readonly=readonly_now,
-            sticky=sticky,
-            permanent_flags=permanent,
+            sticky=got.sticky,
+            permanent_flags=got.permanent_flags,
         )
 
     def _compute_uidnext(self, exists: int) -> int:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from imapclient.exceptions import ProtocolError as IMAPClientProtocolError
@@ -136,3 +137,60 @@ def safe_flag_fetches(
         logger.debug(
             "ignored %d unparsable FETCH responses, e.g. %s", len(errors), clean_text(errors[0], 80)
         )
+
+
+@dataclass
+class SelectResponses:
+    """What the untagged responses of a SELECT/EXAMINE say (after ``OK [CLOSED]``)."""
+
+    exists: int = 0
+    uidvalidity: int | None = None
+    uidnext: int | None = None
+    highestmodseq: int | None = None
+    nomodseq: bool = False
+    sticky: bool = True  # False after "NO [UIDNOTSTICKY]"
+    permanent_flags: frozenset[str] | None = None
+    fetches: list[FetchEntry] = field(default_factory=list)
+    #: ``("ALERT", text)`` and ``("VANISHED", data)`` in arrival order: the session
+    #: logs the one and checks the other (a malformed VANISHED drops the connection).
+    notices: list[tuple[str, bytes]] = field(default_factory=list)
+    #: Responses that are no part of the answer: the session files them as events.
+    rest: list[tuple[str, Any]] = field(default_factory=list)
+
+
+def read_select(responses: Iterable[tuple[str, Any]]) -> SelectResponses:
+    """Read a SELECT/EXAMINE's untagged responses; pure, nothing is logged or checked."""
+    out = SelectResponses()
+    for rtyp, dat in responses:
+        if rtyp == "EXISTS":
+            out.exists = to_int(dat, out.exists)
+        elif rtyp == "OK" and isinstance(dat, bytes):
+            code = response_code(dat)
+            if code is None:
+                continue
+            key, value = code
+            if key == "UIDVALIDITY":
+                out.uidvalidity = to_int(value, None)
+            elif key == "UIDNEXT":
+                out.uidnext = to_int(value, None)
+            elif key == "HIGHESTMODSEQ":
+                out.highestmodseq = to_int(value, None)
+            elif key == "NOMODSEQ":
+                out.nomodseq = True
+            elif key == "PERMANENTFLAGS":
+                out.permanent_flags = permanent_flags(value)
+            elif key == "ALERT":
+                out.notices.append(("ALERT", dat))
+        elif rtyp == "NO" and isinstance(dat, bytes):
+            code = response_code(dat)
+            if code is not None and code[0] == "UIDNOTSTICKY":
+                out.sticky = False
+            else:
+                out.rest.append((rtyp, dat))
+        elif rtyp == "VANISHED" and isinstance(dat, bytes):
+            out.notices.append(("VANISHED", dat))
+        elif rtyp == "FETCH":
+            out.fetches.append(dat)
+        elif rtyp not in SELECT_DATA:
+            out.rest.append((rtyp, dat))
+    return out
