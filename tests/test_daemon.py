@@ -254,7 +254,7 @@ def test_a_stop_lands_between_two_folders(runner_with: Any) -> None:
 def test_each_synced_folder_leaves_its_signature_for_the_watcher(
     runner_with: Any, tmp_path: Path
 ) -> None:
-    from syncd.stores.maildir.folder import directory_signature
+    from syncd.stores.maildir.fsio import directory_signature
 
     for sub in ("cur", "new", "tmp"):
         (tmp_path / "Mail" / ".Archive" / sub).mkdir(parents=True)

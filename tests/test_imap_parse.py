@@ -419,3 +419,90 @@ def test_fast_body_parser_agrees_with_imapclient() -> None:
     assert parse_body_fetch([(b'3 (UID 4 INTERNALDATE "01-Jan-2024 12:00:00 +0000" '
                               b"BODY[] {9}", b"short"), b")"]) is None
     assert parse_internaldate(b"garbage") is None
+
+
+# --- command responses read into values (syncd.stores.imap.responses) ---------------------
+
+
+def test_status_response_and_status_info() -> None:
+    from syncd.stores.imap.responses import status_info, status_response
+    from syncd.stores.imap.results import StatusInfo
+
+    got = status_response("STATUS", b'"Entw&APw-rfe" (MESSAGES 3 UIDNEXT 9 UIDVALIDITY 7)')
+    assert got == (b"Entw&APw-rfe", {b"MESSAGES": 3, b"UIDNEXT": 9, b"UIDVALIDITY": 7})
+    assert status_info(got[1]) == StatusInfo(3, 9, 7, None)
+    # a numeric name is a name; HIGHESTMODSEQ 0 means "none"
+    got = status_response("STATUS", b"2024 (MESSAGES 0 UIDNEXT 1 UIDVALIDITY 1 HIGHESTMODSEQ 0)")
+    assert got is not None and got[0] == b"2024"
+    assert status_info(got[1]) == StatusInfo(0, 1, 1, None)
+    assert status_info({b"MESSAGES": 1, b"UIDNEXT": 2}) is None  # no UIDVALIDITY
+    assert status_response("LIST", b'() "/" INBOX') is None
+    assert status_response("STATUS", b'"INBOX" (MESSAGES') is None  # garbled: skipped
+    assert status_response("STATUS", b'"INBOX" MESSAGES 1') is None
+
+
+def test_permanent_flags_keep_the_star() -> None:
+    from syncd.stores.imap.responses import permanent_flags
+
+    assert permanent_flags(b"(\\Seen \\Deleted $Label \\*)") == {
+        "\\Seen",
+        "\\Deleted",
+        "$Label",
+        "\\*",
+    }
+    assert permanent_flags(b"()") == frozenset()
+
+
+def test_delimiter_inbox_and_numbers() -> None:
+    from syncd.stores.imap.responses import both_inbox, delimiter_text, to_int
+
+    assert delimiter_text(b"/") == "/"
+    assert delimiter_text(None) is None  # NIL: a flat namespace
+    assert delimiter_text(b" ") is None
+    assert delimiter_text(b"//") is None
+    assert both_inbox(b"inbox", b"INBOX")
+    assert not both_inbox(b"INBOX", b"Other")
+    assert to_int(b"42", None) == 42
+    assert to_int(b"x", -1) == -1
+    assert to_int(None, 0) == 0
+
+
+def test_before_closed_splits_off_the_previous_mailbox() -> None:
+    from syncd.stores.imap.responses import before_closed
+
+    old = [("FETCH", b"1 (FLAGS (\\Seen))"), ("EXISTS", b"4")]
+    closed = [("OK", b"[CLOSED] previous mailbox closed")]
+    new = [("EXISTS", b"2"), ("OK", b"[UIDVALIDITY 5] v")]
+    assert before_closed(old + closed + new) == (old, new)
+    assert before_closed(new) == ([], new)
+
+
+def test_read_select_answers() -> None:
+    from syncd.stores.imap.responses import read_select
+
+    got = read_select(
+        [
+            ("FLAGS", b"(\\Seen \\Deleted)"),
+            ("EXISTS", b"3"),
+            ("OK", b"[UIDVALIDITY 7] v"),
+            ("OK", b"[UIDNEXT 11] n"),
+            ("OK", b"[HIGHESTMODSEQ 90] m"),
+            ("OK", b"[PERMANENTFLAGS (\\Seen \\*)] p"),
+            ("OK", b"[ALERT] disk nearly full"),
+            ("NO", b"[UIDNOTSTICKY] non-persistent UIDs"),
+            ("VANISHED", b"(EARLIER) 1:2"),
+            ("FETCH", b"3 (UID 10 FLAGS (\\Seen) MODSEQ (88))"),
+            ("OK", b"just words"),
+            ("EXPUNGE", b"1"),
+            ("NO", b"something else"),
+        ]
+    )
+    assert (got.exists, got.uidvalidity, got.uidnext, got.highestmodseq) == (3, 7, 11, 90)
+    assert not got.nomodseq and not got.sticky
+    assert got.permanent_flags == {"\\Seen", "\\*"}
+    assert got.notices == [("ALERT", b"[ALERT] disk nearly full"), ("VANISHED", b"(EARLIER) 1:2")]
+    assert got.fetches == [b"3 (UID 10 FLAGS (\\Seen) MODSEQ (88))"]
+    assert got.rest == [("EXPUNGE", b"1"), ("NO", b"something else")]  # filed as events
+    bare = read_select([("OK", b"[NOMODSEQ] none"), ("EXISTS", b"x"), ("OK", b"[UIDNEXT y] n")])
+    assert bare.nomodseq and bare.sticky and bare.exists == 0
+    assert bare.uidvalidity is None and bare.uidnext is None and bare.permanent_flags is None

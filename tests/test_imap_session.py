@@ -751,6 +751,31 @@ def test_a_forged_tagged_response_drops_the_connection() -> None:
             s.noop()
 
 
+@pytest.mark.parametrize("reader", ["headers", "bodies"])
+def test_a_garbled_fetch_response_drops_the_connection(reader: str) -> None:
+    """Both readers that go through IMAPClient's FETCH parser (header fields, and a body
+    the fast path cannot read) refuse what it cannot parse alike: a ProtocolError, then
+    the session is closed."""
+
+    def reply(tag: str, command: str) -> str | None:
+        if command.startswith("UID FETCH"):
+            item = "BODY[HEADER.FIELDS (SUBJECT)]" if "HEADER" in command else "BODY[]"
+            return f"* 1 FETCH (UID 1 {item} {{3}}\r\nabc FLAGS)\r\n{tag} OK done\r\n"
+        return _standard(tag, command)
+
+    with _peer(reply) as peer:
+        s = _peer_session(peer)
+        s.select("INBOX")
+        with pytest.raises(ProtocolError, match="garbled FETCH response: uneven number"):
+            if reader == "headers":
+                s.fetch_headers([1], ["Subject"])
+            else:
+                list(s.fetch_bodies([1], sizes={1: 3}))
+        assert not s.alive
+        with pytest.raises(AccountError, match=r"connection closed \(garbled FETCH response\)"):
+            s.noop()
+
+
 def test_fetch_data_not_asked_for_is_ignored() -> None:
     def reply(tag: str, command: str) -> str | None:
         if command.startswith("UID FETCH 1:2 (UID FLAGS"):

@@ -14,13 +14,9 @@ import pytest
 
 from syncd.errors import FolderError, MessageError
 from syncd.model import ANSWERED, DRAFT, FLAGGED, NO_FLAGS, SEEN
-from syncd.stores.maildir.folder import (
-    KEYWORDS_FILE,
-    LocalMessage,
-    MaildirFolder,
-    Problem,
-    directory_signature,
-)
+from syncd.stores.maildir.folder import LocalMessage, MaildirFolder, Problem
+from syncd.stores.maildir.fsio import directory_signature
+from syncd.stores.maildir.names import KEYWORDS_FILE
 
 MAIL = b"From: a@example.org\r\nSubject: hi\r\n\r\nbody\r\n"
 

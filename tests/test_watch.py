@@ -20,7 +20,7 @@ from support.run import write_config
 from syncd.config import AccountConfig, load_config
 from syncd.daemon import watch
 from syncd.daemon.watch import Debouncer, EchoFilter, MaildirWatcher, folder_of
-from syncd.stores.maildir.folder import directory_signature
+from syncd.stores.maildir.fsio import directory_signature
 
 DEADLINE = 30.0
 ROOT = Path("/m")

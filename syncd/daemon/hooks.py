@@ -10,7 +10,7 @@ from syncd.daemon.watch import EchoFilter
 from syncd.engine.cycle import SyncCancelled
 from syncd.errors import UnsafeNameError
 from syncd.folders import local_path, split_name
-from syncd.stores.maildir.folder import directory_signature
+from syncd.stores.maildir.fsio import directory_signature
 
 if TYPE_CHECKING:
     from syncd.account.syncer import AccountReport, SyncHooks

@@ -10,7 +10,7 @@ or disappeared, since creating a folder needs the folder listing.
 
 syncd's own writes (downloads, flag renames, deletions) fire the same events.
 :class:`EchoFilter` suppresses them: the daemon records each folder's
-:func:`~syncd.stores.maildir.folder.directory_signature` right after syncing it; when a
+:func:`~syncd.stores.maildir.fsio.directory_signature` right after syncing it; when a
 folder's debounce expires and its signature is still that one, nothing
 changed since syncd's sync and the events were its own.  While syncd is
 syncing the folder the decision waits until it is done.  Residual window: a
@@ -50,7 +50,7 @@ from watchdog.observers.api import BaseObserver
 from syncd.errors import UnsafeNameError
 from syncd.folders import INBOX, local_path, matches
 from syncd.logsetup import account_logger
-from syncd.stores.maildir.folder import directory_signature
+from syncd.stores.maildir.fsio import directory_signature
 
 if TYPE_CHECKING:
     from syncd.config import AccountConfig, Layout

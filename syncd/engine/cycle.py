@@ -51,7 +51,7 @@ from syncd.model import (
 )
 from syncd.stores.imap.parse import chunk_uid_sets
 from syncd.stores.imap.session import AppendError
-from syncd.stores.maildir.folder import directory_signature
+from syncd.stores.maildir.fsio import directory_signature
 
 if TYPE_CHECKING:
     from syncd.engine.state import FolderState, StateDB

@@ -253,7 +253,7 @@ def test_sec03_tls_below_1_2_is_refused_by_default() -> None:
     certificate and a matching host name."""
     import ssl
 
-    from syncd.stores.imap import session as session_module
+    from syncd.stores.imap import connect as session_module
 
     ctx = session_module._ssl_context(None)
     assert ctx.minimum_version >= ssl.TLSVersion.TLSv1_2

@@ -13,12 +13,13 @@ Safety rules kept throughout (RELIABILITY.md E/F):
 - a missing or unreadable ``cur/``/``new/`` is a FolderError, never "empty";
 - delivery goes through ``tmp/`` with ``O_EXCL``, is fsynced, and never
   replaces an existing file; every write error removes the partial file.
+
+The file steps live in :mod:`.fsio`, what a name may be in :mod:`.names`, the
+``dovecot-keywords`` table in :mod:`.keywords`.
 """
 
 from __future__ import annotations
 
-import contextlib
-import errno
 import itertools
 import logging
 import os
@@ -31,35 +32,30 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from syncd.errors import FolderError, MessageError
-from syncd.flags import (
-    INFO_SEPARATOR,
-    MAX_KEYWORDS,
-    flags_to_letters,
-    is_keyword,
-    keyword_index,
-    parse_info,
-    split_letters,
-    unmapped_flags,
-)
+from syncd.flags import INFO_SEPARATOR, parse_info, split_letters
 from syncd.logsetup import printable
 from syncd.model import Flags
+from syncd.stores.maildir.fsio import (
+    DIR_MODE,
+    READ_FLAGS,
+    cause,
+    directory_signature,
+    fsync_dir,
+    join,
+    read_fd,
+    remove_stale,
+    unlink_quietly,
+    write_new_file,
+)
+from syncd.stores.maildir.keywords import KeywordTable
+from syncd.stores.maildir.names import check_unique_name, escape_host, junk_reason
 
 # The name it had before the package split: users\' log filters use it.
 
 log = logging.getLogger("syncd.maildir")
 
-KEYWORDS_FILE = "dovecot-keywords"
-DIR_MODE = 0o700
-FILE_MODE = 0o600
 TMP_MAX_AGE = 36 * 3600.0  # the Maildir spec's "not accessed for 36 hours"
 _SCAN_ATTEMPTS = 5
-_MAX_NAME_BYTES = 200
-_READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
-_CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-# link() is refused by filesystems without hard links (vfat, some FUSE mounts).
-_NO_LINK_ERRNOS = frozenset({errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS})
-# IMAP atom-specials (RFC 3501 §9) and space: a keyword is an atom.
-_ATOM_SPECIALS = frozenset('(){ %*"\\]')
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,107 +82,10 @@ class Problem:
         return f"skipped {printable(self.path)}: {self.reason}"
 
 
-def directory_signature(folder_path: Path) -> tuple[int, ...]:
-    """A cheap "did anything change locally?" value for a folder.
-
-    ``(st_mtime_ns, st_ino)`` of ``cur/``, ``new/`` and ``dovecot-keywords``
-    (``-1`` for a missing entry): a delivery, rename or removal changes the
-    directory's mtime.  Caveat: directory mtimes have the kernel's coarse clock
-    granularity (a few ms), so a signature whose mtime is within a second of
-    the moment it was taken is not proof of "unchanged"; rescan then.
-    """
-    out: list[int] = []
-    for name in ("cur", "new", KEYWORDS_FILE):
-        try:
-            st = os.lstat(folder_path / name)
-        except OSError:
-            out += (-1, -1)
-        else:
-            out += (st.st_mtime_ns, st.st_ino)
-    return tuple(out)
-
-
-def valid_keyword(keyword: str) -> bool:
-    """Whether ``keyword`` can be stored in ``dovecot-keywords`` (an IMAP atom)."""
-    return (
-        bool(keyword)
-        and len(keyword) <= 200
-        and keyword.isascii()
-        and keyword.isprintable()
-        and not keyword.startswith("\\")
-        and not any(ch in _ATOM_SPECIALS for ch in keyword)
-    )
-
-
 def _preference(msg: LocalMessage) -> tuple[bool, str]:
     # Among duplicates of one unique name, keep the one in cur/ (a reader has
     # seen it), then the smallest file name: deterministic whatever readdir's order.
     return (msg.subdir != "cur", msg.filename)
-
-
-def _join(*parts: str) -> str:
-    # Plain strings on the hot path (100k entries per scan); syncd is POSIX-only.
-    return "/".join(parts)
-
-
-def _unlink_quietly(path: str) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(path)  # noqa: PTH108 -- str paths on the hot path
-
-
-def _fsync_dir(path: Path | str) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-# Dovecot's control files: not messages, even when copied into cur/ or new/.
-_CONTROL_NAMES = (
-    "dovecot-uidlist",
-    "dovecot-keywords",
-    "dovecot-uidvalidity",
-    "dovecot.",
-    "maildirfolder",
-    "subscriptions",
-    "courierimap",
-)
-
-
-def _junk_reason(name: str, st: os.stat_result) -> str | None:
-    """Why a directory entry is not a message, or None when it is one."""
-    if name.startswith(_CONTROL_NAMES):
-        return "a mail server's control file, not a message"
-    mode = st.st_mode
-    if stat.S_ISLNK(mode):
-        return "symlink"
-    if stat.S_ISDIR(mode):
-        return "directory"
-    if not stat.S_ISREG(mode):
-        return "not a regular file"
-    if st.st_size == 0:
-        return "zero-byte file"
-    if not name.isascii() and not _is_utf8(name):
-        return "file name is not valid UTF-8"
-    return None
-
-
-def _write_all(fd: int, data: bytes) -> int:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
-    return len(data)
-
-
-def _read_fd(fd: int, path: str) -> bytes:
-    st = os.fstat(fd)
-    if not stat.S_ISREG(st.st_mode):
-        raise MessageError(f"cannot read {printable(path)}: not a regular file")
-    chunks: list[bytes] = []
-    while chunk := os.read(fd, max(st.st_size, 1 << 16)):
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 class MaildirFolder:
@@ -200,9 +99,9 @@ class MaildirFolder:
         self.path = path
         self.fsync = fsync
         self._str = str(path)
-        self._host = _escape_host(socket.gethostname() or "localhost")
+        self._host = escape_host(socket.gethostname() or "localhost")
         self._counter = itertools.count(1)
-        self._kw_cache: tuple[tuple[int, int, int], list[str]] | None = None
+        self._keywords = KeywordTable(path)
         self._stat_cache: dict[str, dict[str, tuple[int, int, float]]] = {}
 
     def __repr__(self) -> str:
@@ -215,7 +114,7 @@ class MaildirFolder:
         created on the first delivery if missing)."""
         for sub in ("cur", "new"):
             try:
-                if not stat.S_ISDIR(os.lstat(_join(self._str, sub)).st_mode):
+                if not stat.S_ISDIR(os.lstat(join(self._str, sub)).st_mode):
                     return False
             except (FileNotFoundError, NotADirectoryError):
                 return False
@@ -240,11 +139,11 @@ class MaildirFolder:
             for p in reversed(missing):
                 p.mkdir(mode=DIR_MODE, exist_ok=True)
                 if self.fsync:
-                    _fsync_dir(p.parent)
+                    fsync_dir(p.parent)
             for sub in ("cur", "new", "tmp"):
                 (self.path / sub).mkdir(mode=DIR_MODE, exist_ok=True)
             if self.fsync:
-                _fsync_dir(self.path)
+                fsync_dir(self.path)
         except OSError as exc:
             raise FolderError(f"cannot create Maildir {printable(self.path)}: {exc}") from exc
 
@@ -255,7 +154,7 @@ class MaildirFolder:
             return
         for sub in ("cur", "new"):
             try:
-                _fsync_dir(_join(self._str, sub))
+                fsync_dir(join(self._str, sub))
             except OSError as exc:
                 raise FolderError(f"cannot fsync {printable(self.path / sub)}: {exc}") from exc
 
@@ -299,7 +198,7 @@ class MaildirFolder:
         for sub in ("new", "cur"):
             known = self._stat_cache.get(sub, {})
             seen = stat_cache[sub] = {}
-            directory = _join(self._str, sub)
+            directory = join(self._str, sub)
             self._check_subdir(sub, directory)
             try:
                 with os.scandir(directory) as entries:
@@ -321,9 +220,9 @@ class MaildirFolder:
                             except FileNotFoundError:
                                 continue  # moved meanwhile: the signature check rescans
                             except OSError as exc:
-                                problems.append(Problem(Path(entry.path), _cause(exc)))
+                                problems.append(Problem(Path(entry.path), cause(exc)))
                                 continue
-                            reason = _junk_reason(name, st)
+                            reason = junk_reason(name, st)
                             if reason is not None:
                                 problems.append(Problem(Path(entry.path), reason))
                                 continue
@@ -381,7 +280,7 @@ class MaildirFolder:
         candidates: list[LocalMessage] = []
         for sub in ("new", "cur"):
             try:
-                with os.scandir(_join(self._str, sub)) as entries:
+                with os.scandir(join(self._str, sub)) as entries:
                     for entry in entries:
                         if not entry.name.startswith(name):
                             continue
@@ -414,24 +313,24 @@ class MaildirFolder:
         """The bytes of ``msg``; follows a rename by a mail reader (looked up
         again by unique name).  Never follows a symlink.  Raises MessageError
         naming the path and the cause (gone, permission denied, symlink...)."""
-        path = _join(self._str, msg.subdir, msg.filename)
+        path = join(self._str, msg.subdir, msg.filename)
         try:
-            fd = os.open(path, _READ_FLAGS)
+            fd = os.open(path, READ_FLAGS)
         except FileNotFoundError:
             moved = self.locate(msg.name)
             if moved is None:
                 raise MessageError(f"cannot read {printable(path)}: the file is gone") from None
-            path = _join(self._str, moved.subdir, moved.filename)
+            path = join(self._str, moved.subdir, moved.filename)
             try:
-                fd = os.open(path, _READ_FLAGS)
+                fd = os.open(path, READ_FLAGS)
             except OSError as exc:
-                raise MessageError(f"cannot read {printable(path)}: {_cause(exc)}") from exc
+                raise MessageError(f"cannot read {printable(path)}: {cause(exc)}") from exc
         except OSError as exc:
-            raise MessageError(f"cannot read {printable(path)}: {_cause(exc)}") from exc
+            raise MessageError(f"cannot read {printable(path)}: {cause(exc)}") from exc
         try:
-            return _read_fd(fd, path)
+            return read_fd(fd, path)
         except OSError as exc:
-            raise MessageError(f"cannot read {printable(path)}: {_cause(exc)}") from exc
+            raise MessageError(f"cannot read {printable(path)}: {cause(exc)}") from exc
         finally:
             os.close(fd)
 
@@ -482,79 +381,19 @@ class MaildirFolder:
         letters through ``dovecot-keywords``; flags with no letter are logged
         and left out of the returned ``flags`` (which is what a scan will see).
         """
-        _check_unique_name(name)
-        letters, stored, extra = self._encode(flags, keep="")
+        check_unique_name(name)
+        letters, stored, extra = self._keywords.encode(flags, keep="", fsync=self.fsync)
         if to_new and not letters:
             subdir, filename = "new", name
         else:
             subdir, filename = "cur", name + INFO_SEPARATOR + letters
-        tmp_dir = _join(self._str, "tmp")
-        tmp_path = _join(tmp_dir, name)
-        target = _join(self._str, subdir, filename)
-        if not os.path.isdir(tmp_dir):  # noqa: PTH112 -- str path
-            try:
-                os.mkdir(tmp_dir, DIR_MODE)  # noqa: PTH102 -- str path
-            except FileExistsError:
-                pass
-            except OSError as exc:
-                raise MessageError(f"cannot create {printable(tmp_dir)}: {_cause(exc)}") from exc
-        try:
-            fd = os.open(tmp_path, _CREATE_FLAGS, FILE_MODE)
-        except OSError as exc:
-            raise MessageError(f"cannot create {printable(tmp_path)}: {_cause(exc)}") from exc
-        done = False
-        try:
-            try:
-                size = 0
-                for chunk in chunks:  # the source's own errors propagate unchanged
-                    try:
-                        size += _write_all(fd, chunk)
-                    except OSError as exc:
-                        raise self._write_error(target, exc) from exc
-                try:
-                    if mtime is not None:
-                        os.utime(fd, (mtime, mtime))
-                    if self.fsync:
-                        os.fsync(fd)
-                    st = os.fstat(fd)
-                except OSError as exc:
-                    raise self._write_error(target, exc) from exc
-            except BaseException:
-                with contextlib.suppress(OSError):
-                    os.close(fd)
-                raise
-            try:
-                os.close(fd)  # NFS and quotas report errors here
-                self._move_no_replace(tmp_path, target)
-            except OSError as exc:
-                raise self._write_error(target, exc) from exc
-            done = True
-        finally:
-            if not done:
-                _unlink_quietly(tmp_path)
-        return LocalMessage(name, subdir, filename, stored, size, st.st_mtime, extra)
-
-    @staticmethod
-    def _write_error(target: str, exc: OSError) -> MessageError:
-        return MessageError(f"cannot deliver {printable(target)}: {_cause(exc)}")
-
-    def _move_no_replace(self, src: str, dst: str) -> None:
-        # link() fails with EEXIST atomically: the spec's way to never replace a file.
-        try:
-            os.link(src, dst)
-        except FileExistsError:
-            raise MessageError(f"{printable(dst)} already exists; not replaced") from None
-        except OSError as exc:
-            if exc.errno not in _NO_LINK_ERRNOS:
-                raise
-            if os.path.lexists(dst):
-                raise MessageError(f"{printable(dst)} already exists; not replaced") from None
-            os.rename(src, dst)  # noqa: PTH104 -- str paths
-            return
-        try:
-            os.unlink(src)  # noqa: PTH108 -- str path
-        except OSError as exc:  # delivered all the same; clean_tmp removes it later
-            log.warning("cannot remove %s after delivery: %s", printable(src), exc)
+        tmp_dir = join(self._str, "tmp")
+        tmp_path = join(tmp_dir, name)
+        target = join(self._str, subdir, filename)
+        size, stored_mtime = write_new_file(
+            chunks, tmp_dir, tmp_path, target, mtime=mtime, fsync=self.fsync
+        )
+        return LocalMessage(name, subdir, filename, stored, size, stored_mtime, extra)
 
     def set_flags(self, msg: LocalMessage, flags: Flags) -> LocalMessage:
         """Rename ``msg`` so its info letters say ``flags``; returns the new state.
@@ -574,14 +413,16 @@ class MaildirFolder:
                 if current is msg
                 else (current.flags | (flags - msg.flags)) - (msg.flags - flags)
             )
-            letters, stored, extra = self._encode(wanted, keep=current.extra)
+            letters, stored, extra = self._keywords.encode(
+                wanted, keep=current.extra, fsync=self.fsync
+            )
             if current.subdir == "new" and stored == current.flags:
                 return current
             filename = current.name + INFO_SEPARATOR + letters
             if current.subdir == "cur" and filename == current.filename:
                 return current
-            src = _join(self._str, current.subdir, current.filename)
-            dst = _join(self._str, "cur", filename)
+            src = join(self._str, current.subdir, current.filename)
+            dst = join(self._str, "cur", filename)
             if os.path.lexists(dst):
                 raise MessageError(f"cannot rename {printable(src)}: {filename} already exists")
             try:
@@ -595,7 +436,7 @@ class MaildirFolder:
                 current = moved
                 continue
             except OSError as exc:
-                raise MessageError(f"cannot rename {printable(src)}: {_cause(exc)}") from exc
+                raise MessageError(f"cannot rename {printable(src)}: {cause(exc)}") from exc
             return LocalMessage(
                 current.name, "cur", filename, stored, current.size, current.mtime, extra
             )
@@ -607,13 +448,13 @@ class MaildirFolder:
         If a mail reader renamed the file since the scan, the current file is
         removed only when its flags are unchanged; a changed one is kept and
         MessageError raised (a change wins over a deletion)."""
-        path = _join(self._str, msg.subdir, msg.filename)
+        path = join(self._str, msg.subdir, msg.filename)
         try:
             os.unlink(path)  # noqa: PTH108 -- str path
         except FileNotFoundError:
             pass
         except OSError as exc:
-            raise MessageError(f"cannot delete {printable(path)}: {_cause(exc)}") from exc
+            raise MessageError(f"cannot delete {printable(path)}: {cause(exc)}") from exc
         else:
             return
         moved = self.locate(msg.name)
@@ -624,36 +465,15 @@ class MaildirFolder:
                 f"not deleting {printable(self.path_of(moved))}: changed locally since the scan"
             )
         try:
-            _unlink_quietly(_join(self._str, moved.subdir, moved.filename))
+            unlink_quietly(join(self._str, moved.subdir, moved.filename))
         except OSError as exc:
-            raise MessageError(f"cannot delete {printable(path)}: {_cause(exc)}") from exc
+            raise MessageError(f"cannot delete {printable(path)}: {cause(exc)}") from exc
 
     def clean_tmp(self, max_age: float = TMP_MAX_AGE) -> list[Path]:
         """Remove regular files in ``tmp/`` untouched (atime and mtime) for
         ``max_age`` seconds -- leftovers of interrupted deliveries (Maildir
         spec).  Returns the removed paths; errors are logged, not raised."""
-        removed: list[Path] = []
-        now = time.time()
-        tmp_dir = _join(self._str, "tmp")
-        try:
-            with os.scandir(tmp_dir) as entries:
-                for entry in entries:
-                    try:
-                        st = entry.stat(follow_symlinks=False)
-                        if stat.S_ISREG(st.st_mode) and now - max(st.st_atime, st.st_mtime) > (
-                            max_age
-                        ):
-                            os.unlink(entry.path)  # noqa: PTH108 -- str path
-                            removed.append(Path(entry.path))
-                    except FileNotFoundError:
-                        continue
-                    except OSError as exc:
-                        log.warning("cannot remove %s: %s", printable(entry.path), exc)
-        except FileNotFoundError:
-            return removed
-        except OSError as exc:
-            log.warning("cannot clean %s: %s", printable(tmp_dir), exc)
-        return removed
+        return remove_stale(join(self._str, "tmp"), max_age)
 
     # -- keywords -----------------------------------------------------------
 
@@ -664,28 +484,7 @@ class MaildirFolder:
         letters then count as unknown and are preserved).  Cached by the
         file's (mtime, inode, size).  Raises FolderError if it exists but
         cannot be read."""
-        path = _join(self._str, KEYWORDS_FILE)
-        try:
-            st = os.stat(path)  # noqa: PTH116 -- str path
-        except FileNotFoundError:
-            self._kw_cache = None
-            return []
-        except OSError as exc:
-            raise FolderError(f"cannot read {printable(path)}: {_cause(exc)}") from exc
-        sig = (st.st_mtime_ns, st.st_ino, st.st_size)
-        if self._kw_cache is not None and self._kw_cache[0] == sig:
-            return list(self._kw_cache[1])
-        try:
-            fd = os.open(path, _READ_FLAGS)
-            try:
-                text = _read_fd(fd, path).decode("utf-8", "replace")
-            finally:
-                os.close(fd)
-        except (OSError, MessageError) as exc:
-            raise FolderError(f"cannot read {printable(path)}: {exc}") from exc
-        result = _parse_keywords(text)
-        self._kw_cache = (sig, result)
-        return list(result)
+        return self._keywords.read()
 
     def ensure_keywords(self, wanted: Iterable[str]) -> list[str]:
         """Give every valid keyword of ``wanted`` a letter, appending to
@@ -693,101 +492,4 @@ class MaildirFolder:
         new keyword list.  Keywords beyond the 26th or not valid IMAP atoms get
         no letter.  Does not take Dovecot's dotlock: do not run a local Dovecot
         on the same Maildir at the same time."""
-        current = self.keywords()
-        known = set(current)
-        missing = [k for k in dict.fromkeys(wanted) if k not in known and valid_keyword(k)]
-        room = MAX_KEYWORDS - len(current)
-        if not missing or room <= 0:
-            return current
-        updated = current + missing[:room]
-        text = "".join(f"{i} {k}\n" for i, k in enumerate(updated) if k)
-        path = _join(self._str, KEYWORDS_FILE)
-        tmp = f"{path}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
-        try:
-            fd = os.open(tmp, _CREATE_FLAGS, FILE_MODE)
-            try:
-                _write_all(fd, text.encode("ascii"))
-                if self.fsync:
-                    os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.rename(tmp, path)  # noqa: PTH104 -- str paths
-            if self.fsync:
-                _fsync_dir(self._str)
-        except OSError as exc:
-            _unlink_quietly(tmp)
-            raise FolderError(f"cannot write {printable(path)}: {_cause(exc)}") from exc
-        self._kw_cache = None
-        log.debug("%s: new keywords %s", printable(self.path), missing[:room])
-        return updated
-
-    def _encode(self, flags: Flags, keep: str) -> tuple[str, Flags, str]:
-        """``(letters, flags as stored, extra letters)`` for a file name."""
-        keyword_flags = sorted(f for f in flags if is_keyword(f))  # stable letters
-        if keyword_flags:
-            keywords = self.ensure_keywords(keyword_flags)
-        elif any("a" <= ch <= "z" for ch in keep):
-            keywords = self.keywords()
-        else:
-            keywords = []
-        index = keyword_index(keywords)
-        lost = unmapped_flags(flags, index)
-        if lost:
-            log.warning(
-                "%s: flags %s have no Maildir letter and are not stored locally",
-                printable(self.path),
-                ascii(sorted(lost)),
-            )
-        letters = flags_to_letters(flags, index, keep)
-        stored, extra = split_letters(letters, keywords)
-        return letters, stored, extra
-
-
-def _parse_keywords(text: str) -> list[str]:
-    slots: dict[int, str] = {}
-    for line in text.splitlines():
-        number, _, keyword = line.partition(" ")
-        if number.isdigit() and int(number) < MAX_KEYWORDS and valid_keyword(keyword):
-            slots[int(number)] = keyword
-    if not slots:
-        return []
-    return [slots.get(i, "") for i in range(max(slots) + 1)]
-
-
-def _escape_host(host: str) -> str:
-    # The spec escapes "/" and ":"; anything else unusual (space, control,
-    # non-ASCII, backslash) is escaped the same way so names stay plain ASCII.
-    return "".join(
-        ch
-        if ch.isascii() and ch.isprintable() and ch not in "/: \\"
-        else "".join(f"\\{b:03o}" for b in ch.encode("utf-8", "surrogateescape"))
-        for ch in host
-    )
-
-
-def _is_utf8(name: str) -> bool:
-    try:
-        name.encode("utf-8")
-    except UnicodeEncodeError:  # surrogate escapes from os.fsdecode: not UTF-8 on disk
-        return False
-    return True
-
-
-def _check_unique_name(name: str) -> None:
-    if (
-        not name
-        or name.startswith(".")
-        or any(ch in name for ch in "/:\x00")
-        or not name.isprintable()
-        or not _is_utf8(name)
-        or len(name.encode("utf-8")) > _MAX_NAME_BYTES
-    ):
-        raise MessageError(f"invalid Maildir unique name {name!a}")
-
-
-def _cause(exc: OSError) -> str:
-    if exc.errno == errno.ELOOP:
-        return "is a symlink; refusing to follow it"
-    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        return f"{exc.strerror} (disk full or over quota?)"
-    return exc.strerror or str(exc)
+        return self._keywords.ensure(wanted, fsync=self.fsync)
