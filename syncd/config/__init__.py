@@ -49,7 +49,8 @@ from syncd.errors import ConfigError
 logger = logging.getLogger(__name__)
 
 TlsMode = Literal["tls", "starttls", "none"]
-Layout = Literal["maildir++", "nested"]
+Layout = Literal["maildir++", "nested", "flat"]
+LocalNames = Literal["utf-8", "imap-utf-7"]  # how folder names are spelled on disk
 SyncMode = Literal["both", "pull", "push"]
 
 APP_NAME: Final = "syncd"
@@ -70,7 +71,7 @@ _ACCOUNT_KEYS: Final = (
     "host", "port", "tls", "ca_file", "user", "password_command", "allow_plaintext",
     "maildir", "layout", "folders", "exclude", "sync", "expunge", "timeout",
     "max_connections", "interval", "idle", "fsync", "new_to_new", "trash",
-    "rules",
+    "rules", "local_names",
 )  # fmt: skip
 
 
@@ -100,6 +101,8 @@ class AccountConfig:
     new_to_new: bool
     trash: str | None
     rules: tuple[Mapping[str, Any], ...]  # opaque until the rules engine parses them
+    # Last, with a default, so that code building an AccountConfig by hand keeps working.
+    local_names: LocalNames = "utf-8"
 
 
 @dataclass(frozen=True)
@@ -511,6 +514,7 @@ def _read_account(
         new_to_new=table.boolean("new_to_new", default=False),
         trash=table.optional_string("trash"),
         rules=table.get("rules", (), _rules),
+        local_names=cast(LocalNames, table.choice("local_names", get_args(LocalNames))),
     )
     return account if maildir is not None else None
 
