@@ -10,11 +10,13 @@ over the same Maildir, with ``HOME`` pointing where the tool kept its state.
 
 What a switching user must get:
 
-- the same directories (no ``Projets/Été`` beside ``Projets/&AMk-t&AOk-``) and no new
-  server folder -- works today (``layout``/``local_names`` from the importers);
+- the same directories (no ``Projets/Été`` beside ``Projets/&AMk-t&AOk-``), no new
+  server folder, no pre-existing file rewritten or moved (same inode) -- works today
+  (``layout``/``local_names`` from the importers), as does the agreement between the
+  ``syncd.adopt`` readers and syncd's own folder mapping that the seeding will join on;
 - no duplicate on either side, both sides converged on the expected messages and flags,
-  the post-switch changes propagated, every pre-existing file left where it was (same
-  inode), and no message body fetched or appended but the two new messages'.
+  the post-switch changes propagated, and no message body fetched or appended but the
+  two new messages' (Dovecot's logout counters).
 
 The second group needs the first sync to *seed* syncd's state from the other tool's
 (``syncd.adopt``: pairs by UID, its last-synced flags as the baseline).  Until that is
@@ -46,6 +48,11 @@ from support.maildir import LocalView, deliver, folder_messages, set_local_flags
 from support.run import run_syncd
 
 from devserver.dovecot import DevServer, Traffic, User
+from syncd.adopt.common import AdoptedFolder
+from syncd.adopt.mbsync import MbsyncStore, read_mbsync_store
+from syncd.adopt.offlineimap import OfflineimapAccount, read_offlineimap_account
+from syncd.config import AccountConfig, load_config
+from syncd.folders import local_path
 
 SEEDING = pytest.mark.xfail(
     strict=True, raises=AssertionError, reason="adoption seeding not wired yet (issue 10)"
@@ -304,6 +311,8 @@ class Switched:
     traffic: Traffic
     new_far_size: int
     new_near_size: int
+    adopted: list[AdoptedFolder]  # what the readers make of the tool's state, before syncd
+    account: AccountConfig  # the imported config's account, loaded
 
 
 def fill(server: DevServer, user: User) -> None:
@@ -339,6 +348,30 @@ def expected_end(server: DevServer, user: User) -> dict[str, dict[str, frozenset
     del expected[LOCAL_DELETE[0]][mid(*LOCAL_DELETE)]
     expected[NEW_NEAR[0]][NEW_NEAR[1]] = frozenset({"\\Seen"})
     return expected
+
+
+def read_adopted(variant: Variant, home: Path) -> list[AdoptedFolder]:
+    """The readers of syncd.adopt on what the tool left, told what its config says."""
+    mail = home / "Mail"
+    if variant.tool == "offlineimap":
+        return read_offlineimap_account(
+            OfflineimapAccount(mail, home / ".offlineimap", "mail", "rem", variant.style)
+        )
+    if variant.style == "Maildir++":
+        store = MbsyncStore(
+            inbox=mail / "INBOX",
+            subfolders="maildir++",
+            sync_state=f"{home}/.mbsync/",
+            global_state_stores=("far", "near"),
+        )
+    else:
+        store = MbsyncStore(inbox=mail / "INBOX", path=mail, subfolders="verbatim")
+    return read_mbsync_store(store)
+
+
+def imported_account(config: Path) -> AccountConfig:
+    [account] = load_config(config).accounts.values()  # the tool's paths are absolute here
+    return account
 
 
 def import_config(
@@ -378,6 +411,7 @@ def switch(variant: Variant, server: DevServer, home: Path) -> Switched:
     prepared = prepare(variant, server, user, home)
     config, root = prepared.config, prepared.root
     checked = run_syncd("check", config=config, env=tool_env(home))
+    adopted = read_adopted(variant, home)
     dirs_before = set(local_folders(root, variant.layout))
     server_before = set(server_snapshot(server, user))
     files_before = files(home / "Mail")
@@ -404,6 +438,8 @@ def switch(variant: Variant, server: DevServer, home: Path) -> Switched:
         traffic=traffic,
         new_far_size=len(make_message(subject="new far", message_id=NEW_FAR[1])),
         new_near_size=prepared.new_near_size,
+        adopted=adopted,
+        account=imported_account(config),
     )
 
 
@@ -504,6 +540,26 @@ def test_existing_files_are_left_where_they_are(
     assert set(before) <= set(after), "a pre-existing file is gone"
     changed = {name for name in before if after[name] != before[name]}
     assert changed == set(), "pre-existing files rewritten (inode, size or mtime changed)"
+
+
+@pytest.mark.parametrize("variant_id", variants())
+def test_readers_and_syncd_agree_on_every_folders_directory(
+    switched: Callable[[str], Switched], variant_id: str
+) -> None:
+    """What the seeding will join on: each AdoptedFolder's directory is the one syncd's
+    own mapping (the imported layout and local_names) gives its server name, and the
+    readers found the tool's pairs (the post-switch changes aside)."""
+    s = switched(variant_id)
+    account = s.account
+    assert {f.server_name for f in s.adopted} == set(FOLDERS)
+    for folder in s.adopted:
+        path = local_path(account.maildir, folder.parts, account.layout, names=account.local_names)
+        assert path == folder.maildir_path, folder.parts
+        assert folder.uidvalidity is not None and folder.pairs, folder.notes
+    pairs = sum(len(f.pairs) for f in s.adopted)
+    # every message the tool synced, less the one deleted locally since (mbsync's state
+    # still lists it: skipped, its file is gone)
+    assert pairs == sum(FOLDERS.values()) - 1, [f.notes for f in s.adopted]
 
 
 # --------------------------------------------------------------------------- needs seeding
