@@ -45,7 +45,7 @@ from imapclient import imap_utf7
 from support.imap import MessageView, append, server_snapshot, session, set_flags
 from support.mail import make_message
 from support.maildir import LocalView, deliver, folder_messages, set_local_flags
-from support.run import run_syncd
+from support.run import account_config, run_syncd, write_config
 
 from devserver.dovecot import DevServer, Traffic, User
 from syncd.adopt.common import AdoptedFolder
@@ -680,3 +680,32 @@ def test_first_run_killed_halfway_ends_like_an_uninterrupted_one(
         assert duplicates(local, "message_id") == {}, (where, "a message twice in the Maildir")
         assert {f: by_id(v) for f, v in server.items()} == run.expected, where
         assert {f: by_id(v) for f, v in local.items()} == run.expected, where
+
+
+@pytest.mark.parametrize("layout", ["nested", "flat", "maildir++"])
+def test_imap_utf7_names_both_ways_in_every_layout(
+    dovecot: DevServer, account: User, tmp_path: Path, layout: str
+) -> None:
+    """After the switch, folders created on either side are spelled as the tool would:
+    a new server folder gets a modified UTF-7 directory, a directory made the tool's way
+    becomes a server folder with the decoded name; the next run changes nothing."""
+    append(dovecot, account, "Neu/\u00c4rger", make_message(message_id="<far@utf7.test>"))
+    maildir = tmp_path / "Mail"
+    spelled = {"nested": "Lokal/&AMk-", "flat": "Lokal.&AMk-", "maildir++": ".Lokal.&AMk-"}
+    deliver(maildir / spelled[layout], make_message(message_id="<near@utf7.test>"), "S")
+    config = write_config(
+        tmp_path,
+        {"t": account_config(dovecot, account, maildir, layout=layout, local_names="imap-utf-7")},
+    )
+    run_syncd("sync", config=config, check=True)
+    written = {"nested": "Neu/&AMQ-rger", "flat": "Neu.&AMQ-rger", "maildir++": ".Neu.&AMQ-rger"}
+    assert (maildir / written[layout] / "cur").is_dir()
+    assert not any("\u00c4" in p.as_posix() for p in maildir.rglob("*"))
+    server = server_snapshot(dovecot, account)
+    assert [v.message_id for v in server["Lokal/\u00c9"]] == ["<near@utf7.test>"]
+    assert "Lokal/&AMk-" not in server
+    local = local_snapshot(maildir, layout)
+    assert [v.message_id for v in local["Neu/\u00c4rger"]] == ["<far@utf7.test>"]
+    assert set(local) == set(server)
+    again = run_syncd("sync", config=config, check=True)
+    assert "0 downloaded, 0 uploaded" in again.stderr
