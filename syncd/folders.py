@@ -1,16 +1,28 @@
 """Folder names: server hierarchy <-> local Maildir paths, validation, discovery.
 
 Inside syncd a folder name is a tuple of Unicode components, the server's
-hierarchy delimiter already split off (``("Lists", "python")``).  Two local
-layouts exist, chosen per account:
+hierarchy delimiter already split off (``("Lists", "python")``).  Three local
+layouts exist, chosen per account (``layout``):
 
 - ``maildir++``: INBOX is the Maildir root itself; ``Lists/python`` lives in
-  ``<root>/.Lists.python`` (the layout of Dovecot's and Courier's default).
+  ``<root>/.Lists.python`` (the layout of Dovecot's and Courier's default, and
+  mbsync's ``SubFolders Maildir++``).
 - ``nested``: every folder, INBOX included, is a directory path under the
-  root: ``<root>/INBOX``, ``<root>/Lists/python``.
+  root: ``<root>/INBOX``, ``<root>/Lists/python`` (mbsync's ``SubFolders
+  Verbatim``, offlineimap's ``sep = /``).
+- ``flat``: every folder is one directory at the root, its components joined
+  with ``.``: ``<root>/INBOX``, ``<root>/Lists.python``, ``<root>/INBOX.sub``
+  (offlineimap's default ``sep = .``, mbsync's ``Flatten .``).
 
-Non-ASCII names are stored as UTF-8.  Every name is validated before it
-touches the filesystem: a hostile server must not reach outside the root.
+Components are written on disk in one of two encodings (``local_names``):
+
+- ``utf-8`` (the default): ``Projets/Été``.
+- ``imap-utf-7``: the server's modified UTF-7 (RFC 3501 §5.1.3),
+  ``Projets/&AMk-t&AOk-``: what mbsync 1.4 and offlineimap (without
+  ``utf8foldernames``) write, and Dovecot's own Maildir.
+
+Every name is validated in Unicode, then encoded, then checked again as the
+path it becomes: a hostile server must not reach outside the root.
 """
 
 from __future__ import annotations
@@ -26,8 +38,11 @@ from typing import Literal
 from syncd.errors import UnsafeNameError
 from syncd.logsetup import printable
 
-Layout = Literal["maildir++", "nested"]
-LAYOUTS: tuple[Layout, ...] = ("maildir++", "nested")
+Layout = Literal["maildir++", "nested", "flat"]
+LAYOUTS: tuple[Layout, ...] = ("maildir++", "nested", "flat")
+#: How folder name components are spelled on disk (the ``local_names`` account key).
+LocalNames = Literal["utf-8", "imap-utf-7"]
+LOCAL_NAMES: tuple[LocalNames, ...] = ("utf-8", "imap-utf-7")
 
 INBOX = "INBOX"
 MAX_COMPONENT_BYTES = 255  # NAME_MAX on every filesystem we care about
@@ -104,6 +119,12 @@ def _component_problem(part: str, layout: Layout) -> str | None:
                 f"component {part!r} contains '.', the maildir++ separator; "
                 'use layout = "nested" for this account'
             )
+    elif layout == "flat":
+        if "." in part:
+            return (
+                f"component {part!r} contains '.', the flat layout's separator; "
+                'use layout = "nested" for this account'
+            )
     else:
         if part.startswith("."):
             return f"component {part!r} starts with '.' (a hidden directory)"
@@ -113,25 +134,77 @@ def _component_problem(part: str, layout: Layout) -> str | None:
 
 
 def _relative_parts(parts: tuple[str, ...], layout: Layout) -> tuple[str, ...]:
-    """The path components under the root, after validation."""
+    """The path components under the root, after validation and encoding."""
     if layout == "nested":
         return parts
+    if layout == "flat":
+        return (".".join(parts),)
     if parts == (INBOX,):
         return ()
     return ("." + ".".join(parts),)
 
 
-def local_path(root: Path, parts: tuple[str, ...], layout: Layout) -> Path:
+def encode_component(part: str, names: LocalNames) -> str:
+    """A (validated) name component as it is spelled on disk under ``names``."""
+    if names == "utf-8" or (part.isascii() and "&" not in part):
+        return part  # the common case, and the same text in both encodings
+    # Lazily: the IMAP codec pulls in imapclient, and `syncd check` must start fast.
+    from syncd.stores.imap.parse import encode_mailbox_name
+
+    return encode_mailbox_name(part).decode("ascii")
+
+
+def decode_component(spelled: str, names: LocalNames) -> str:
+    """A directory name component as found on disk -> the folder name component.
+
+    Raises ValueError (the reason, one line) when ``spelled`` is not valid in
+    ``names``: under ``imap-utf-7``, 8-bit or control characters (a UTF-8 name,
+    say), a ``&`` not starting a well-formed base64 run, or a non-canonical
+    spelling (one that would not be written back the same way).
+    """
+    if names == "utf-8":
+        return spelled
+    if "&" not in spelled and spelled.isascii() and spelled.isprintable():
+        return spelled  # the common case, and the same text in both encodings
+    from syncd.stores.imap.parse import decode_mailbox_name
+
+    try:
+        return decode_mailbox_name(spelled.encode("ascii"))
+    except UnicodeEncodeError:
+        raise ValueError("holds non-ASCII characters (a UTF-8 name?)") from None
+
+
+def _check_encoded(spelled: str, shown: str) -> None:
+    # Belt and braces: whatever the encoding did, the result must still be one
+    # plain path component.
+    if spelled in {"", ".", ".."} or "/" in spelled or "\x00" in spelled:
+        raise UnsafeNameError(
+            f"unsafe folder name {shown!r}: encodes to {spelled!r} (possible attack)"
+        )
+    if len(spelled.encode("utf-8")) > MAX_COMPONENT_BYTES:
+        raise UnsafeNameError(
+            f"unsafe folder name {shown!r}: component longer than {MAX_COMPONENT_BYTES} "
+            "bytes once encoded"
+        )
+
+
+def local_path(
+    root: Path, parts: tuple[str, ...], layout: Layout, *, names: LocalNames = "utf-8"
+) -> Path:
     """The Maildir directory of folder ``parts`` under ``root``.
 
+    ``names`` is the spelling of components on disk (see the module docstring).
     Raises UnsafeNameError (one line, naming the folder and the reason) for a
     name that is empty, has an empty, ``.``, ``..``, hidden or reserved
     component, contains ``/``, NUL, control characters or invalid Unicode, is
-    too long, or would resolve outside ``root`` (including through a symlinked
-    directory already on disk).  Pure apart from resolving existing symlinks.
+    too long (also once encoded), or would resolve outside ``root`` (including
+    through a symlinked directory already on disk).  Pure apart from resolving
+    existing symlinks.
     """
     if layout not in LAYOUTS:
         raise ValueError(f"unknown layout {layout!r}")
+    if names not in LOCAL_NAMES:
+        raise ValueError(f"unknown local_names {names!r}")
     shown = "/".join(parts)
     if not parts:
         raise UnsafeNameError("unsafe folder name '': empty name")
@@ -142,11 +215,18 @@ def local_path(root: Path, parts: tuple[str, ...], layout: Layout) -> Path:
         problem = _component_problem(part, layout)
         if problem is not None:
             raise UnsafeNameError(f"unsafe folder name {shown!r}: {problem}")
-    relative = _relative_parts(parts, layout)
+    if layout == "flat" and ".".join(parts) in _RESERVED_NESTED:
+        raise UnsafeNameError(
+            f"unsafe folder name {shown!r}: clashes with a Maildir entry of the root"
+        )
+    spelled = tuple(encode_component(p, names) for p in parts)
+    for part in spelled:
+        _check_encoded(part, shown)
+    relative = _relative_parts(spelled, layout)
     if any(len(p.encode("utf-8")) > MAX_COMPONENT_BYTES for p in relative):
         raise UnsafeNameError(
             f"unsafe folder name {shown!r}: longer than {MAX_COMPONENT_BYTES} bytes "
-            "as one maildir++ directory name"
+            f"as one {layout} directory name"
         )
     if len("/".join(relative).encode("utf-8")) > MAX_NAME_BYTES:
         raise UnsafeNameError(f"unsafe folder name {shown!r}: longer than {MAX_NAME_BYTES} bytes")
@@ -171,21 +251,24 @@ def _check_inside(root: Path, path: Path, shown: str) -> None:
         )
 
 
-def discover(root: Path, layout: Layout) -> tuple[list[tuple[str, ...]], list[str]]:
+def discover(
+    root: Path, layout: Layout, *, names: LocalNames = "utf-8"
+) -> tuple[list[tuple[str, ...]], list[str]]:
     """The Maildir folders present under ``root`` and the problems found.
 
     A folder is a directory with a ``cur/`` subdirectory.  Symlinks are never
     followed: a symlinked folder is reported, not listed.  Also reported (one
-    line each, naming the path): names that are not valid UTF-8 and names that
-    would not map back to the same directory through :func:`local_path`.
-    Returns the folders sorted, INBOX first when present.
+    line each, naming the path): names that are not valid UTF-8, or under
+    ``names = "imap-utf-7"`` not valid modified UTF-7, and names that would not
+    map back to the same directory through :func:`local_path`.
+    Returns the folders (decoded) sorted, INBOX first when present.
     """
     folders: list[tuple[str, ...]] = []
     problems: list[str] = []
-    if layout == "maildir++":
-        _discover_maildirpp(root, folders, problems)
+    if layout == "nested":
+        _discover_nested(root, (), (), folders, problems, names=names, is_root=True)
     else:
-        _discover_nested(root, (), folders, problems, is_root=True)
+        _discover_top(root, layout, folders, problems, names)
     folders.sort(key=lambda p: (p != (INBOX,), p))
     return folders, problems
 
@@ -216,11 +299,35 @@ def _scandir(path: Path, problems: list[str]) -> list[os.DirEntry[str]]:
         return []
 
 
+def _decoded(
+    spelled: Sequence[str], names: LocalNames, path: Path, problems: list[str]
+) -> tuple[str, ...] | None:
+    """The folder name components of on-disk ``spelled``, or None (reported)."""
+    out = []
+    for part in spelled:
+        try:
+            out.append(decode_component(part, names))
+        except ValueError as exc:
+            problems.append(
+                f"skipped {printable(path)}: {printable(part)} is not valid modified UTF-7 "
+                f'({exc}), as local_names = "imap-utf-7" requires (Projets/&AMk-t&AOk- '
+                "for Projets/\u00c9t\u00e9); rename it or change local_names"
+            )
+            return None
+    return tuple(out)
+
+
 def _maps_back(
-    root: Path, parts: tuple[str, ...], layout: Layout, path: Path, problems: list[str]
+    root: Path,
+    parts: tuple[str, ...],
+    layout: Layout,
+    path: Path,
+    problems: list[str],
+    *,
+    names: LocalNames,
 ) -> bool:
     try:
-        mapped = local_path(root, parts, layout)
+        mapped = local_path(root, parts, layout, names=names)
     except UnsafeNameError as exc:
         problems.append(f"skipped {printable(path)}: {exc}")
         return False
@@ -232,14 +339,29 @@ def _maps_back(
     return True
 
 
-def _discover_maildirpp(root: Path, folders: list[tuple[str, ...]], problems: list[str]) -> None:
-    if _has_cur(root):
+def _discover_top(
+    root: Path,
+    layout: Layout,
+    folders: list[tuple[str, ...]],
+    problems: list[str],
+    names: LocalNames,
+) -> None:
+    """``maildir++`` (``.A.b`` under an INBOX root) and ``flat`` (``A.b`` at the root)."""
+    plusplus = layout == "maildir++"
+    if plusplus and _has_cur(root):
         folders.append((INBOX,))
+    if not plusplus and _has_cur(root):
+        problems.append(
+            f"skipped {printable(root)}: the root itself is a Maildir, but in the flat layout "
+            f"INBOX is {printable(root / INBOX)} (maildir++ layout?)"
+        )
     for entry in _scandir(root, problems):
         name = entry.name
-        if not name.startswith(".") or name in {".", ".."}:
-            continue
         path = root / name
+        if plusplus and (not name.startswith(".") or name in {".", ".."}):
+            continue
+        if not plusplus and name in _MAILDIR_SUBDIRS:
+            continue
         if not _decodable(name):
             if _has_cur(path):
                 problems.append(f"skipped {printable(path)}: folder name is not valid UTF-8")
@@ -250,20 +372,29 @@ def _discover_maildirpp(root: Path, folders: list[tuple[str, ...]], problems: li
             continue
         if not entry.is_dir(follow_symlinks=False) or not _has_cur(path):
             continue
-        parts = _normalise_inbox(tuple(name[1:].split(".")))
-        if _maps_back(root, parts, "maildir++", path, problems):
+        if not plusplus and name.startswith("."):
+            problems.append(f"skipped {printable(path)}: hidden directory (maildir++ folder?)")
+            continue
+        decoded = _decoded((name[1:] if plusplus else name).split("."), names, path, problems)
+        if decoded is None:
+            continue
+        parts = _normalise_inbox(decoded)
+        if _maps_back(root, parts, layout, path, problems, names=names):
             folders.append(parts)
 
 
 def _discover_nested(
     root: Path,
+    spelled: tuple[str, ...],
     prefix: tuple[str, ...],
     folders: list[tuple[str, ...]],
     problems: list[str],
     *,
+    names: LocalNames,
     is_root: bool = False,
 ) -> None:
-    here = root.joinpath(*prefix)
+    """``spelled``: the directory's path under the root as on disk; ``prefix``: decoded."""
+    here = root.joinpath(*spelled)
     if is_root and _has_cur(root):
         problems.append(
             f"skipped {printable(root)}: the root itself is a Maildir, but in the nested layout "
@@ -289,10 +420,15 @@ def _discover_nested(
             if _has_cur(path):
                 problems.append(f"skipped {printable(path)}: hidden directory (maildir++ folder?)")
             continue
-        parts = _normalise_inbox((*prefix, name))
-        if _has_cur(path) and _maps_back(root, parts, "nested", path, problems):
+        decoded = _decoded((name,), names, path, problems)
+        if decoded is None:
+            continue
+        parts = _normalise_inbox((*prefix, *decoded))
+        if _has_cur(path) and _maps_back(root, parts, "nested", path, problems, names=names):
             folders.append(parts)
-        _discover_nested(root, (*prefix, name), folders, problems)
+        _discover_nested(
+            root, (*spelled, name), (*prefix, *decoded), folders, problems, names=names
+        )
 
 
 def _normalise_pattern(pattern: str) -> str:

@@ -121,6 +121,7 @@ def test_minimal_account_gets_the_documented_defaults(tmp_path: Path) -> None:
         new_to_new=False,
         trash=None,
         rules=(),
+        local_names="utf-8",
     )
 
 
@@ -136,6 +137,7 @@ def test_every_key_is_read(tmp_path: Path) -> None:
         password_command = "pass show 'mail/my work'"
         allow_plaintext = true
         layout = "nested"
+        local_names = "imap-utf-7"
         folders = ["INBOX", "Lists/*"]
         exclude = ["Lists/spam*"]
         sync = "pull"
@@ -159,6 +161,7 @@ def test_every_key_is_read(tmp_path: Path) -> None:
     assert account.password_command == ("pass", "show", "mail/my work")
     assert account.allow_plaintext is True
     assert account.layout == "nested"
+    assert account.local_names == "imap-utf-7"
     assert account.folders == ("INBOX", "Lists/*")
     assert account.exclude == ("Lists/spam*",)
     assert account.sync == "pull"
@@ -241,6 +244,15 @@ def test_tls_none_to_another_host_is_refused_unless_allowed(tmp_path: Path, host
     assert load_config(path).accounts["w"].tls == "none"
 
 
+@pytest.mark.parametrize(
+    ("layout", "names"),
+    [(lay, n) for lay in ("maildir++", "nested", "flat") for n in ("utf-8", "imap-utf-7")],
+)
+def test_every_layout_and_local_names_is_accepted(tmp_path: Path, layout: str, names: str) -> None:
+    account = work(tmp_path, f'layout = "{layout}"\nlocal_names = "{names}"\n')
+    assert (account.layout, account.local_names) == (layout, names)
+
+
 # --------------------------------------------------------------------------- errors
 
 
@@ -256,7 +268,15 @@ def test_tls_none_to_another_host_is_refused_unless_allowed(tmp_path: Path, host
         ("fsync = 1", "fsync", "must be true or false, without quotes (got 1)"),
         ('new_to_new = "false"', "new_to_new", "must be true or false"),
         ('allow_plaintext = "true"', "allow_plaintext", "must be true or false"),
-        ('layout = "flat"', "layout", 'must be one of "maildir++", "nested" (got "flat")'),
+        ('layout = "Flat"', "layout", 'must be one of "maildir++", "nested", "flat" (got "Flat")'),
+        ("layout = 1", "layout", 'must be one of "maildir++", "nested", "flat" (got 1)'),
+        (
+            'local_names = "utf-7"',
+            "local_names",
+            'must be one of "utf-8", "imap-utf-7" (got "utf-7")',
+        ),
+        ("local_names = true", "local_names", 'must be one of "utf-8", "imap-utf-7" (got true)'),
+        ('local_name = "utf-8"', "local_name", 'unknown key (did you mean "local_names"?)'),
         ('sync = "up"', "sync", 'must be one of "both", "pull", "push" (got "up")'),
         ('folders = "INBOX"', "folders", 'must be an array of strings (got "INBOX")'),
         ("exclude = [1]", "exclude", "must be an array of non-empty strings (found 1)"),

@@ -168,6 +168,7 @@ def test_mbsyncrc_accounts(tmp_path: Path) -> None:
         "password_command": ["sh", "-c", "pass show mail/work | head -n1"],
         "maildir": f"{paths['mail']}/work",
         "layout": "nested",
+        "local_names": "imap-utf-7",
         "folders": ["*"],
         "exclude": ["Spam", "Lists/*"],
         "sync": "both",
@@ -176,7 +177,7 @@ def test_mbsyncrc_accounts(tmp_path: Path) -> None:
     }
     gmail = data["accounts"]["gmail-inbox"]
     assert gmail["maildir"] == f"{paths['mail']}/gmail"
-    assert gmail["layout"] == "maildir++"
+    assert (gmail["layout"], gmail["local_names"]) == ("maildir++", "imap-utf-7")
     assert gmail["folders"] == ["INBOX", "[Gmail]/Sent Mail"]
     assert (gmail["sync"], gmail["expunge"], gmail["tls"]) == ("pull", False, "tls")
     assert "password_command" not in gmail  # Pass is never copied into syncd's file
@@ -244,6 +245,7 @@ def test_offlineimaprc_accounts(tmp_path: Path) -> None:
         "idle": ["INBOX"],
         "maildir": f"{paths['mail']}/personal",
         "layout": "nested",
+        "local_names": "imap-utf-7",
         "interval": "300s",
     }
     lab = data["Lab"]
@@ -254,6 +256,11 @@ def test_offlineimaprc_accounts(tmp_path: Path) -> None:
         "pull",
     )
     assert "password_command" not in lab
+    assert (lab["maildir"], lab["layout"], lab["local_names"]) == (
+        f"{paths['mail']}/lab",
+        "flat",  # offlineimap's default sep = .
+        "imap-utf-7",
+    )
     assert "secret" not in result.to_toml()
 
 
@@ -267,10 +274,81 @@ def test_offlineimaprc_warnings_name_each_setting(tmp_path: Path) -> None:
         "remotepass ([Repository LabRemote])",
         "nametrans ([Repository LabRemote])",
         "folderfilter ([Repository LabRemote])",
-        "sep = . ([Repository LabLocal])",
     ):
         assert setting in text, setting
     assert "secret" not in text
+
+
+def _mbsync_store(store: str) -> tuple[dict[str, object], list[str]]:
+    rc = (
+        "IMAPStore s\nHost 127.0.0.1\nUser u\nSSLType None\n\n"
+        f"MaildirStore m\n{store}\n\nChannel c\nFar :s:\nNear :m:\nPatterns *\nCreate Both\n"
+    )
+    result = import_mbsyncrc(rc)
+    return tomllib.loads(result.to_toml())["accounts"]["c"], result.warnings
+
+
+@pytest.mark.parametrize(
+    ("store", "maildir", "layout", "names"),
+    [
+        ("Path ~/M/\nInbox ~/M/INBOX\nSubFolders Verbatim", "~/M", "nested", "imap-utf-7"),
+        ("Inbox ~/M/INBOX\nSubFolders Maildir++", "~/M/INBOX", "maildir++", "imap-utf-7"),
+        ("Path ~/M/\nInbox ~/M/INBOX\nFlatten .", "~/M", "flat", "imap-utf-7"),
+        ("Path ~/M/\nInbox ~/M/INBOX\nSubFolders Verbatim\nFlatten .", "~/M", "flat", "imap-utf-7"),
+        ("Path ~/M/\nInbox ~/M/INBOX\nSubFolders Legacy\nFlatten .", "~/M", "flat", "imap-utf-7"),
+        ("Path ~/M/\nInbox ~/M/INBOX\nSubFolders Verbatim\nUtf8 yes", "~/M", "nested", "utf-8"),
+    ],
+    ids=["verbatim", "maildir++", "flatten", "verbatim-flatten", "legacy-flatten", "utf8"],
+)
+def test_mbsync_store_layouts_become_syncd_keys(
+    store: str, maildir: str, layout: str, names: str
+) -> None:
+    data, warnings = _mbsync_store(store)
+    assert (data["maildir"], data["layout"], data["local_names"]) == (maildir, layout, names)
+    assert warnings == []
+
+
+def test_mbsync_store_layouts_syncd_cannot_follow_are_one_line_each(tmp_path: Path) -> None:
+    data, warnings = _mbsync_store("Path ~/M/\nInbox ~/M/INBOX\nSubFolders Verbatim\nFlatten _")
+    assert data["layout"] == "nested"
+    assert [w for w in warnings if w.startswith("Flatten _ (MaildirStore m)")] == warnings
+    data, warnings = _mbsync_store("Path ~/M/\nInbox ~/Mail/Inbox\nFlatten .")
+    assert data["layout"] == "flat"
+    [line] = warnings
+    assert line.startswith("Inbox ~/Mail/Inbox (MaildirStore m): syncd's flat layout keeps INBOX")
+    assert "~/M/INBOX" in line
+    inbox = tmp_path / "INBOX"
+    for sub in ("..sub", ".Archive", "cur"):
+        (inbox / sub).mkdir(parents=True)
+    data, warnings = _mbsync_store(f"Inbox {inbox}\nSubFolders Maildir++")
+    [line] = warnings
+    assert "..sub" in line and ".INBOX.NAME" in line and ".Archive" not in line
+
+
+@pytest.mark.parametrize(
+    ("local", "account", "layout", "names", "warned"),
+    [
+        ("sep = /", "", "nested", "imap-utf-7", False),
+        ("sep = .", "", "flat", "imap-utf-7", False),
+        ("", "", "flat", "imap-utf-7", False),  # offlineimap's default sep is '.'
+        ("sep = /", "utf8foldernames = yes", "nested", "utf-8", False),
+        ("sep = .", "utf8foldernames = no", "flat", "imap-utf-7", False),
+        ("sep = :", "", "nested", "imap-utf-7", True),
+    ],
+)
+def test_offlineimap_sep_and_utf8foldernames_become_syncd_keys(
+    local: str, account: str, layout: str, names: str, warned: bool
+) -> None:
+    rc = (
+        f"[general]\naccounts = a\n[Account a]\nlocalrepository = l\nremoterepository = r\n"
+        f"{account}\n[Repository l]\ntype = Maildir\nlocalfolders = ~/m\n{local}\n"
+        "[Repository r]\ntype = IMAP\nremotehost = h\nremoteuser = u\n"
+    )
+    result = import_offlineimaprc(rc)
+    data = tomllib.loads(result.to_toml())["accounts"]["a"]
+    assert (data["maildir"], data["layout"], data["local_names"]) == ("~/m", layout, names)
+    assert any(w.startswith("sep = : ([Repository l])") for w in result.warnings) is warned
+    assert not any("utf8foldernames" in w for w in result.warnings)
 
 
 def test_remotepasseval_shapes() -> None:

@@ -17,7 +17,7 @@ from support.mail import make_message
 from support.maildir import deliver, set_local_flags
 from support.run import write_config
 
-from syncd.config import AccountConfig, load_config
+from syncd.config import AccountConfig, Layout, load_config
 from syncd.daemon import watch
 from syncd.daemon.watch import Debouncer, EchoFilter, MaildirWatcher, folder_of
 from syncd.stores.maildir.fsio import directory_signature
@@ -81,6 +81,43 @@ def test_maildirpp_paths_map_to_their_folder(path: str, is_dir: bool, expected: 
 @pytest.mark.parametrize(("path", "is_dir", "expected"), NESTED)
 def test_nested_paths_map_to_their_folder(path: str, is_dir: bool, expected: object) -> None:
     assert folder_of(ROOT, "nested", path, is_directory=is_dir) == expected
+
+
+FLAT = [
+    ("/m/INBOX/cur/1:2,S", False, (("INBOX",), False)),
+    ("/m/INBOX.sub/new/1", False, (("INBOX", "sub"), False)),
+    ("/m/Lists.python/cur/1", False, (("Lists", "python"), False)),
+    ("/m/Lists.python", True, (("Lists", "python"), True)),
+    ("/m/Lists.python/tmp/1", False, None),
+    ("/m/Lists.python/sub/cur/1", False, None),  # not a flat folder
+    ("/m/cur/1", False, None),
+    ("/m/.notmuch/cur/1", False, None),
+    ("/m/a..b/cur/1", False, None),
+    ("/m/inbox/cur/1", False, None),
+]
+
+
+@pytest.mark.parametrize(("path", "is_dir", "expected"), FLAT)
+def test_flat_paths_map_to_their_folder(path: str, is_dir: bool, expected: object) -> None:
+    assert folder_of(ROOT, "flat", path, is_directory=is_dir) == expected
+
+
+@pytest.mark.parametrize(
+    ("layout", "path", "expected"),
+    [
+        ("nested", "/m/Projets/&AMk-t&AOk-/cur/1", ("Projets", "\u00c9t\u00e9")),
+        ("flat", "/m/Projets.&AMk-t&AOk-/cur/1", ("Projets", "\u00c9t\u00e9")),
+        ("maildir++", "/m/.Projets.&AMk-t&AOk-/cur/1", ("Projets", "\u00c9t\u00e9")),
+        ("nested", "/m/Projets/\u00c9t\u00e9/cur/1", None),  # UTF-8: not this account's
+        ("nested", "/m/Projets/&AGE-/cur/1", None),  # not canonical
+        ("flat", "/m/a&b/cur/1", None),
+    ],
+)
+def test_imap_utf7_paths_map_to_their_decoded_folder(
+    layout: Layout, path: str, expected: tuple[str, ...] | None
+) -> None:
+    found = folder_of(ROOT, layout, path, is_directory=False, names="imap-utf-7")
+    assert found == (None if expected is None else (expected, False))
 
 
 # --------------------------------------------------------------------------- debounce

@@ -518,7 +518,7 @@ def _prepare_folders(
         far[split_name(info.name, info.delimiter or delimiter)] = info.name
     near_parts: list[tuple[str, ...]] = []
     if account.maildir.is_dir():
-        near_parts, problems = discover(account.maildir, account.layout)
+        near_parts, problems = discover(account.maildir, account.layout, names=account.local_names)
         for problem in problems:
             log.warning("%s", problem)
     wanted = {split_name(n, "/") for n in only} if only is not None else None
@@ -563,7 +563,8 @@ def _prepare_folders(
         try:
             far_name = far.get(parts) or join_name(parts, delimiter)
             near = MaildirFolder(
-                local_path(account.maildir, parts, account.layout), fsync=account.fsync
+                local_path(account.maildir, parts, account.layout, names=account.local_names),
+                fsync=account.fsync,
             )
             if parts not in far:
                 st = db.folder(far_name)

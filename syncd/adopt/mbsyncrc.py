@@ -221,34 +221,70 @@ def _server(result: ImportResult, keys: dict[str, Value], imap: Section, where: 
 
 
 def _maildir(result: ImportResult, keys: dict[str, Value], near: Section) -> None:
+    """``Path``/``Inbox``/``SubFolders``/``Flatten`` -> ``maildir``/``layout``/``local_names``.
+
+    isync 1.4 writes boxes ``top/sub`` and ``INBOX/sub`` as (``Inbox`` = ``Path/INBOX``):
+    Verbatim ``Path/top/sub``, ``Inbox/sub`` = syncd's ``nested``; Maildir++
+    ``Inbox/.top.sub``, ``Inbox/..sub`` = ``maildir++`` (but for INBOX's children);
+    ``Flatten .`` (any style but Maildir++) ``Path/top.sub``, ``Path/INBOX.sub`` =
+    ``flat``.  Names are modified UTF-7 (isync 1.4 has no other spelling; a later
+    ``Utf8 yes`` on the store is honoured).
+    """
     where = f"MaildirStore {near.name}"
     opts = near.options
     path = unquote(opts["path"]).rstrip("/") if "path" in opts else None
     inbox = unquote(opts.get("inbox", "~/Maildir")).rstrip("/")
     style = unquote(opts.get("subfolders", "")).lower()
-    if "flatten" in opts:
-        result.warn(
-            f"Flatten ({where}): flattened names (Lists.python) have no syncd layout; "
-            'written as layout = "nested"'
-        )
+    flatten = unquote(opts["flatten"]) if "flatten" in opts else None
+    utf8 = unquote(opts.get("utf8", "no")).lower() in ("yes", "true", "on", "1")
     if style == "maildir++":
         keys["maildir"], keys["layout"] = inbox, "maildir++"
+        if flatten not in (None, "."):
+            result.warn(
+                f"Flatten {flatten} ({where}): flattened names (Lists{flatten}python) have no "
+                'syncd layout; written as layout = "maildir++" (.Lists.python)'
+            )
+        _inbox_children_note(result, where, inbox)
     else:
-        keys["maildir"], keys["layout"] = path or inbox, "nested"
+        layout = "flat" if flatten == "." else "nested"
+        keys["maildir"], keys["layout"] = path or inbox, layout
+        if flatten not in (None, "."):
+            result.warn(
+                f"Flatten {flatten} ({where}): only Flatten . has a syncd layout (flat); "
+                'written as layout = "nested" (Lists/python)'
+            )
         if path is None:
             result.warn(f"{where}: no Path; the Maildir root is the Inbox {inbox}")
         elif Path(inbox) != Path(path) / "INBOX":
             result.warn(
-                f"Inbox {inbox} ({where}): syncd's nested layout keeps INBOX in "
-                f"{path}/INBOX; move it there"
+                f"Inbox {inbox} ({where}): syncd's {layout} layout keeps INBOX in "
+                f"{path}/INBOX; move it there before the first sync, or INBOX is "
+                "downloaded again"
             )
-        if style == "legacy":
+        if style == "legacy" and layout != "flat":
             result.warn(
                 f"SubFolders Legacy ({where}): syncd has no such layout; written as "
                 'layout = "nested" (Path/top/sub instead of Path/top/.sub)'
             )
-    for key in sorted(opts.keys() - {"path", "inbox", "subfolders", "flatten"}):
+    keys["local_names"] = "utf-8" if utf8 else "imap-utf-7"
+    for key in sorted(opts.keys() - {"path", "inbox", "subfolders", "flatten", "utf8"}):
         result.warn(f"{near.spelled[key]} ({where}): not carried over")
+
+
+def _inbox_children_note(result: ImportResult, where: str, inbox: str) -> None:
+    """mbsync's Maildir++ keeps ``INBOX/sub`` in ``Inbox/..sub``; syncd's maildir++
+    layout (Dovecot's) in ``Inbox/.INBOX.sub``.  Say so when such a folder exists."""
+    try:
+        with os.scandir(Path(inbox).expanduser()) as entries:
+            children = sorted(e.name for e in entries if e.name.startswith("..") and e.is_dir())
+    except OSError:
+        return
+    if children:
+        result.warn(
+            f"SubFolders Maildir++ ({where}): {join(children)} (INBOX's subfolders as mbsync "
+            "writes them) are .INBOX.NAME in syncd's maildir++ layout; rename them before "
+            "the first sync, or they are downloaded again"
+        )
 
 
 def _add_boxes(

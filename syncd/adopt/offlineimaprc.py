@@ -93,7 +93,13 @@ def _account(result: ImportResult, parser: configparser.ConfigParser, name: str)
     local = parser[f"Repository {local_name}"]
     keys: dict[str, Value] = {}
     _remote(result, keys, remote, f"[Repository {remote_name}]")
-    _local(result, keys, local, f"[Repository {local_name}]")
+    _local(
+        result,
+        keys,
+        local,
+        f"[Repository {local_name}]",
+        utf8=_flag(account, "utf8foldernames", default=False),
+    )
     if "autorefresh" in account:
         try:
             keys["interval"] = f"{max(1, round(float(account['autorefresh']) * 60))}s"
@@ -258,18 +264,29 @@ def _is_var(node: ast.expr, var: str) -> bool:
 
 
 def _local(
-    result: ImportResult, keys: dict[str, Value], local: configparser.SectionProxy, where: str
+    result: ImportResult,
+    keys: dict[str, Value],
+    local: configparser.SectionProxy,
+    where: str,
+    *,
+    utf8: bool,
 ) -> None:
+    """``localfolders``/``sep`` (+ the account's ``utf8foldernames``) -> ``maildir``/
+    ``layout``/``local_names``: offlineimap keeps INBOX in ``localfolders/INBOX`` and
+    ``Lists/python`` in ``localfolders/Lists/python`` (``sep = /``, syncd's ``nested``)
+    or ``localfolders/Lists.python`` (``sep = .``, the default: ``flat``), names in
+    modified UTF-7 unless ``utf8foldernames = yes``."""
     if local.get("type", "Maildir").strip().lower() not in ("maildir", "gmailmaildir"):
         result.warn(f"type = {local.get('type')} ({where}): only Maildir is imported")
     keys["maildir"] = local.get("localfolders", "~/Mail").strip()
     sep = local.get("sep", ".").strip() or "."
-    keys["layout"] = "nested"
-    if sep != "/":
+    keys["layout"] = {"/": "nested", ".": "flat"}.get(sep, "nested")
+    if sep not in ("/", "."):
         result.warn(
-            f"sep = {sep} ({where}): offlineimap's flat folders (Lists{sep}python) "
-            'have no syncd layout; written as layout = "nested" (Lists/python)'
+            f"sep = {sep} ({where}): offlineimap's folders as Lists{sep}python have no "
+            'syncd layout; written as layout = "nested" (Lists/python)'
         )
+    keys["local_names"] = "utf-8" if utf8 else "imap-utf-7"
     if _flag(local, "readonly", default=False):
         keys["sync"] = "pull" if keys.get("sync") == "pull" else "push"
         if keys["sync"] == "pull":

@@ -78,7 +78,9 @@ class _NoDns:
     type=click.Path(path_type=Path, file_okay=False),
     help="Local Maildir root for the account. Default: ~/Mail/NAME.",
 )
-@click.option("--layout", type=click.Choice(["maildir++", "nested"]), help="Maildir layout.")
+@click.option(
+    "--layout", type=click.Choice(["maildir++", "nested", "flat"]), help="Maildir layout."
+)
 @click.option(
     "--password-command",
     metavar="COMMAND",

@@ -43,6 +43,7 @@ from syncd.config.schema import (
     AccountConfig,
     Config,
     Layout,
+    LocalNames,
     SyncMode,
     TlsMode,
 )
@@ -60,6 +61,7 @@ __all__ = [
     "AccountConfig",
     "Config",
     "Layout",
+    "LocalNames",
     "SyncMode",
     "TlsMode",
     "config_path",

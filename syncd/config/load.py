@@ -26,6 +26,7 @@ from syncd.config.schema import (
     AccountConfig,
     Config,
     Layout,
+    LocalNames,
     SyncMode,
     TlsMode,
 )
@@ -52,7 +53,7 @@ _ACCOUNT_KEYS: Final = (
     "host", "port", "tls", "ca_file", "user", "password_command", "allow_plaintext",
     "maildir", "layout", "folders", "exclude", "sync", "expunge", "timeout",
     "max_connections", "interval", "idle", "fsync", "new_to_new", "trash",
-    "rules",
+    "rules", "local_names",
 )  # fmt: skip
 
 
@@ -287,6 +288,7 @@ def _read_account(
         new_to_new=table.boolean("new_to_new", default=False),
         trash=table.optional_string("trash"),
         rules=table.get("rules", (), _rules),
+        local_names=cast(LocalNames, table.choice("local_names", get_args(LocalNames))),
     )
     return account if maildir is not None else None
 

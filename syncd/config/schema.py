@@ -16,7 +16,8 @@ from syncd.config.values import quote
 from syncd.errors import ConfigError
 
 TlsMode = Literal["tls", "starttls", "none"]
-Layout = Literal["maildir++", "nested"]
+Layout = Literal["maildir++", "nested", "flat"]
+LocalNames = Literal["utf-8", "imap-utf-7"]  # how folder names are spelled on disk
 SyncMode = Literal["both", "pull", "push"]
 
 APP_NAME: Final = "syncd"
@@ -58,6 +59,8 @@ class AccountConfig:
     new_to_new: bool
     trash: str | None
     rules: tuple[Mapping[str, Any], ...]  # opaque until the rules engine parses them
+    # Last, with a default, so that code building an AccountConfig by hand keeps working.
+    local_names: LocalNames = "utf-8"
 
 
 @dataclass(frozen=True)

@@ -81,7 +81,9 @@ class DaemonHooks:
         if parts is None:
             return
         try:
-            path = local_path(self.account.maildir, parts, self.account.layout)
+            path = local_path(
+                self.account.maildir, parts, self.account.layout, names=self.account.local_names
+            )
         except UnsafeNameError:
             self.echo.end(parts, None)
             return

@@ -48,7 +48,7 @@ from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 
 from syncd.errors import UnsafeNameError
-from syncd.folders import INBOX, local_path, matches
+from syncd.folders import INBOX, LocalNames, decode_component, local_path, matches
 from syncd.logsetup import account_logger
 from syncd.stores.maildir.fsio import directory_signature
 
@@ -111,13 +111,14 @@ class EchoFilter:
 
 
 def folder_of(
-    root: Path, layout: Layout, path: str, *, is_directory: bool
+    root: Path, layout: Layout, path: str, *, is_directory: bool, names: LocalNames = "utf-8"
 ) -> tuple[Parts, bool] | None:
     """The folder an event at ``path`` concerns, and whether it is *structural*
     (the folder directory itself, or its ``cur``/``new``, was created or
     removed) rather than a message change.  None for what no sync needs to
     see: ``tmp/``, files that are not in ``cur/`` or ``new/``, paths outside
-    ``root`` or that do not map back to a valid folder name.  Pure.
+    ``root`` or that do not map back to a valid folder name (``names``: the
+    account's ``local_names``).  Pure.
     """
     try:
         comps = Path(path).relative_to(root).parts
@@ -133,6 +134,10 @@ def folder_of(
             depth, parts = 1, tuple(comps[0][1:].split("."))
         else:
             return None
+    elif layout == "flat":
+        if comps[0] in _SUBDIRS:
+            return None
+        depth, parts = 1, tuple(comps[0].split("."))
     else:
         depth = next((i for i, c in enumerate(comps) if c in _SUBDIRS), len(comps))
         parts = comps[:depth]
@@ -154,8 +159,9 @@ def folder_of(
     else:
         return None
     try:
-        folder_dir = local_path(root, parts, layout)
-    except UnsafeNameError:
+        parts = tuple(decode_component(p, names) for p in parts)
+        folder_dir = local_path(root, parts, layout, names=names)
+    except (UnsafeNameError, ValueError):
         return None
     if folder_dir != root.joinpath(*comps[:depth]):
         return None  # e.g. "inbox" in the nested layout: not a folder syncd would use
@@ -321,7 +327,13 @@ class MaildirWatcher:
 
     def event(self, path: str, *, is_directory: bool) -> None:
         """One file-system event (called in watchdog's thread, or by tests)."""
-        found = folder_of(self.root, self.account.layout, path, is_directory=is_directory)
+        found = folder_of(
+            self.root,
+            self.account.layout,
+            path,
+            is_directory=is_directory,
+            names=self.account.local_names,
+        )
         if found is None:
             return
         parts, structural = found
@@ -346,7 +358,7 @@ class MaildirWatcher:
             structural = parts in self._structural
             self._structural.discard(parts)
         try:
-            path = local_path(self.root, parts, self.account.layout)
+            path = local_path(self.root, parts, self.account.layout, names=self.account.local_names)
         except UnsafeNameError:
             return
         if structural:

@@ -51,6 +51,9 @@ class AccountInfo:
     layout: str
     trash: str | None
     settings: Mapping[str, Mapping[str, Any]]
+    #: how folder names are spelled under ``maildir`` ("utf-8" or "imap-utf-7"): a plugin
+    #: building a folder's path uses ``syncd.folders.local_path(..., names=local_names)``
+    local_names: str = "utf-8"
 
     @classmethod
     def of(cls, account: AccountConfig, settings: Mapping[str, Mapping[str, Any]]) -> AccountInfo:
@@ -62,6 +65,7 @@ class AccountInfo:
             layout=account.layout,
             trash=account.trash,
             settings=settings,
+            local_names=account.local_names,
         )
 
     def settings_for(self, plugin: str) -> Mapping[str, Any]:
