@@ -12,7 +12,7 @@ from collections import Counter
 from pathlib import Path
 
 from support import summary
-from support.imap import append, server_snapshot, session, set_flags
+from support.imap import append, expunge, server_snapshot, session, set_flags
 from support.mail import make_message
 from support.maildir import deliver, folder_path, local_snapshot, set_local_flags
 from support.run import account_config, run_syncd, write_config
@@ -95,9 +95,13 @@ def _scenario(tmp_path: Path, server: DevServer, user: User) -> tuple[Path, Path
     maildir = tmp_path / "Mail"
     config = write_config(tmp_path, {"t": account_config(server, user, maildir)})
     run_syncd("sync", config=config, check=True)
-    files = sorted((maildir / "cur").iterdir())
-    set_local_flags(files[0], "F")
-    files[1].unlink()
+    # Picked by Message-ID: unique names do not sort in delivery order (`...M99998...`
+    # sorts after `...M100003...`), and a pick by name order could make the message
+    # deleted here the one flagged on the server below -- another scenario, with
+    # other steps, than the reference run's.
+    files = {v.message_id: v.path for v in local_snapshot(maildir, "maildir++")["INBOX"]}
+    set_local_flags(files["<s0@t>"], "F")
+    files["<s1@t>"].unlink()
     for i in range(3):
         deliver(maildir, make_message(message_id=f"<l{i}@t>"), "S")
     for i in range(3):
@@ -139,3 +143,49 @@ def test_crash_at_every_durable_step(tmp_path: Path, dovecot: DevServer) -> None
         assert [(m, f) for m, _h, f in got["INBOX"]] == [  # type: ignore[index]
             (m, f) for m, _h, f in expected["INBOX"]
         ], (n, steps[n - 1])  # type: ignore[index]
+
+
+def _change_wins_scenario(tmp_path: Path, server: DevServer, user: User) -> Path:
+    """Both kinds of "a change wins over a deletion" pending for the second run:
+    <w0> deleted here but flagged on the server (downloaded again, replacing its
+    pair) and <w1> expunged on the server but flagged here (uploaded again)."""
+    for i in range(4):
+        append(server, user, "INBOX", make_message(message_id=f"<w{i}@t>"))
+    tmp_path.mkdir(parents=True)
+    maildir = tmp_path / "Mail"
+    config = write_config(tmp_path, {"t": account_config(server, user, maildir)})
+    run_syncd("sync", config=config, check=True)
+    local = {v.message_id: v.path for v in local_snapshot(maildir, "maildir++")["INBOX"]}
+    remote = {v.message_id: v.uid for v in server_snapshot(server, user)["INBOX"]}
+    local["<w0@t>"].unlink()
+    set_local_flags(local["<w1@t>"], "F")
+    set_flags(server, user, "INBOX", [remote["<w0@t>"]], ["\\Flagged"])
+    expunge(server, user, "INBOX", [remote["<w1@t>"]])
+    return config
+
+
+def test_crash_while_a_change_wins_over_a_deletion(tmp_path: Path, dovecot: DevServer) -> None:
+    """A copy that replaces a pair (the change won over a deletion) interrupted at any
+    step is adopted by the next run, not copied a second time."""
+    user = dovecot.add_user()
+    config = _change_wins_scenario(tmp_path / "ref", dovecot, user)
+    log = tmp_path / "steps.log"
+    run_syncd("sync", config=config, env={"SYNCD_TEST_CRASH_LOG": str(log)}, check=True)
+    steps = log.read_text().splitlines()
+    expected = _end_state(dovecot, user, tmp_path / "ref" / "Mail")
+    assert [(m, f) for m, _h, f in expected["INBOX"]] == [  # type: ignore[index]
+        ("<w0@t>", frozenset({"\\Flagged"})),
+        ("<w1@t>", frozenset({"\\Flagged"})),
+        ("<w2@t>", frozenset()),
+        ("<w3@t>", frozenset()),
+    ]
+    for n in range(1, len(steps) + 1):
+        user = dovecot.add_user()
+        config = _change_wins_scenario(tmp_path / f"n{n}", dovecot, user)
+        maildir = tmp_path / f"n{n}" / "Mail"
+        crashed = run_syncd("sync", config=config, env={"SYNCD_TEST_CRASH_AT": str(n)})
+        assert crashed.returncode == -signal.SIGKILL, (n, crashed.stderr)
+        run_syncd("sync", config=config, check=True)
+        _no_duplicates(server_snapshot(dovecot, user))
+        _no_duplicates(local_snapshot(maildir, "maildir++"))
+        assert _end_state(dovecot, user, maildir) == expected, (n, steps[n - 1])

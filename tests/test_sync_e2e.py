@@ -14,7 +14,7 @@ from faults.proxy import front
 from support import contents, summary
 from support.imap import append, create_folder, expunge, server_snapshot, session, set_flags
 from support.mail import make_message
-from support.maildir import deliver, folder_path, local_snapshot, set_local_flags
+from support.maildir import deliver, folder_messages, folder_path, local_snapshot, set_local_flags
 from support.run import account_config, run_syncd, write_config
 
 from devserver.dovecot import DevServer, User, populate
@@ -109,7 +109,13 @@ def test_changes_flow_both_ways(
     # Local changes: a new message in a non-INBOX folder, a flag change, a deletion,
     # and a brand-new folder.
     deliver(ete, make_message(subject="écrit hors ligne", message_id="<local-1@t>"), "S")
-    inbox_files = sorted((inbox / "cur").iterdir())
+    # In UID order (by Message-ID), not file name order: unique names do not sort in
+    # delivery order (`...M99998...` sorts after `...M100003...`), and the messages
+    # changed here must not be those changed on the server below.
+    uid_of = {m.message_id: m.uid for m in server_snapshot(dovecot, account)["INBOX"]}
+    inbox_files = [
+        v.path for v in sorted(folder_messages(inbox), key=lambda v: uid_of[v.message_id])
+    ]
     set_local_flags(inbox_files[0], "FS")
     inbox_files[1].unlink()
     deliver(folder_path(maildir, lay, "Local/New"), make_message(message_id="<local-2@t>"))  # type: ignore[arg-type]

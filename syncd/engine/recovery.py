@@ -26,7 +26,7 @@ from syncd.model import Pair, intern_flags
 from syncd.stores.imap.parse import format_uid_set
 
 if TYPE_CHECKING:
-    from syncd.engine.state import StateDB
+    from syncd.engine.state import Intent, StateDB
     from syncd.stores.imap.parse import FlagInfo
     from syncd.stores.imap.session import ImapSession
     from syncd.stores.maildir.folder import LocalMessage, MaildirFolder
@@ -74,46 +74,63 @@ def resolve_intents(
     local: Mapping[str, LocalMessage],
     log: logging.LoggerAdapter[logging.Logger],
 ) -> list[Pair]:
-    """Settle the copies a previous run started but did not record."""
+    """Settle the copies a previous run started but did not record.
+
+    A copy may *replace* a pair (reconcile's ``Copy.replaces``: a change on one
+    side won over a deletion on the other, so the survivor is copied again under
+    the same UID or unique name).  Its intent then names a UID or a unique name
+    that the old pair still holds; the copy is adopted all the same, in place of
+    that pair -- left alone, the copy would look new and be copied back, so the
+    message would end up twice on both sides."""
     intents = db.intents(folder_id)
     if not intents:
         return pairs
-    paired_far = {p.far for p in pairs if p.far is not None}
-    paired_near = {p.near for p in pairs if p.near is not None}
+    by_far = {p.far: p for p in pairs if p.far is not None}
+    by_near = {p.near: p for p in pairs if p.near is not None}
     adopted: list[Pair] = []
-    uploads = []
+    replaced: list[Pair] = []
+    uploads: list[tuple[Intent, Pair | None]] = []
     for intent in intents:
         if intent.kind == "download":
-            if (
-                intent.uid is not None
-                and intent.name is not None
-                and intent.name in local
-                and intent.uid not in paired_far
-                and intent.name not in paired_near
-            ):
-                adopted.append(Pair(intent.uid, intent.name, intent.flags, intent.size))
-                paired_far.add(intent.uid)
-                paired_near.add(intent.name)
-        elif intent.name in local and intent.name not in paired_near:
-            uploads.append(intent)
+            if intent.uid is None or intent.name is None or intent.name not in local:
+                continue
+            if intent.name in by_near:
+                continue
+            old = by_far.get(intent.uid)
+            if old is not None and old.near is not None and old.near in local:
+                continue  # the UID is paired with a file that is still here
+            adopted.append(Pair(intent.uid, intent.name, intent.flags, intent.size))
+            if old is not None:
+                replaced.append(old)  # its local file was deleted: the new one takes over
+            by_far[intent.uid] = by_near[intent.name] = adopted[-1]
+        elif intent.name is not None and intent.name in local:
+            uploads.append((intent, by_near.get(intent.name)))
+    # An upload that replaces a pair was made because the pair's UID was expunged;
+    # make sure it is gone (a UID is never given out again) before replacing it.
+    stale = sorted({old.far for _, old in uploads if old is not None and old.far is not None})
+    alive = set(session.search(f"UID {format_uid_set(stale)}")) if stale else set()
+    uploads = [(i, old) for i, old in uploads if old is None or old.far not in alive]
     if uploads:
         wanted = []
-        for intent in uploads:
+        for intent, _ in uploads:
             assert intent.name is not None
             try:
                 wanted.append((intent.name, near.read(local[intent.name])))
             except MessageError as exc:
                 log.warning("cannot check an interrupted upload: %s", exc)
-        low = min(i.uidnext or 1 for i in uploads)
-        found = find_on_far(session, paired_far, low, wanted)
-        for intent in uploads:
+        low = min(i.uidnext or 1 for i, _ in uploads)
+        found = find_on_far(session, set(by_far), low, wanted)
+        for intent, old in uploads:
             uid = found.get(intent.name or "")
             if uid is not None:
                 adopted.append(Pair(uid, intent.name, intent.flags, intent.size))
-    db.apply(folder_id, add=adopted, done_intents=[i.id for i in intents])
+                if old is not None:
+                    replaced.append(old)
+    db.apply(folder_id, add=adopted, remove=replaced, done_intents=[i.id for i in intents])
     if adopted:
         log.info("recovered %d messages copied by an interrupted run", len(adopted))
-    return pairs + adopted
+    gone = {(p.far, p.near) for p in replaced}
+    return [p for p in pairs if (p.far, p.near) not in gone] + adopted
 
 
 def _match_on_far(
