@@ -68,7 +68,7 @@ class AccountReport:
 
 def open_session(account: AccountConfig) -> ImapSession:
     # Imported here: the CLI's `check` and `status` never pay for the IMAP stack.
-    from syncd.auth.credentials import authenticator_for
+    from syncd.auth.authenticators import authenticator_for
     from syncd.stores.imap.session import ImapSession
 
     return ImapSession.connect(

@@ -138,7 +138,7 @@ class CommandPassword:
         return text
 
 
-def _keyring() -> types.ModuleType:
+def keyring_module() -> types.ModuleType:
     # Imported on use: importing keyring scans every backend (slow), and only
     # accounts without password_command and the `syncd password` commands need it.
     import keyring
@@ -147,7 +147,7 @@ def _keyring() -> types.ModuleType:
     return keyring
 
 
-def _backend_errors(keyring: types.ModuleType) -> tuple[type[BaseException], ...]:
+def keyring_errors(keyring: types.ModuleType) -> tuple[type[BaseException], ...]:
     """What a keyring backend raises when it cannot be used at all.
 
     keyring's own errors cover a missing backend (``NoKeyringError``) and a
@@ -172,16 +172,33 @@ def _backend_errors(keyring: types.ModuleType) -> tuple[type[BaseException], ...
     return tuple(errors)
 
 
-def _keyring_failure(account: str, exc: BaseException, action: str) -> CredentialError:
+_BACKENDS: Final = (
+    "a Secret Service such as gnome-keyring or KeePassXC with a D-Bus session, "
+    "or the keyrings.alt package for a file"
+)
+
+
+def keyring_failure(
+    account: str, exc: BaseException, action: str, *, instead: str = ""
+) -> CredentialError:
+    """One line for a keyring that could not be used: which account, why, what to do.
+
+    *instead* names the config key that avoids the keyring (``password_command`` by
+    default; ``oauth2_token_command`` for an OAuth2 refresh token).
+    """
     reason = _first_line(str(exc).encode()) or type(exc).__name__
     if isinstance(exc, OSError) and not isinstance(exc, ConnectionError) and exc.errno:
         # jeepney's socket error says "No such file or directory": name what was missing.
         reason = f"no D-Bus session bus to reach the Secret Service: {reason}"
+    if instead:
+        return CredentialError(
+            f"account {account}: cannot {action} the keyring ({reason}); set {instead} in "
+            f"the config, or configure a keyring backend ({_BACKENDS})"
+        )
     return CredentialError(
         f"account {account}: cannot {action} the keyring ({reason}); set password_command in "
         f"the config (e.g. pass or gpg), or configure a keyring backend for `syncd password "
-        f"set {account}` (a Secret Service such as gnome-keyring or KeePassXC with a D-Bus "
-        f"session, or the keyrings.alt package for a file)"
+        f"set {account}` ({_BACKENDS})"
     )
 
 
@@ -192,11 +209,11 @@ class KeyringPassword:
     account: str
 
     def password(self) -> str:
-        keyring = _keyring()
+        keyring = keyring_module()
         try:
             secret = keyring.get_password(KEYRING_SERVICE, self.account)
-        except _backend_errors(keyring) as exc:
-            raise _keyring_failure(self.account, exc, "read") from None
+        except keyring_errors(keyring) as exc:
+            raise keyring_failure(self.account, exc, "read") from None
         if not secret:
             raise CredentialError(
                 f"no password for account {self.account}: set one with "
@@ -241,29 +258,37 @@ def authenticator_for(account: AccountConfig) -> Authenticator:
 
 def set_password(account_name: str, password: str) -> None:
     """Store *password* in the keyring for *account_name* (``syncd password set``)."""
-    keyring = _keyring()
+    keyring = keyring_module()
     if not password:
         raise CredentialError(f"account {account_name}: refusing to store an empty password")
     try:
-        backend = keyring.get_keyring()
         keyring.set_password(KEYRING_SERVICE, account_name, password)
-    except _backend_errors(keyring) as exc:
-        raise _keyring_failure(account_name, exc, "write to") from None
-    backend_name = f"{type(backend).__module__}.{type(backend).__qualname__}"
-    if "plaintext" in backend_name.lower():
+    except keyring_errors(keyring) as exc:
+        raise keyring_failure(account_name, exc, "write to") from None
+    warn_if_plaintext_keyring("passwords", "password_command")
+
+
+def warn_if_plaintext_keyring(what: str, instead: str) -> None:
+    """Warn when the keyring in use keeps *what* unencrypted on disk (keyrings.alt's
+    plaintext backend), suggesting the config key *instead* with an encrypted store."""
+    backend = keyring_module().get_keyring()
+    name = f"{type(backend).__module__}.{type(backend).__qualname__}"
+    if "plaintext" in name.lower():
         logger.warning(
-            "the keyring backend %s stores passwords unencrypted on disk; "
-            "consider password_command with an encrypted store (pass, gpg) instead",
-            backend_name,
+            "the keyring backend %s stores %s unencrypted on disk; "
+            "consider %s with an encrypted store (pass, gpg) instead",
+            name,
+            what,
+            instead,
         )
 
 
 def delete_password(account_name: str) -> None:
     """Remove the stored password of *account_name* (``syncd password delete``)."""
-    keyring = _keyring()
+    keyring = keyring_module()
     try:
         keyring.delete_password(KEYRING_SERVICE, account_name)
     except keyring.errors.PasswordDeleteError:
         raise CredentialError(f"no password stored for account {account_name}") from None
-    except _backend_errors(keyring) as exc:
-        raise _keyring_failure(account_name, exc, "write to") from None
+    except keyring_errors(keyring) as exc:
+        raise keyring_failure(account_name, exc, "write to") from None

@@ -34,7 +34,7 @@ import webbrowser
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
-from syncd.auth.credentials import KEYRING_SERVICE
+from syncd.auth.credentials import KEYRING_SERVICE, warn_if_plaintext_keyring
 from syncd.auth.oauth2 import (
     KeyringTokenStore,
     TokenStore,
@@ -43,7 +43,7 @@ from syncd.auth.oauth2 import (
     oauth_errors,
     refresh_token_username,
 )
-from syncd.auth.settings import AUTHORIZE_EXTRAS, OAuth2Settings
+from syncd.config.oauth2 import AUTHORIZE_EXTRAS, OAuth2Settings
 from syncd.errors import CredentialError
 from syncd.logsetup import add_secret
 
@@ -270,27 +270,13 @@ def _store(token: Mapping[str, Any], account_name: str, store: TokenStore, out: 
         )
     store.save(refresh)
     if isinstance(store, KeyringTokenStore):
-        _warn_if_plaintext()
+        warn_if_plaintext_keyring("the refresh token", "oauth2_token_command")
     where = (
         f"the keyring (service {KEYRING_SERVICE}, user {refresh_token_username(account_name)})"
         if isinstance(store, KeyringTokenStore)
         else "the token store"
     )
     out(f"account {account_name}: logged in; refresh token stored in {where}")
-
-
-def _warn_if_plaintext() -> None:
-    import keyring
-
-    backend = keyring.get_keyring()
-    name = f"{type(backend).__module__}.{type(backend).__qualname__}"
-    if "plaintext" in name.lower():
-        # As `syncd password set` does: a refresh token is as good as a password.
-        logger.warning(
-            "the keyring backend %s stores the refresh token unencrypted on disk; "
-            "consider oauth2_token_command with an encrypted store instead",
-            name,
-        )
 
 
 def _positive_int(value: object, default: int) -> int:

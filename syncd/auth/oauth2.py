@@ -1,7 +1,7 @@
 """OAuth2 for IMAP: the refresh-token store, the access-token cache and the authenticators.
 
 The entry points the rest of syncd uses are all importable from here (the
-settings live in ``syncd.auth.settings``, the SASL exchange in ``syncd.auth.sasl``,
+settings live in ``syncd.config.oauth2``, the SASL exchange in ``syncd.auth.sasl``,
 the ``syncd login`` flows in ``syncd.auth.login``):
 
 - ``parse_oauth2_table(raw, where)`` turns an account's ``[accounts.NAME.oauth2]``
@@ -39,22 +39,27 @@ from __future__ import annotations
 import shlex
 import threading
 import time
-import types
 import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
-from syncd.auth.credentials import KEYRING_SERVICE, CommandPassword
+from syncd.auth.credentials import (
+    KEYRING_SERVICE,
+    CommandPassword,
+    keyring_errors,
+    keyring_failure,
+    keyring_module,
+)
 from syncd.auth.sasl import choose_mechanism, connection_usable, sasl_login
-from syncd.auth.settings import AUTHORIZE_EXTRAS, PROVIDERS, OAuth2Settings, parse_oauth2_table
+from syncd.config.oauth2 import AUTHORIZE_EXTRAS, PROVIDERS, OAuth2Settings, parse_oauth2_table
 from syncd.errors import AccountError, ConfigError, CredentialError
 from syncd.logsetup import account_logger, add_secret
 
 if TYPE_CHECKING:
     import imapclient
 
-__all__ = [  # OAuth2Settings and parse_oauth2_table live in syncd.auth.settings
+__all__ = [  # OAuth2Settings and parse_oauth2_table live in syncd.config.oauth2
     "AUTHORIZE_EXTRAS",
     "PROVIDERS",
     "KeyringTokenStore",
@@ -102,14 +107,6 @@ def refresh_token_username(account: str) -> str:
     return f"{account}{REFRESH_TOKEN_SUFFIX}"
 
 
-def _keyring() -> types.ModuleType:
-    # Imported on use, as in syncd.auth.credentials: importing keyring scans every backend.
-    import keyring
-    import keyring.errors
-
-    return keyring
-
-
 @dataclass(frozen=True)
 class KeyringTokenStore:
     """The refresh token in the system keyring (service ``syncd``).
@@ -121,18 +118,13 @@ class KeyringTokenStore:
     account: str
 
     def _fail(self, action: str, exc: BaseException) -> CredentialError:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        return CredentialError(
-            f"account {self.account}: cannot {action} the keyring ({reason}); the OAuth2 "
-            "refresh token is kept there: configure a keyring backend, or set "
-            "oauth2_token_command instead"
-        )
+        return keyring_failure(self.account, exc, action, instead="oauth2_token_command")
 
     def load(self) -> str | None:
-        keyring = _keyring()
+        keyring = keyring_module()
         try:
             secret = keyring.get_password(KEYRING_SERVICE, refresh_token_username(self.account))
-        except (keyring.errors.KeyringError, RuntimeError, OSError) as exc:
+        except keyring_errors(keyring) as exc:
             raise self._fail("read", exc) from None
         if not secret:
             return None
@@ -140,12 +132,12 @@ class KeyringTokenStore:
         return str(secret)
 
     def save(self, refresh_token: str) -> None:
-        keyring = _keyring()
+        keyring = keyring_module()
         try:
             keyring.set_password(
                 KEYRING_SERVICE, refresh_token_username(self.account), refresh_token
             )
-        except (keyring.errors.KeyringError, RuntimeError, OSError) as exc:
+        except keyring_errors(keyring) as exc:
             raise self._fail("write to", exc) from None
 
 

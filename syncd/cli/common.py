@@ -11,8 +11,12 @@ Exit codes (stable, for scripts):
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
+
+import click
 
 from syncd.errors import ConfigError
 
@@ -48,3 +52,59 @@ def select_accounts(config: Config, accounts: tuple[str, ...]) -> list[str]:
             f"(configured: {', '.join(config.accounts) or 'none'})"
         )
     return list(accounts) or list(config.accounts)
+
+
+# The group's own options, also accepted after the subcommand (`syncd sync -v`).
+_GLOBAL_FLAG: Final = re.compile(r"-v+|--verbose|-q|--quiet|--config=.+")
+_GLOBAL_WITH_VALUE: Final = frozenset({"--config"})
+
+
+class GlobalOptionsGroup(click.Group):
+    """A group whose own options may also follow the subcommand, as users type them:
+    ``syncd sync -v work`` is ``syncd -v sync work``.  Only whole tokens that are the
+    group's options move (``-v``, ``-vv``, ``--verbose``, ``-q``, ``--quiet``,
+    ``--config FILE``), never one the subcommand declares itself, and nothing after
+    ``--``."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if ctx.parent is None and not ctx.resilient_parsing:
+            args = _hoist_global_options(args, self.commands)
+        return super().parse_args(ctx, args)
+
+
+def _own_options(command: click.Command) -> set[str]:
+    names: set[str] = set()
+    for param in command.params:
+        if isinstance(param, click.Option):
+            names.update(param.opts, param.secondary_opts)
+    return names
+
+
+def _hoist_global_options(args: list[str], commands: Mapping[str, click.Command]) -> list[str]:
+    at = next((i for i, a in enumerate(args) if a in commands), None)
+    if at is None:
+        return args
+    own = _own_options(commands[args[at]])
+    before, after = list(args[: at + 1]), args[at + 1 :]
+    rest: list[str] = []
+    i = 0
+    while i < len(after):
+        arg = after[i]
+        name = arg.split("=", 1)[0]
+        if arg == "--":
+            rest += after[i:]
+            break
+        if name in own:
+            rest.append(arg)
+        elif arg in _GLOBAL_WITH_VALUE and i + 1 < len(after):
+            before[at:at] = [arg, after[i + 1]]
+            at += 2
+            i += 2
+            continue
+        elif _GLOBAL_FLAG.fullmatch(arg):
+            before[at:at] = [arg]
+            at += 1
+        else:
+            rest.append(arg)
+        i += 1
+    return before + rest

@@ -22,16 +22,18 @@ from syncd.cli.common import (
     EXIT_LOCKED,
     EXIT_OK,
     Context,
+    GlobalOptionsGroup,
     select_accounts,
 )
 from syncd.cli.daemon import daemon
 from syncd.cli.importer import import_group
 from syncd.cli.init import init_command
+from syncd.cli.login import login
 from syncd.cli.rules import plugins, rules
 from syncd.errors import ConfigError, CredentialError, SyncdError
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=GlobalOptionsGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--config",
     "config_file",
@@ -296,4 +298,5 @@ cli.add_command(daemon)
 cli.add_command(rules)
 cli.add_command(plugins)
 cli.add_command(init_command)
+cli.add_command(login)
 cli.add_command(import_group)

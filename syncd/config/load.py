@@ -14,6 +14,7 @@ from typing import Any, Final, TypeVar, cast, get_args
 
 import platformdirs
 
+from syncd.config.oauth2 import OAuth2Settings, parse_oauth2_table
 from syncd.config.schema import (
     ACCOUNT_NAME_RE,
     APP_NAME,
@@ -24,6 +25,7 @@ from syncd.config.schema import (
     DEFAULT_TIMEOUT,
     MAX_CONNECTIONS_LIMIT,
     AccountConfig,
+    AuthMode,
     Config,
     Layout,
     LocalNames,
@@ -53,7 +55,7 @@ _ACCOUNT_KEYS: Final = (
     "host", "port", "tls", "ca_file", "user", "password_command", "allow_plaintext",
     "maildir", "layout", "folders", "exclude", "sync", "expunge", "timeout",
     "max_connections", "interval", "idle", "fsync", "new_to_new", "trash",
-    "rules", "local_names",
+    "rules", "local_names", "auth", "oauth2", "oauth2_token_command",
 )  # fmt: skip
 
 
@@ -231,6 +233,47 @@ def _plaintext_password_message(account: str) -> str:
     )
 
 
+def _oauth2_table(table: _Table) -> OAuth2Settings | None:
+    raw = table.data.get("oauth2")
+    if raw is None:
+        return None
+    if not isinstance(raw, Mapping):
+        table.problem("oauth2", f"must be a table ([{table.key('oauth2')}])")
+        return None
+    try:
+        return parse_oauth2_table(raw, f"{table.problems.file}: {table.key('oauth2')}")
+    except ConfigError as exc:
+        table.problems.lines.append(str(exc))
+        return None
+
+
+def _check_auth(
+    table: _Table,
+    auth: AuthMode,
+    oauth2: OAuth2Settings | None,
+    token_command: tuple[str, ...] | None,
+    password_command: tuple[str, ...] | None,
+) -> None:
+    table_key = table.key("oauth2")
+    if auth == "oauth2":
+        if "oauth2" not in table.data and token_command is None:
+            table.problem(
+                "auth",
+                f'"oauth2" needs a [{table_key}] table (provider, client_id) '
+                "or oauth2_token_command (a command that prints an access token)",
+            )
+        elif "oauth2" in table.data and token_command is not None:
+            table.problem(
+                "oauth2_token_command",
+                f"set either oauth2_token_command or the [{table_key}] table, not both",
+            )
+        if password_command is not None:
+            table.problem("password_command", 'not used with auth = "oauth2"; remove it')
+    elif "oauth2" in table.data or token_command is not None:
+        which = f"[{table_key}]" if "oauth2" in table.data else "oauth2_token_command"
+        table.problem("auth", f'is "password" but {which} is set: write auth = "oauth2"')
+
+
 def _read_account(
     problems: _Problems, name: str, data: Mapping[str, Any], base: Path
 ) -> AccountConfig | None:
@@ -262,6 +305,10 @@ def _read_account(
 
     user = table.string("user", required=True)
     password_command = table.get("password_command", None, argv)
+    auth = cast(AuthMode, table.choice("auth", get_args(AuthMode)))
+    oauth2 = _oauth2_table(table)
+    token_command = table.get("oauth2_token_command", None, argv)
+    _check_auth(table, auth, oauth2, token_command, password_command)
     maildir = table.path("maildir", base, required=True)
     account = AccountConfig(
         name=name,
@@ -289,6 +336,9 @@ def _read_account(
         trash=table.optional_string("trash"),
         rules=table.get("rules", (), _rules),
         local_names=cast(LocalNames, table.choice("local_names", get_args(LocalNames))),
+        auth=auth,
+        oauth2=oauth2,
+        oauth2_token_command=token_command,
     )
     return account if maildir is not None else None
 
@@ -393,7 +443,8 @@ def _read(path: Path, problems: _Problems) -> Config | None:
 
 
 def _warn_if_world_writable(path: Path, accounts: list[AccountConfig]) -> None:
-    if not any(a.password_command for a in accounts):
+    commands = [a.password_command or a.oauth2_token_command for a in accounts]
+    if not any(commands):
         return
     try:
         mode = path.stat().st_mode
@@ -401,7 +452,7 @@ def _warn_if_world_writable(path: Path, accounts: list[AccountConfig]) -> None:
         return
     if mode & stat.S_IWOTH:
         logger.warning(
-            "%s is writable by every user and sets password_command: anyone on this "
+            "%s is writable by every user and sets a credential command: anyone on this "
             "machine could replace the command and capture your password (chmod o-w %s)",
             path,
             path,

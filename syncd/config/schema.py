@@ -12,6 +12,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Final, Literal
 
+from syncd.config.oauth2 import OAuth2Settings
 from syncd.config.values import quote
 from syncd.errors import ConfigError
 
@@ -19,6 +20,7 @@ TlsMode = Literal["tls", "starttls", "none"]
 Layout = Literal["maildir++", "nested", "flat"]
 LocalNames = Literal["utf-8", "imap-utf-7"]  # how folder names are spelled on disk
 SyncMode = Literal["both", "pull", "push"]
+AuthMode = Literal["password", "oauth2"]
 
 APP_NAME: Final = "syncd"
 ACCOUNT_NAME_RE: Final = re.compile(r"[A-Za-z0-9_.-]+")
@@ -61,6 +63,9 @@ class AccountConfig:
     rules: tuple[Mapping[str, Any], ...]  # opaque until the rules engine parses them
     # Last, with a default, so that code building an AccountConfig by hand keeps working.
     local_names: LocalNames = "utf-8"
+    auth: AuthMode = "password"
+    oauth2: OAuth2Settings | None = None  # the [accounts.NAME.oauth2] table
+    oauth2_token_command: tuple[str, ...] | None = None  # argv printing an access token
 
 
 @dataclass(frozen=True)

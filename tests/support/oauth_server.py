@@ -83,6 +83,8 @@ class OAuthServer:
     grants: list[str] = field(default_factory=list)
     introspections: int = 0
     authorize_requests: list[dict[str, str]] = field(default_factory=list)
+    #: every access and refresh token ever issued, for scans that none leaked anywhere
+    issued: list[str] = field(default_factory=list)
     _codes: dict[str, _Code] = field(default_factory=dict, repr=False)
     _access: dict[str, tuple[str, float]] = field(default_factory=dict, repr=False)
     _refresh: dict[str, tuple[str, str]] = field(default_factory=dict, repr=False)
@@ -177,6 +179,7 @@ class OAuthServer:
         refresh = "rt-" + secrets.token_urlsafe(24)
         self._access[access] = (username, time.time() + self.access_token_lifetime)
         self._refresh[refresh] = (username, client_id)
+        self.issued += [access, refresh]
         return {
             "access_token": access,
             "token_type": "Bearer",
