@@ -21,7 +21,7 @@ import stat
 import unicodedata
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Protocol
 
 from syncd.errors import UnsafeNameError
 from syncd.logsetup import printable
@@ -30,6 +30,8 @@ Layout = Literal["maildir++", "nested"]
 LAYOUTS: tuple[Layout, ...] = ("maildir++", "nested")
 
 INBOX = "INBOX"
+#: LIST attributes of a name that is not a mailbox one can open.
+NOT_SELECTABLE = frozenset({"\\NOSELECT", "\\NONEXISTENT"})
 MAX_COMPONENT_BYTES = 255  # NAME_MAX on every filesystem we care about
 MAX_NAME_BYTES = 1000  # isync's limit (127003e); far below PATH_MAX
 
@@ -186,7 +188,7 @@ def discover(root: Path, layout: Layout) -> tuple[list[tuple[str, ...]], list[st
         _discover_maildirpp(root, folders, problems)
     else:
         _discover_nested(root, (), folders, problems, is_root=True)
-    folders.sort(key=lambda p: (p != (INBOX,), p))
+    folders.sort(key=inbox_first)
     return folders, problems
 
 
@@ -333,3 +335,37 @@ def clashes(names: Iterable[tuple[str, ...]]) -> list[tuple[tuple[str, ...], tup
         if other != name:
             found.append((other, name))
     return found
+
+
+class ListedFolder(Protocol):
+    """What a far store's folder listing says of one name (IMAP LIST)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def delimiter(self) -> str | None: ...
+    @property
+    def flags(self) -> Iterable[str]: ...
+
+
+def selectable(flags: Iterable[str]) -> bool:
+    """Whether a listed folder can be opened (not ``\\Noselect``/``\\NonExistent``)."""
+    return not {f.upper() for f in flags} & NOT_SELECTABLE
+
+
+def inbox_first(parts: tuple[str, ...]) -> tuple[bool, tuple[str, ...]]:
+    """Sort key: INBOX first, then by name components."""
+    return (parts != (INBOX,), parts)
+
+
+def selectable_folders(
+    listed: Iterable[ListedFolder], delimiter: str | None
+) -> dict[tuple[str, ...], str]:
+    """The folders of a listing that can be opened: name components -> the server's
+    name, INBOX first, then sorted (a name's own delimiter wins over ``delimiter``)."""
+    found = {
+        split_name(info.name, info.delimiter or delimiter): info.name
+        for info in listed
+        if selectable(info.flags)
+    }
+    return {parts: found[parts] for parts in sorted(found, key=inbox_first)}

@@ -17,7 +17,8 @@ from support.run import write_config
 from syncd.account.syncer import AccountReport
 from syncd.config import AccountConfig, Config, load_config
 from syncd.daemon.core import AccountRunner, Backoff, Batch, RequestQueue, Tuning
-from syncd.engine.cycle import FolderReport, RunOptions
+from syncd.engine.options import RunOptions
+from syncd.engine.report import FolderReport
 
 DEADLINE = 30.0
 

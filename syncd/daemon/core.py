@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Final
 from syncd.account.syncer import AccountReport, AccountSyncer
 from syncd.daemon.idle import IdleListener
 from syncd.daemon.watch import EchoFilter, MaildirWatcher
-from syncd.engine.cycle import RunOptions, SyncCancelled
+from syncd.engine.options import RunOptions, SyncCancelled
 from syncd.errors import UnsafeNameError
 from syncd.folders import local_path, split_name
 from syncd.logsetup import account_logger

@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any, Final
 import pluggy
 
 from syncd import __version__
-from syncd.engine.cycle import FolderReport
+from syncd.engine.report import FolderReport
 from syncd.errors import ConfigError
 from syncd.ext import hookspecs
 from syncd.ext.hookspecs import hookimpl
