@@ -26,7 +26,7 @@ from syncd.engine.state import FolderState, StateDB
 from syncd.errors import FolderError
 from syncd.flags import kept_local_only
 from syncd.model import NO_FLAGS, SYSTEM_FLAGS, Flags, MsgKey, MsgMeta, Pair, Side, intern_flags
-from syncd.stores.base import Checkpoint, FarFolder, FarView, NearFolder, NearMessage
+from syncd.stores.base import Capability, Checkpoint, FarFolder, FarView, NearFolder, NearMessage
 
 
 class FolderSync:
@@ -51,7 +51,12 @@ class FolderSync:
         self.near = near
         self.db = db
         self.far_name = far.name
-        self.policy = policy
+        # A far side that takes no new messages (POP3) is pulled from only.
+        self.policy = (
+            policy
+            if Capability.APPEND in far.capabilities
+            else dataclasses.replace(policy, push=False)
+        )
         self.options = options
         self.log = log
         self.new_to_new = new_to_new

@@ -77,7 +77,8 @@ class FarView:
     """What opening a far folder tells.
 
     ``uidvalidity`` is None for a store without one; ``uidnext`` is a watermark: keys
-    of messages added from now on sort at or above it (None: unknown); ``highestmodseq``
+    of messages added from now on sort at or above it (0 for a store without one,
+    which then takes no appends either); ``highestmodseq``
     None without MODSEQ; ``readonly`` when opened to look only; ``permanent_flags`` the
     flags the folder keeps, ``\\*`` meaning any keyword, None meaning every flag."""
 
@@ -92,7 +93,7 @@ class FarView:
 class FarBody:
     """One downloaded message: its key, wire bytes and arrival date (None: unknown)."""
 
-    key: int
+    key: MsgKey
     data: bytes
     internaldate: datetime | None
 
@@ -121,7 +122,7 @@ class Refused:
 
 
 #: Per message appended: its new key, None (stored, key unknown) or :class:`Refused`.
-AppendOutcome = int | None | Refused
+AppendOutcome = MsgKey | None | Refused
 
 
 class FarFolder(Protocol):
@@ -291,9 +292,10 @@ class NearFolder(Protocol):
     def deliver(
         self, data: bytes, *, name: str, flags: Flags, mtime: float | None, to_new: bool
     ) -> NearMessage:
-        """Store a message (wire form) durably-once-:meth:`flush`-ed under ``name``.
-        Thread-safe.  Idempotent for an already delivered ``name``?  No: the engine
-        records an intent first and adopts an existing ``name`` after a crash."""
+        """Store a message (wire form) under ``name``, durable once :meth:`flush`
+        returns; returns it as stored (flags the store cannot hold dropped).
+        Thread-safe.  Not idempotent: the engine records an intent with ``name``
+        first and, after a crash, adopts a message found under that name."""
 
     def set_flags(self, msg: NearMessage, flags: Flags) -> NearMessage:
         """Give ``msg`` exactly ``flags`` (what the store can hold of them); returns
