@@ -26,8 +26,10 @@ from syncd.stores.base import (
     Capability,
     Checkpoint,
     FarBody,
+    FarFolder,
     FarStatus,
     FarView,
+    NearFolder,
     NearMessage,
     NewMessage,
     Refused,
@@ -498,3 +500,8 @@ class MemoryNear:
         if self._scanned is None or self._version != self._scanned + self._own:
             return None  # someone else changed the folder meanwhile
         return now
+
+
+def _conforms(far: MemoryFarFolder, near: MemoryNear) -> tuple[FarFolder, NearFolder]:
+    """Never called: has mypy prove that both classes implement the seam's protocols."""
+    return far, near
