@@ -1,12 +1,10 @@
 """In-memory far and near stores: the seam's reference implementation.
 
-They let the engine run without a server or a disk -- the contract suite and the
-engine's presence x flags, crash and UIDVALIDITY cases run on them in
-milliseconds -- and they show what a new store has to provide.  Switches turn
-capabilities off (no MODSEQ, no MOVE, no UIDPLUS-like exact expunge and append
-keys, no keywords), :meth:`MemoryFar.change_uidvalidity` renumbers a folder as a
-server that rebuilt its index would, and the ``other_*`` helpers change a side
-as another mail client would.
+They run the engine without a server or a disk (the contract suite's engine
+cases take milliseconds) and show what a new store must provide.  Switches turn
+capabilities off (MODSEQ, MOVE, UIDPLUS-like exact expunge and append keys,
+keywords); :meth:`MemoryFar.change_uidvalidity` renumbers a folder as a rebuilt
+server index would; the ``other_*`` helpers change a side as another client would.
 """
 
 from __future__ import annotations
@@ -408,12 +406,6 @@ class MemoryNear:
     def other_delete(self, name: str) -> None:
         with self._lock:
             del self.messages[name]
-            self._bump(own=False)
-
-    def remove_folder(self) -> None:
-        with self._lock:
-            self.messages.clear()
-            self._exists = False
             self._bump(own=False)
 
     # --- the seam -------------------------------------------------------------------
