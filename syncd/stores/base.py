@@ -45,8 +45,9 @@ class Capability(enum.Flag):
     KEYWORDS = enum.auto()  # arbitrary keywords are kept as well
     APPEND = enum.auto()  # new messages can be stored (else the store is pull-only)
     MOVE = enum.auto()  # messages can be moved to another folder (deletion to a trash)
-    EXPUNGE = enum.auto()  # deletions can be made final for exactly the given messages
-    UID_STABLE = enum.auto()  # message keys last between sessions (UIDPLUS-like)
+    # Deletions made final for exactly the given keys, appends tell their keys (UIDPLUS).
+    EXPUNGE = enum.auto()
+    UID_STABLE = enum.auto()  # message keys last between sessions
     UIDVALIDITY = enum.auto()  # keys carry an epoch that may change (all keys reset)
     MODSEQ = enum.auto()  # a change counter: cheap "what changed since" and status
     PUSH = enum.auto()  # changes can be waited for (IMAP IDLE)
