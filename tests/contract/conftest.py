@@ -2,7 +2,8 @@
 change its side as another mail client would.
 
 ``far`` is parametrised over the memory store and the IMAP store (a fresh user on
-the session's private Dovecot); ``near`` over the memory store and a Maildir
+the session's private Dovecot, and on a shared Dovecot without MOVE and UIDPLUS);
+``near`` over the memory store and a Maildir
 folder under ``tmp_path``.  The tests in this folder only use the protocols of
 :mod:`syncd.stores.base` plus these handles.
 """
@@ -21,16 +22,21 @@ from contract_support import (
     MemoryNearHandle,
     NearHandle,
 )
+from support import StartServer
 
-from devserver.dovecot import DevServer
+from devserver.dovecot import DevServer, capabilities_without
 
 
-@pytest.fixture(params=["memory", "imap"])
+@pytest.fixture(params=["memory", "imap", "imap-no-move-uidplus"])
 def far(request: pytest.FixtureRequest) -> Iterator[FarHandle]:
     if request.param == "memory":
         yield MemoryFarHandle()
         return
-    server: DevServer = request.getfixturevalue("dovecot")
+    if request.param == "imap":
+        server: DevServer = request.getfixturevalue("dovecot")
+    else:  # the adapter, not the engine, makes up for a server without MOVE and UIDPLUS
+        start: StartServer = request.getfixturevalue("dovecot_server")
+        server = start(capability=capabilities_without("MOVE", "UIDPLUS"))
     handle = ImapFarHandle(server)
     try:
         yield handle

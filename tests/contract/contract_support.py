@@ -95,7 +95,9 @@ class ImapFarHandle(FarHandle):
 
     def put(self, data: bytes, flags: Iterable[str] = ()) -> int:
         uid = self.side.append("INBOX", data, flags=frozenset(flags), date=None)
-        assert uid is not None
+        if uid is None:  # no UIDPLUS: the newest message is the one just appended
+            self.side.select("INBOX")
+            uid = max(self.side.search("ALL"))
         return uid
 
     def set_flags(self, key: int, flags: Iterable[str]) -> None:
