@@ -253,7 +253,8 @@ class AccountSyncer:
     def _run(
         self, job: Job, session: ImapSession, db: StateDB, options: RunOptions, **kw: Any
     ) -> FolderReport:
-        """:func:`_run_job`, bracketed by the hooks' optional folder_started/finished."""
+        """:func:`~syncd.account.job.run_job`, bracketed by the hooks' optional
+        folder_started/finished."""
         started = getattr(self.hooks, "folder_started", None)
         finished = getattr(self.hooks, "folder_finished", None)
         if callable(started):
