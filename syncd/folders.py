@@ -1,4 +1,6 @@
-"""Folder names: server hierarchy <-> local Maildir paths, validation, discovery.
+"""Folder names: server hierarchy <-> local Maildir paths, validation, patterns.
+
+Finding the folders a Maildir tree holds is :mod:`syncd.stores.maildir.discover`.
 
 Inside syncd a folder name is a tuple of Unicode components, the server's
 hierarchy delimiter already split off (``("Lists", "python")``).  Three local
@@ -29,14 +31,12 @@ from __future__ import annotations
 
 import fnmatch
 import os
-import stat
 import unicodedata
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Protocol
 
 from syncd.errors import UnsafeNameError
-from syncd.logsetup import printable
 
 Layout = Literal["maildir++", "nested", "flat"]
 LAYOUTS: tuple[Layout, ...] = ("maildir++", "nested", "flat")
@@ -45,16 +45,18 @@ LocalNames = Literal["utf-8", "imap-utf-7"]
 LOCAL_NAMES: tuple[LocalNames, ...] = ("utf-8", "imap-utf-7")
 
 INBOX = "INBOX"
+#: LIST attributes of a name that is not a mailbox one can open.
+NOT_SELECTABLE = frozenset({"\\NOSELECT", "\\NONEXISTENT"})
 MAX_COMPONENT_BYTES = 255  # NAME_MAX on every filesystem we care about
 MAX_NAME_BYTES = 1000  # isync's limit (127003e); far below PATH_MAX
 
 # In the nested layout a folder directory also holds the Maildir's own entries;
 # a child folder with one of these names would collide with them.
 _RESERVED_NESTED = frozenset({"cur", "new", "tmp", "dovecot-keywords"})
-_MAILDIR_SUBDIRS = frozenset({"cur", "new", "tmp"})
+MAILDIR_SUBDIRS = frozenset({"cur", "new", "tmp"})
 
 
-def _normalise_inbox(parts: tuple[str, ...]) -> tuple[str, ...]:
+def normalise_inbox(parts: tuple[str, ...]) -> tuple[str, ...]:
     if parts and parts[0].upper() == INBOX and parts[0] != INBOX:
         return (INBOX, *parts[1:])
     return parts
@@ -68,7 +70,7 @@ def split_name(name: str, delimiter: str | None) -> tuple[str, ...]:
     :func:`local_path` rejects them rather than silently merging two names.
     """
     parts = (name,) if not delimiter else tuple(name.split(delimiter))
-    return _normalise_inbox(parts)
+    return normalise_inbox(parts)
 
 
 def join_name(parts: Sequence[str], delimiter: str | None) -> str:
@@ -210,7 +212,7 @@ def local_path(
         raise UnsafeNameError("unsafe folder name '': empty name")
     if len(parts) > 1 and parts[0] == "":
         raise UnsafeNameError(f"unsafe folder name {shown!r}: absolute path (possible attack)")
-    parts = _normalise_inbox(parts)
+    parts = normalise_inbox(parts)
     for part in parts:
         problem = _component_problem(part, layout)
         if problem is not None:
@@ -251,186 +253,6 @@ def _check_inside(root: Path, path: Path, shown: str) -> None:
         )
 
 
-def discover(
-    root: Path, layout: Layout, *, names: LocalNames = "utf-8"
-) -> tuple[list[tuple[str, ...]], list[str]]:
-    """The Maildir folders present under ``root`` and the problems found.
-
-    A folder is a directory with a ``cur/`` subdirectory.  Symlinks are never
-    followed: a symlinked folder is reported, not listed.  Also reported (one
-    line each, naming the path): names that are not valid UTF-8, or under
-    ``names = "imap-utf-7"`` not valid modified UTF-7, and names that would not
-    map back to the same directory through :func:`local_path`.
-    Returns the folders (decoded) sorted, INBOX first when present.
-    """
-    folders: list[tuple[str, ...]] = []
-    problems: list[str] = []
-    if layout == "nested":
-        _discover_nested(root, (), (), folders, problems, names=names, is_root=True)
-    else:
-        _discover_top(root, layout, folders, problems, names)
-    folders.sort(key=lambda p: (p != (INBOX,), p))
-    return folders, problems
-
-
-def _has_cur(path: Path) -> bool:
-    # lstat: a ``cur`` that is a symlink does not make a folder (it could point
-    # anywhere, and scanning it would read files outside the root).
-    try:
-        return stat.S_ISDIR(os.lstat(path / "cur").st_mode)
-    except OSError:
-        return False
-
-
-def _decodable(name: str) -> bool:
-    try:
-        name.encode("utf-8")
-    except UnicodeEncodeError:  # os.scandir gave surrogate escapes: not UTF-8 on disk
-        return False
-    return True
-
-
-def _scandir(path: Path, problems: list[str]) -> list[os.DirEntry[str]]:
-    try:
-        with os.scandir(path) as it:
-            return sorted(it, key=lambda e: e.name)
-    except OSError as exc:
-        problems.append(f"skipped {printable(path)}: {exc.strerror or exc}")
-        return []
-
-
-def _decoded(
-    spelled: Sequence[str], names: LocalNames, path: Path, problems: list[str]
-) -> tuple[str, ...] | None:
-    """The folder name components of on-disk ``spelled``, or None (reported)."""
-    out = []
-    for part in spelled:
-        try:
-            out.append(decode_component(part, names))
-        except ValueError as exc:
-            problems.append(
-                f"skipped {printable(path)}: {printable(part)} is not valid modified UTF-7 "
-                f'({exc}), as local_names = "imap-utf-7" requires (Projets/&AMk-t&AOk- '
-                "for Projets/\u00c9t\u00e9); rename it or change local_names"
-            )
-            return None
-    return tuple(out)
-
-
-def _maps_back(
-    root: Path,
-    parts: tuple[str, ...],
-    layout: Layout,
-    path: Path,
-    problems: list[str],
-    *,
-    names: LocalNames,
-) -> bool:
-    try:
-        mapped = local_path(root, parts, layout, names=names)
-    except UnsafeNameError as exc:
-        problems.append(f"skipped {printable(path)}: {exc}")
-        return False
-    if mapped != path:
-        problems.append(
-            f"skipped {printable(path)}: name does not map back (would be {printable(mapped)})"
-        )
-        return False
-    return True
-
-
-def _discover_top(
-    root: Path,
-    layout: Layout,
-    folders: list[tuple[str, ...]],
-    problems: list[str],
-    names: LocalNames,
-) -> None:
-    """``maildir++`` (``.A.b`` under an INBOX root) and ``flat`` (``A.b`` at the root)."""
-    plusplus = layout == "maildir++"
-    if plusplus and _has_cur(root):
-        folders.append((INBOX,))
-    if not plusplus and _has_cur(root):
-        problems.append(
-            f"skipped {printable(root)}: the root itself is a Maildir, but in the flat layout "
-            f"INBOX is {printable(root / INBOX)} (maildir++ layout?)"
-        )
-    for entry in _scandir(root, problems):
-        name = entry.name
-        path = root / name
-        if plusplus and (not name.startswith(".") or name in {".", ".."}):
-            continue
-        if not plusplus and name in _MAILDIR_SUBDIRS:
-            continue
-        if not _decodable(name):
-            if _has_cur(path):
-                problems.append(f"skipped {printable(path)}: folder name is not valid UTF-8")
-            continue
-        if entry.is_symlink():
-            if entry.is_dir():
-                problems.append(f"skipped {printable(path)}: symlinked folder (not followed)")
-            continue
-        if not entry.is_dir(follow_symlinks=False) or not _has_cur(path):
-            continue
-        if not plusplus and name.startswith("."):
-            problems.append(f"skipped {printable(path)}: hidden directory (maildir++ folder?)")
-            continue
-        decoded = _decoded((name[1:] if plusplus else name).split("."), names, path, problems)
-        if decoded is None:
-            continue
-        parts = _normalise_inbox(decoded)
-        if _maps_back(root, parts, layout, path, problems, names=names):
-            folders.append(parts)
-
-
-def _discover_nested(
-    root: Path,
-    spelled: tuple[str, ...],
-    prefix: tuple[str, ...],
-    folders: list[tuple[str, ...]],
-    problems: list[str],
-    *,
-    names: LocalNames,
-    is_root: bool = False,
-) -> None:
-    """``spelled``: the directory's path under the root as on disk; ``prefix``: decoded."""
-    here = root.joinpath(*spelled)
-    if is_root and _has_cur(root):
-        problems.append(
-            f"skipped {printable(root)}: the root itself is a Maildir, but in the nested layout "
-            f"INBOX is {root / INBOX} (maildir++ layout?)"
-        )
-    for entry in _scandir(here, problems):
-        name = entry.name
-        path = here / name
-        if name in _MAILDIR_SUBDIRS:
-            continue
-        if entry.is_symlink():
-            if entry.is_dir():
-                problems.append(f"skipped {printable(path)}: symlinked folder (not followed)")
-            continue
-        if not entry.is_dir(follow_symlinks=False):
-            continue
-        if not _decodable(name):
-            problems.append(f"skipped {printable(path)}: folder name is not valid UTF-8")
-            continue
-        if name.startswith("."):
-            # Hidden directories (.notmuch, .git) are not folders; one holding a
-            # Maildir is worth a word: probably a maildir++ tree.
-            if _has_cur(path):
-                problems.append(f"skipped {printable(path)}: hidden directory (maildir++ folder?)")
-            continue
-        decoded = _decoded((name,), names, path, problems)
-        if decoded is None:
-            continue
-        parts = _normalise_inbox((*prefix, *decoded))
-        if _has_cur(path) and _maps_back(root, parts, "nested", path, problems, names=names):
-            folders.append(parts)
-        _discover_nested(
-            root, (*spelled, name), (*prefix, *decoded), folders, problems, names=names
-        )
-
-
 def _normalise_pattern(pattern: str) -> str:
     head, sep, tail = pattern.partition("/")
     return INBOX + sep + tail if head.upper() == INBOX else pattern
@@ -446,7 +268,7 @@ def matches(
     ``*`` also matches ``/`` (``Lists/*`` selects ``Lists/a/b``).  INBOX is
     matched case-insensitively, as a whole name or first component.
     """
-    name = "/".join(_normalise_inbox(tuple(parts)))
+    name = "/".join(normalise_inbox(tuple(parts)))
     inc = [_normalise_pattern(p) for p in include]
     exc = [_normalise_pattern(p) for p in exclude]
     return any(fnmatch.fnmatchcase(name, p) for p in inc) and not any(
@@ -469,3 +291,37 @@ def clashes(names: Iterable[tuple[str, ...]]) -> list[tuple[tuple[str, ...], tup
         if other != name:
             found.append((other, name))
     return found
+
+
+class ListedFolder(Protocol):
+    """What a far store's folder listing says of one name (IMAP LIST)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def delimiter(self) -> str | None: ...
+    @property
+    def flags(self) -> Iterable[str]: ...
+
+
+def selectable(flags: Iterable[str]) -> bool:
+    """Whether a listed folder can be opened (not ``\\Noselect``/``\\NonExistent``)."""
+    return not {f.upper() for f in flags} & NOT_SELECTABLE
+
+
+def inbox_first(parts: tuple[str, ...]) -> tuple[bool, tuple[str, ...]]:
+    """Sort key: INBOX first, then by name components."""
+    return (parts != (INBOX,), parts)
+
+
+def selectable_folders(
+    listed: Iterable[ListedFolder], delimiter: str | None
+) -> dict[tuple[str, ...], str]:
+    """The folders of a listing that can be opened: name components -> the server's
+    name, INBOX first, then sorted (a name's own delimiter wins over ``delimiter``)."""
+    found = {
+        split_name(info.name, info.delimiter or delimiter): info.name
+        for info in listed
+        if selectable(info.flags)
+    }
+    return {parts: found[parts] for parts in sorted(found, key=inbox_first)}

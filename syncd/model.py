@@ -78,7 +78,7 @@ class Pair:
     copied again.
     """
 
-    far: int | None
+    far: MsgKey | None
     near: str | None
     flags: Flags
     size: int | None = None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from syncd.engine.cycle import ByteBudget
+from syncd.engine.options import ByteBudget
 
 
 def test_budget_limits_and_oversize_requests_take_everything() -> None:

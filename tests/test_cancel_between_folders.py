@@ -15,7 +15,7 @@ from support.run import account_config, write_config
 from devserver.dovecot import DevServer, User, populate
 from syncd.account.syncer import AccountSyncer
 from syncd.config import load_config
-from syncd.engine.cycle import RunOptions, SyncCancelled
+from syncd.engine.options import RunOptions, SyncCancelled
 
 
 def test_a_stop_during_the_first_folder_does_not_sync_the_others(

@@ -18,7 +18,8 @@ from syncd.account.syncer import AccountReport
 from syncd.config import AccountConfig, Config, load_config
 from syncd.daemon.core import AccountRunner
 from syncd.daemon.queue import Backoff, Batch, RequestQueue, Tuning
-from syncd.engine.cycle import FolderReport, RunOptions
+from syncd.engine.options import RunOptions
+from syncd.engine.report import FolderReport
 
 DEADLINE = 30.0
 

@@ -19,13 +19,13 @@ from syncd.folders import (
     LocalNames,
     clashes,
     decode_component,
-    discover,
     encode_component,
     join_name,
     local_path,
     matches,
     split_name,
 )
+from syncd.stores.maildir.discover import discover
 
 ETE = "\u00c9t\u00e9"  # "Été" in NFC
 

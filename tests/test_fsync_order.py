@@ -30,7 +30,7 @@ from support.run import account_config, write_config
 from devserver.dovecot import DevServer, User, populate
 from syncd.account.syncer import AccountSyncer
 from syncd.config import load_config
-from syncd.engine.cycle import RunOptions
+from syncd.engine.options import RunOptions
 from syncd.engine.state import StateDB
 
 FOLDERS = {"INBOX": 14, "Archive": 10}

@@ -17,7 +17,7 @@ from support.run import account_config, run_syncd, write_config
 from devserver.dovecot import DevServer, User
 from syncd.account.syncer import AccountSyncer
 from syncd.config import load_config
-from syncd.engine.cycle import RunOptions
+from syncd.engine.options import RunOptions
 
 
 def _refuse_list_status(answer: bytes) -> object:

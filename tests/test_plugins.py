@@ -21,7 +21,7 @@ from support.run import account_config, offline_config, run_syncd, write_config
 from devserver.dovecot import DevServer, User
 from syncd.account.syncer import AccountSyncer
 from syncd.config import Config, load_config
-from syncd.engine.cycle import RunOptions
+from syncd.engine.options import RunOptions
 from syncd.errors import ConfigError
 from syncd.ext.hooks import RuleHooks
 from syncd.ext.hookspecs import hookimpl

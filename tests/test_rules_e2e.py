@@ -15,7 +15,7 @@ from support.run import account_config, run_syncd, write_config
 from devserver.dovecot import DevServer, User, capabilities_without
 from syncd.account.syncer import AccountSyncer
 from syncd.config import load_config
-from syncd.engine.cycle import RunOptions
+from syncd.engine.options import RunOptions
 from syncd.ext.hooks import load_hooks
 
 TRASH_CONF = "namespace inbox {\n  mailbox Bin {\n    special_use = \\Trash\n  }\n}"

@@ -20,7 +20,7 @@ from support.run import account_config, run_syncd, write_config
 from devserver.dovecot import DevServer, User, populate
 from syncd.account.syncer import AccountSyncer
 from syncd.config import load_config
-from syncd.engine.cycle import RunOptions
+from syncd.engine.options import RunOptions
 from syncd.stores.imap.session import ImapSession
 
 LAYOUTS = ["maildir++", "nested"]

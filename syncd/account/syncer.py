@@ -7,7 +7,6 @@ account's run and the other accounts go on.
 
 from __future__ import annotations
 
-import logging
 import os
 import queue
 import threading
@@ -16,29 +15,25 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from syncd import crashpoints
+from syncd.account.job import run_job, settle_job
 from syncd.account.lock import AccountLock
-from syncd.engine.cycle import (
+from syncd.account.prepare import Job, prepare_folders
+from syncd.engine.options import (
     ACCOUNT_BODY_BUDGET,
-    DOWNLOAD_BATCH_BYTES,
     WRITERS,
     ByteBudget,
-    FolderReport,
-    FolderSync,
     RunOptions,
     SyncCancelled,
     policy_for,
 )
-from syncd.engine.reconcile import Policy
+from syncd.engine.report import FolderReport
 from syncd.engine.state import StateDB
-from syncd.errors import AccountError, CredentialError, FolderError, LockedError, ProtocolError
-from syncd.folders import clashes, discover, join_name, local_path, matches, split_name
+from syncd.errors import AccountError, CredentialError, FolderError, LockedError
 from syncd.logsetup import account_logger
-from syncd.stores.maildir.folder import MaildirFolder
 
 if TYPE_CHECKING:
     from syncd.config import AccountConfig, Config
-    from syncd.stores.imap.session import ImapSession, StatusInfo
+    from syncd.stores.imap.session import ImapSession
 
 #: A targeted run (some folders only) asks LIST-STATUS from this many folders on.
 TARGETED_LIST_STATUS = 4
@@ -46,7 +41,6 @@ TARGETED_LIST_STATUS = 4
 #: stops for this run (each costs a fresh login).
 MAX_DROPPED_CONNECTIONS = 3
 ROOT_MARKER = ".syncd-maildir"  # tells the Maildir syncd synced from an empty mount point
-_NOT_SELECTABLE = frozenset({"\\NOSELECT", "\\NONEXISTENT"})
 
 
 @dataclass
@@ -220,15 +214,23 @@ class AccountSyncer:
                     f"This directory is the Maildir of syncd account {self.account.name!r}.\n"
                     "syncd refuses to sync it when this file is missing (an unmounted disk).\n"
                 )
-        jobs = _prepare_folders(
+        session = self._main()
+        hooks = self.hooks
+
+        def before_folder(far_name: str) -> list[str]:
+            assert hooks is not None
+            return hooks.before_folder(account=self.account, session=session, folder=far_name)
+
+        jobs = prepare_folders(
             self.account,
-            self._main(),
+            session,
             db,
-            options=options,
-            report=report,
+            policy=policy_for(self.account.sync, self.account.expunge),
+            dry_run=options.dry_run,
+            errors=report.folders,
             log=self.log,
             only=only,
-            hooks=self.hooks,
+            before_folder=before_folder if hooks is not None else None,
         )
         first = self._settle_unchanged(
             [j for j in jobs if not j.last], db, options, report, targeted=only is not None
@@ -247,15 +249,16 @@ class AccountSyncer:
                 report.folders.append(self._watch(self._run(job, self._main(), db, options)))
 
     def _run(
-        self, job: _Job, session: ImapSession, db: StateDB, options: RunOptions, **kw: Any
+        self, job: Job, session: ImapSession, db: StateDB, options: RunOptions, **kw: Any
     ) -> FolderReport:
-        """:func:`_run_job`, bracketed by the hooks' optional folder_started/finished."""
+        """:func:`~syncd.account.job.run_job`, bracketed by the hooks' optional
+        folder_started/finished."""
         started = getattr(self.hooks, "folder_started", None)
         finished = getattr(self.hooks, "folder_finished", None)
         if callable(started):
             started(folder=job.far_name, session=session)
         try:
-            return _run_job(job, session, db, options, **kw)
+            return run_job(job, session, db, options, **kw)
         finally:
             if callable(finished):
                 finished(folder=job.far_name, session=session)
@@ -284,13 +287,13 @@ class AccountSyncer:
 
     def _settle_unchanged(
         self,
-        jobs: list[_Job],
+        jobs: list[Job],
         db: StateDB,
         options: RunOptions,
         report: AccountReport,
         *,
         targeted: bool = False,
-    ) -> list[_Job]:
+    ) -> list[Job]:
         """Ask the STATUS of every folder in one round trip (LIST-STATUS) and settle
         the folders unchanged on both sides right here, on the main connection; the
         rest is returned, to be synced.  A no-op run then needs one connection and
@@ -307,11 +310,11 @@ class AccountSyncer:
         except FolderError as exc:  # NO/BAD to a command it advertised: go without
             self.log.warning("LIST-STATUS refused (%s); asking each folder's STATUS", exc)
             return jobs
-        busy: list[_Job] = []
+        busy: list[Job] = []
         done: list[str] = []
         for job in jobs:
             job.status = statuses.get(job.far_name)
-            settled = _settle_job(job, session, db, options) if job.status else None
+            settled = settle_job(job, session, db, options) if job.status else None
             if settled is None:
                 busy.append(job)
             else:
@@ -322,7 +325,7 @@ class AccountSyncer:
         return busy
 
     def _run_parallel(
-        self, jobs: list[_Job], workers: int, options: RunOptions, report: AccountReport
+        self, jobs: list[Job], workers: int, options: RunOptions, report: AccountReport
     ) -> None:
         assert self._session is not None
         idle: queue.SimpleQueue[ImapSession] = queue.SimpleQueue()
@@ -347,7 +350,7 @@ class AccountSyncer:
             self._spare.append(fresh)
             return fresh
 
-        def work(job: _Job) -> FolderReport | None:
+        def work(job: Job) -> FolderReport | None:
             if failed.is_set():
                 return None
             _check_cancel(options)
@@ -396,238 +399,7 @@ def sync_account(config: Config, account: AccountConfig, options: RunOptions) ->
         syncer.close()
 
 
-@dataclass
-class _Job:
-    """One folder pair to sync: prepared (created, rules run) on the main connection."""
-
-    shown: str
-    far_name: str
-    near: MaildirFolder
-    policy: Policy
-    trash: str | None
-    new_to_new: bool
-    planned: list[str]
-    log: logging.LoggerAdapter[logging.Logger]
-    last: bool = False  # the trash folder: synced after the folders that move mail into it
-    status: StatusInfo | None = None  # the server's STATUS when already known
-
-
 def _check_cancel(options: RunOptions) -> None:
     """Between two folders: stop here when the run was asked to (the daemon's stop)."""
     if options.cancel is not None and options.cancel.is_set():
         raise SyncCancelled
-
-
-def _folder_sync(
-    job: _Job,
-    session: ImapSession,
-    db: StateDB,
-    options: RunOptions,
-    *,
-    workers: int = 1,
-    writers: ThreadPoolExecutor | None = None,
-    budget: ByteBudget | None = None,
-) -> FolderSync:
-    return FolderSync(
-        session=session,
-        db=db,
-        far_name=job.far_name,
-        near=job.near,
-        policy=job.policy,
-        options=options,
-        log=job.log,
-        new_to_new=job.new_to_new,
-        trash=job.trash,
-        # Folders synced side by side share the memory budget for bodies in flight.
-        batch_bytes=max(1 << 20, DOWNLOAD_BATCH_BYTES // workers),
-        writers=writers,
-        budget=budget,
-        status=job.status,
-    )
-
-
-def _settle_job(
-    job: _Job, session: ImapSession, db: StateDB, options: RunOptions
-) -> FolderReport | None:
-    """The folder's report if the fast path says it is unchanged, else None."""
-    try:
-        result = _folder_sync(job, session, db, options).run_if_unchanged()
-    except FolderError:
-        return None  # the full sync says it properly
-    if result is not None:
-        result.planned[:0] = job.planned
-    return result
-
-
-def _run_job(
-    job: _Job,
-    session: ImapSession,
-    db: StateDB,
-    options: RunOptions,
-    *,
-    workers: int = 1,
-    writers: ThreadPoolExecutor | None = None,
-    budget: ByteBudget | None = None,
-) -> FolderReport:
-    """Sync one folder; a FolderError becomes the report's error (the others go on)."""
-    try:
-        result = _folder_sync(
-            job, session, db, options, workers=workers, writers=writers, budget=budget
-        ).run()
-    # A server that breaks the protocol inside one folder (a literal it cannot mean,
-    # a garbled or forged response: RELIABILITY MAL-01..03) loses that folder for
-    # this run; the connection is dropped and the next folder gets a fresh one.
-    except (FolderError, ProtocolError) as exc:
-        job.log.error("%s", exc)
-        st = db.folder(job.far_name) if not options.dry_run else None
-        if st is not None:
-            db.record_result(st.id, str(exc))
-        return FolderReport(job.shown, error=str(exc), dropped=not session.alive)
-    result.planned[:0] = job.planned
-    if result.changed() or options.dry_run:
-        job.log.info("%s%s", "plan: " if options.dry_run else "", result.summary())
-    if not options.dry_run:
-        st = db.folder(job.far_name)
-        if st is not None:
-            db.record_result(st.id, None)
-    return result
-
-
-def _prepare_folders(
-    account: AccountConfig,
-    session: ImapSession,
-    db: StateDB,
-    *,
-    options: RunOptions,
-    report: AccountReport,
-    log: logging.LoggerAdapter[logging.Logger],
-    only: Collection[str] | None = None,
-    hooks: SyncHooks | None = None,
-) -> list[_Job]:
-    """Pair the folders of both sides, create the missing server folders and run
-    the hooks (rules) for each, all on the main connection; returns what to sync."""
-    policy = policy_for(account.sync, account.expunge)
-    delimiter = session.delimiter()
-    for reason in getattr(session, "rejected_names", []):
-        log.error("server folder refused: %s", reason)
-        report.folders.append(FolderReport("?", error=reason))
-    far: dict[tuple[str, ...], str] = {}
-    for info in session.list_folders():
-        if {f.upper() for f in info.flags} & _NOT_SELECTABLE:
-            continue
-        far[split_name(info.name, info.delimiter or delimiter)] = info.name
-    near_parts: list[tuple[str, ...]] = []
-    if account.maildir.is_dir():
-        near_parts, problems = discover(account.maildir, account.layout, names=account.local_names)
-        for problem in problems:
-            log.warning("%s", problem)
-    wanted = {split_name(n, "/") for n in only} if only is not None else None
-    names = sorted(
-        {
-            p
-            for p in (*far, *near_parts)
-            if matches(p, account.folders, account.exclude) and (wanted is None or p in wanted)
-        },
-        key=lambda p: (p != ("INBOX",), p),
-    )
-    for a, b in clashes(names):
-        log.warning(
-            "folders %s and %s differ only by case or Unicode form; they would clash "
-            "on a case-insensitive file system",
-            "/".join(a),
-            "/".join(b),
-        )
-    trash = join_name(tuple(account.trash.split("/")), delimiter) if account.trash else None
-    trash_parts = split_name(account.trash, "/") if account.trash else None
-    if (
-        trash is not None
-        and trash_parts is not None
-        and trash_parts not in far
-        and policy.push
-        and not options.dry_run
-        and matches(trash_parts, account.folders, account.exclude)
-    ):
-        # Created now, so it is synced in this run after the folders that fill it.
-        log.info("creating the trash folder %s on the server", trash)
-        session.create_folder(trash)
-        crashpoints.step("folder-create")
-        far[trash_parts] = trash
-        if wanted is None:
-            names.append(trash_parts)
-    jobs: list[_Job] = []
-
-    def prepare(parts: tuple[str, ...]) -> None:
-        shown = "/".join(parts)
-        folder_log = account_logger(account.name, shown)
-        far_name = far.get(parts, shown)
-        try:
-            far_name = far.get(parts) or join_name(parts, delimiter)
-            near = MaildirFolder(
-                local_path(account.maildir, parts, account.layout, names=account.local_names),
-                fsync=account.fsync,
-            )
-            if parts not in far:
-                st = db.folder(far_name)
-                if st is not None and st.uidvalidity is not None:
-                    folder_log.warning(
-                        "the server folder is gone; the local copy is kept and not uploaded "
-                        "again (remove %s to stop this warning)",
-                        near.path,
-                    )
-                    return
-                if not policy.push:
-                    return
-                if options.dry_run:
-                    folder_log.info("would create the folder on the server")
-                    report.folders.append(FolderReport(far_name, planned=["create far folder"]))
-                    return
-                folder_log.info("creating the folder on the server")
-                session.create_folder(far_name)
-                crashpoints.step("folder-create")
-            elif not near.exists() and not policy.pull:
-                return
-            planned = (
-                hooks.before_folder(account=account, session=session, folder=far_name)
-                if hooks is not None
-                else []
-            )
-        except FolderError as exc:
-            folder_log.error("%s", exc)
-            report.folders.append(FolderReport(shown, error=str(exc)))
-            st = db.folder(far_name) if not options.dry_run else None
-            if st is not None:
-                db.record_result(st.id, str(exc))
-            return
-        jobs.append(
-            _Job(
-                shown,
-                far_name,
-                near,
-                policy,
-                trash,
-                account.new_to_new,
-                planned,
-                folder_log,
-                last=far_name == trash,
-            )
-        )
-
-    for parts in names:
-        prepare(parts)
-    if hooks is not None and not options.dry_run:
-        # Rules may have created target folders (and filed mail into them): sync
-        # those in this same run, so the Maildir ends in the filed state.
-        done = set(names)
-        for info in session.list_folders():
-            parts = split_name(info.name, info.delimiter or delimiter)
-            if (
-                parts in done
-                or {f.upper() for f in info.flags} & _NOT_SELECTABLE
-                or not matches(parts, account.folders, account.exclude)
-                or (wanted is not None and parts not in wanted)
-            ):
-                continue
-            far[parts] = info.name
-            done.add(parts)
-            prepare(parts)
-    return jobs

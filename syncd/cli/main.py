@@ -94,7 +94,7 @@ def sync(
     2 configuration error, 75 another syncd holds the lock.
     """
     from syncd.account.syncer import AccountSyncer
-    from syncd.engine.cycle import RunOptions
+    from syncd.engine.options import RunOptions
     from syncd.ext.hooks import load_hooks
 
     config = obj.load()

@@ -36,7 +36,7 @@ def rules(obj: Context, accounts: tuple[str, ...], dry_run: bool, allow_mass_del
     """
     from syncd.account.lock import AccountLock
     from syncd.account.syncer import open_session
-    from syncd.engine.cycle import RunOptions
+    from syncd.engine.options import RunOptions
     from syncd.ext.hooks import load_hooks
 
     config = obj.load()

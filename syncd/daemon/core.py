@@ -42,7 +42,7 @@ from syncd.daemon.hooks import DaemonHooks
 from syncd.daemon.idle import IdleListener
 from syncd.daemon.queue import Backoff, Batch, RequestQueue, Tuning
 from syncd.daemon.watch import EchoFilter, MaildirWatcher
-from syncd.engine.cycle import RunOptions, SyncCancelled
+from syncd.engine.options import RunOptions, SyncCancelled
 from syncd.logsetup import account_logger
 
 if TYPE_CHECKING:

@@ -7,7 +7,7 @@ import threading
 from typing import TYPE_CHECKING
 
 from syncd.daemon.watch import EchoFilter
-from syncd.engine.cycle import SyncCancelled
+from syncd.engine.options import SyncCancelled
 from syncd.errors import UnsafeNameError
 from syncd.folders import local_path, split_name
 from syncd.stores.maildir.fsio import directory_signature

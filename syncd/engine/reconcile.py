@@ -178,7 +178,7 @@ def merge_flags(base: Flags, far: Flags, near: Flags) -> Flags:
 
 def reconcile(
     pairs: Iterable[Pair],
-    far: Mapping[int, MsgMeta],
+    far: Mapping[MsgKey, MsgMeta],
     near: Mapping[str, MsgMeta],
     policy: Policy,
 ) -> Plan:
@@ -189,7 +189,7 @@ def reconcile(
     ascending far UID / near name order.
     """
     acc = _Actions()
-    paired_far: set[int] = set()
+    paired_far: set[MsgKey] = set()
     paired_near: set[str] = set()
 
     for pair in pairs:

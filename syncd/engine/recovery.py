@@ -22,43 +22,40 @@ from typing import TYPE_CHECKING
 
 from syncd.errors import FolderError, MessageError
 from syncd.message import body_hash, message_id, wire_size
-from syncd.model import Pair, intern_flags
-from syncd.stores.imap.parse import format_uid_set
+from syncd.model import MsgKey, MsgMeta, Pair, intern_flags
+from syncd.stores.base import FarFolder, NearFolder, NearMessage
 
 if TYPE_CHECKING:
     from syncd.engine.state import Intent, StateDB
-    from syncd.stores.imap.parse import FlagInfo
-    from syncd.stores.imap.session import ImapSession
-    from syncd.stores.maildir.folder import LocalMessage, MaildirFolder
 
 REPAIR_MIN_SHARE = 0.8
 
 
 def find_on_far(
-    session: ImapSession, known: set[int], uidnext: int, wanted: Sequence[tuple[str, bytes]]
-) -> dict[str, int]:
+    far: FarFolder, known: set[MsgKey], uidnext: int, wanted: Sequence[tuple[str, bytes]]
+) -> dict[str, MsgKey]:
     """Find freshly appended copies of ``wanted`` (name, data) among UIDs >= uidnext
     that no pair claims.  Each UID is matched at most once; a match needs equal
     contents (hash over LF-normalised bytes), so a concurrent delivery of a
     different message is never adopted."""
     if not wanted:
         return {}
-    found = [u for u in session.search(f"UID {uidnext}:*") if u >= uidnext and u not in known]
+    found = [u for u in far.keys_from(uidnext) if u not in known]
     if not found:
         return {}
-    infos, _ = session.fetch_flags(format_uid_set(found), with_size=True)
+    infos = far.metas(found)
     by_size: dict[int, list[tuple[str, str]]] = defaultdict(list)
     for name, data in wanted:
         by_size[wire_size(data)].append((name, body_hash(data)))
     candidates = [u for u, i in infos.items() if i.size in by_size]
-    out: dict[str, int] = {}
-    for body in session.fetch_bodies(sorted(candidates)):
-        size = infos[body.uid].size
+    out: dict[str, MsgKey] = {}
+    for body in far.fetch(sorted(candidates, key=_order)):
+        size = infos[body.key].size
         assert size is not None
         digest = body_hash(body.data)
         for entry in by_size[size]:
             if entry[1] == digest and entry[0] not in out:
-                out[entry[0]] = body.uid
+                out[entry[0]] = body.key
                 by_size[size].remove(entry)
                 break
     return out
@@ -68,10 +65,10 @@ def resolve_intents(
     *,
     db: StateDB,
     folder_id: int,
-    session: ImapSession,
-    near: MaildirFolder,
+    far: FarFolder,
+    near: NearFolder,
     pairs: list[Pair],
-    local: Mapping[str, LocalMessage],
+    local: Mapping[str, NearMessage],
     log: logging.LoggerAdapter[logging.Logger],
 ) -> list[Pair]:
     """Settle the copies a previous run started but did not record.
@@ -105,10 +102,11 @@ def resolve_intents(
             by_far[intent.uid] = by_near[intent.name] = adopted[-1]
         elif intent.name is not None and intent.name in local:
             uploads.append((intent, by_near.get(intent.name)))
-    # An upload that replaces a pair was made because the pair's UID was expunged;
-    # make sure it is gone (a UID is never given out again) before replacing it.
+    # An upload that replaces a pair was made because the pair's far message was
+    # expunged; make sure it is gone (a key is never given out again) before
+    # replacing it.
     stale = sorted({old.far for _, old in uploads if old is not None and old.far is not None})
-    alive = set(session.search(f"UID {format_uid_set(stale)}")) if stale else set()
+    alive = set(far.metas(stale)) if stale else set()
     uploads = [(i, old) for i, old in uploads if old is None or old.far not in alive]
     if uploads:
         wanted = []
@@ -119,7 +117,7 @@ def resolve_intents(
             except MessageError as exc:
                 log.warning("cannot check an interrupted upload: %s", exc)
         low = min(i.uidnext or 1 for i, _ in uploads)
-        found = find_on_far(session, set(by_far), low, wanted)
+        found = find_on_far(far, set(by_far), low, wanted)
         for intent, old in uploads:
             uid = found.get(intent.name or "")
             if uid is not None:
@@ -134,19 +132,19 @@ def resolve_intents(
 
 
 def _match_on_far(
-    session: ImapSession,
+    far: FarFolder,
     items: Sequence[tuple[str, bytes, int]],
-    infos: Mapping[int, FlagInfo],
-) -> dict[str, int]:
+    infos: Mapping[MsgKey, MsgMeta],
+) -> dict[str, MsgKey]:
     """Find each local message (name, contents, wire size) among the far messages
     ``infos``: by Message-ID + size when that is unique, else by a hash of the
     contents of same-size messages.  Each far UID is used at most once."""
-    headers = session.fetch_headers(list(infos), ["Message-ID"]) if infos else {}
-    index: dict[tuple[str | None, int | None], list[int]] = defaultdict(list)
-    for uid, info in sorted(infos.items()):
+    headers = far.headers(list(infos), ["Message-ID"]) if infos else {}
+    index: dict[tuple[str | None, int | None], list[MsgKey]] = defaultdict(list)
+    for uid, info in sorted(infos.items(), key=lambda item: _order(item[0])):
         index[(message_id(headers.get(uid, b"")), info.size)].append(uid)
-    taken: set[int] = set()
-    found: dict[str, int] = {}
+    taken: set[MsgKey] = set()
+    found: dict[str, MsgKey] = {}
     unmatched: list[tuple[str, bytes]] = []
     for name, data, size in items:
         mid = message_id(data)
@@ -159,10 +157,12 @@ def _match_on_far(
     if unmatched:
         # No Message-ID, or several candidates: compare contents of same-size messages.
         sizes = {wire_size(d) for _, d in unmatched}
-        cand = sorted(u for u, i in infos.items() if i.size in sizes and u not in taken)
-        digests: dict[str, list[int]] = defaultdict(list)
-        for body in session.fetch_bodies(cand):
-            digests[body_hash(body.data)].append(body.uid)
+        cand = sorted(
+            (u for u, i in infos.items() if i.size in sizes and u not in taken), key=_order
+        )
+        digests: dict[str, list[MsgKey]] = defaultdict(list)
+        for body in far.fetch(cand):
+            digests[body_hash(body.data)].append(body.key)
         for name, data in unmatched:
             free = [u for u in digests.get(body_hash(data), []) if u not in taken]
             if free:
@@ -172,9 +172,9 @@ def _match_on_far(
 
 
 def _read_all(
-    near: MaildirFolder,
+    near: NearFolder,
     names: Sequence[str],
-    local: Mapping[str, LocalMessage],
+    local: Mapping[str, NearMessage],
     log: logging.LoggerAdapter[logging.Logger],
 ) -> list[tuple[str, bytes]]:
     out = []
@@ -188,19 +188,19 @@ def _read_all(
 
 def pair_existing(
     *,
-    session: ImapSession,
-    near: MaildirFolder,
-    local: Mapping[str, LocalMessage],
+    far: FarFolder,
+    near: NearFolder,
+    local: Mapping[str, NearMessage],
     log: logging.LoggerAdapter[logging.Logger],
 ) -> list[Pair]:
     """First sync of a folder that has mail on both sides (a lost state database,
     or a Maildir written by another tool): pair the messages both sides already
     hold instead of copying each of them to the other side."""
-    infos, _ = session.fetch_flags("1:*", with_size=True)
+    infos = far.list_all(sizes=True)
     if not infos:
         return []
     items = [(n, d, wire_size(d)) for n, d in _read_all(near, sorted(local), local, log)]
-    found = _match_on_far(session, items, infos)
+    found = _match_on_far(far, items, infos)
     pairs = [
         Pair(
             uid,
@@ -221,12 +221,12 @@ def pair_existing(
 
 def recover_uidvalidity(
     *,
-    session: ImapSession,
-    near: MaildirFolder,
+    far: FarFolder,
+    near: NearFolder,
     pairs: list[Pair],
-    local: Mapping[str, LocalMessage],
+    local: Mapping[str, NearMessage],
     old: int | None,
-    new: int,
+    new: int | None,
     log: logging.LoggerAdapter[logging.Logger],
 ) -> list[Pair]:
     """Re-pair after the server changed UIDVALIDITY; never deletes, never duplicates.
@@ -236,18 +236,18 @@ def recover_uidvalidity(
     partner become new (downloaded).  Raises FolderError when fewer than 80 %
     of the previously paired local messages are found again.
     """
-    log.warning("UIDVALIDITY changed (%s -> %d): re-pairing by Message-ID and size", old, new)
+    log.warning("UIDVALIDITY changed (%s -> %s): re-pairing by Message-ID and size", old, new)
     old_pairs = {
         p.near: p for p in pairs if p.near is not None and p.near in local and p.far is not None
     }
     if not old_pairs:
         return []
-    infos, _ = session.fetch_flags("1:*", with_size=True)
+    infos = far.list_all(sizes=True)
     items = [
         (n, d, old_pairs[n].size or wire_size(d))
         for n, d in _read_all(near, sorted(old_pairs), local, log)
     ]
-    found = _match_on_far(session, items, infos)
+    found = _match_on_far(far, items, infos)
     if len(found) < REPAIR_MIN_SHARE * len(old_pairs):
         raise FolderError(
             f"UIDVALIDITY changed and only {len(found)} of {len(old_pairs)} messages were "
@@ -259,3 +259,8 @@ def recover_uidvalidity(
         Pair(uid, name, intern_flags(old_pairs[name].flags), old_pairs[name].size)
         for name, uid in found.items()
     ]
+
+
+def _order(key: MsgKey) -> tuple[int, int | str]:
+    """Far keys in the store's order: UIDs numerically (any str keys after them)."""
+    return (0, key) if isinstance(key, int) else (1, key)

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from syncd.engine.refusals import Refusal
 from syncd.errors import AccountError
-from syncd.model import Flags, Pair, format_flags, parse_flags
+from syncd.model import Flags, MsgKey, Pair, format_flags, parse_flags
 
 SCHEMA_VERSION = 1
 
@@ -97,7 +97,7 @@ class Intent:
 
     id: int
     kind: str
-    uid: int | None
+    uid: MsgKey | None
     name: str | None
     flags: Flags
     size: int | None
@@ -277,7 +277,7 @@ class StateDB:
         self,
         folder_id: int,
         kind: str,
-        items: Sequence[tuple[int | None, str | None, Flags, int | None]],
+        items: Sequence[tuple[MsgKey | None, str | None, Flags, int | None]],
         uidnext: int | None = None,
     ) -> list[int]:
         """Record copies about to start; returns their ids (in order)."""

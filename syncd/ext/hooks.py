@@ -10,12 +10,13 @@ from __future__ import annotations
 from email.message import Message
 from typing import TYPE_CHECKING
 
-from syncd.engine.cycle import FolderReport, RunOptions
+from syncd.engine.options import RunOptions
+from syncd.engine.report import FolderReport
 from syncd.ext.loader import load_plugins, plugin_settings
 from syncd.ext.runner import ClassifyMarks, FolderRun, RuleRunner
 from syncd.ext.timed import Plugins
 from syncd.ext.types import AccountInfo, Action, FolderSummary, SyncSummary
-from syncd.folders import matches, split_name
+from syncd.folders import matches, selectable_folders, split_name
 from syncd.logsetup import account_logger
 
 if TYPE_CHECKING:
@@ -118,15 +119,7 @@ class RuleHooks:
         """``syncd rules``: every selected server folder, without a sync.
         Problems are in the runs' ``errors`` and in ``plugins.failures``."""
         self._start()
-        delimiter = session.delimiter()
-        names = sorted(
-            (
-                split_name(i.name, i.delimiter or delimiter)
-                for i in session.list_folders()
-                if not {f.upper() for f in i.flags} & {"\\NOSELECT", "\\NONEXISTENT"}
-            ),
-            key=lambda p: (p != ("INBOX",), p),
-        )
+        names = list(selectable_folders(session.list_folders(), session.delimiter()))
         runs = []
         for parts in names:
             if matches(parts, account.folders, account.exclude):

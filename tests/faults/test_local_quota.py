@@ -30,7 +30,7 @@ from support.imap import append
 from devserver.dovecot import DevServer, User
 from syncd.account.syncer import AccountReport, AccountSyncer
 from syncd.config import load_config
-from syncd.engine.cycle import RunOptions
+from syncd.engine.options import RunOptions
 from syncd.engine.state import StateDB
 
 OVER_QUOTA = (b"<arc1@faults.test>", b"<arc3@faults.test>")
