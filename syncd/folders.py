@@ -151,7 +151,7 @@ def encode_component(part: str, names: LocalNames) -> str:
     if names == "utf-8" or (part.isascii() and "&" not in part):
         return part  # the common case, and the same text in both encodings
     # Lazily: the IMAP codec pulls in imapclient, and `syncd check` must start fast.
-    from syncd.stores.imap.parse import encode_mailbox_name
+    from syncd.mailbox_names import encode_mailbox_name
 
     return encode_mailbox_name(part).decode("ascii")
 
@@ -168,7 +168,7 @@ def decode_component(spelled: str, names: LocalNames) -> str:
         return spelled
     if "&" not in spelled and spelled.isascii() and spelled.isprintable():
         return spelled  # the common case, and the same text in both encodings
-    from syncd.stores.imap.parse import decode_mailbox_name
+    from syncd.mailbox_names import decode_mailbox_name
 
     try:
         return decode_mailbox_name(spelled.encode("ascii"))

@@ -10,17 +10,19 @@ from hypothesis import given
 from hypothesis import strategies as st
 from imapclient.response_parser import parse_fetch_response
 
-from syncd.stores.imap.parse import (
+from syncd.mailbox_names import (
     MAX_NAME_BYTES,
+    check_mailbox_name,
+    decode_mailbox_name,
+    encode_mailbox_name,
+)
+from syncd.stores.imap.parse import (
     FlagInfo,
     LiteralTooLarge,
     UidSetError,
-    check_mailbox_name,
     chunk_uid_sets,
     clean_text,
     decode_flags,
-    decode_mailbox_name,
-    encode_mailbox_name,
     flags_to_text,
     format_uid_set,
     in_ranges,

@@ -18,6 +18,7 @@ from typing import Literal
 
 from syncd.flags import parse_info
 from syncd.folders import join_name
+from syncd.mailbox_names import decode_mailbox_name
 from syncd.model import (
     ANSWERED,
     DELETED,
@@ -30,7 +31,6 @@ from syncd.model import (
     Pair,
     intern_flags,
 )
-from syncd.stores.imap.parse import decode_mailbox_name
 
 Source = Literal["mbsync", "offlineimap"]
 

@@ -9,11 +9,10 @@ from imapclient.exceptions import ProtocolError as IMAPClientProtocolError
 from imapclient.response_parser import parse_response
 
 from syncd.errors import FolderError
+from syncd.mailbox_names import decode_mailbox_name, encode_mailbox_name
 from syncd.stores.imap.parse import (
     MAX_UID,
     clean_text,
-    decode_mailbox_name,
-    encode_mailbox_name,
     group_fetch_entries,
     request_set_ranges,
     response_code,

@@ -22,15 +22,14 @@ from imapclient.exceptions import ProtocolError as IMAPClientProtocolError
 from imapclient.response_parser import parse_fetch_response
 
 from syncd.errors import AccountError, FolderError, ProtocolError
+from syncd.mailbox_names import check_mailbox_name, encode_mailbox_name
 from syncd.stores.imap.connect import Client, close_quietly
 from syncd.stores.imap.parse import (
     MAX_UID,
     FetchEntry,
     FlagInfo,
     UidSetError,
-    check_mailbox_name,
     clean_text,
-    encode_mailbox_name,
     in_ranges,
     is_flag_atom,
     parse_vanished,
