@@ -575,3 +575,15 @@ def test_a_name_two_packages_provide_is_imported_from_neither(tmp_path: Path, si
     assert "aaa-unrelated-tool and syncd-spam" in (ours.note or "")
     [problem] = check_plugins(config)
     assert "spam is provided by aaa-unrelated-tool and syncd-spam" in problem
+
+
+def test_hooks_built_for_a_real_run_refuse_to_ride_a_dry_run(tmp_path: Path) -> None:
+    """dry_run travels once, in the options the hooks are built with; a sync given
+    other options is a programming error caught before anything runs."""
+    from syncd.ext.loader import load_plugins
+
+    config = offline_config(tmp_path)
+    hooks = RuleHooks(config, load_plugins(config), RunOptions(dry_run=False))
+    syncer = AccountSyncer(config, config.accounts["a"], hooks=hooks)
+    with pytest.raises(ValueError, match="disagree on dry_run"):
+        syncer.sync(RunOptions(dry_run=True))

@@ -80,6 +80,9 @@ class SyncHooks(Protocol):
     """Extension points around an account's sync (rule plugins implement these).
 
     Every method is called in the account's sync thread with the account lock held.
+    Hooks that act on the server are built with the run's options and expose them
+    as ``options``; :meth:`AccountSyncer.sync` refuses options that disagree on
+    ``dry_run`` with theirs.
     """
 
     def before_account(self, *, account: AccountConfig) -> None:
@@ -135,6 +138,11 @@ class AccountSyncer:
         the outcome is in the report.  ``folders`` are names with ``/`` separators;
         ``lock_wait`` is how long to wait for another syncd holding the account
         (0: refuse at once, None: wait for ever)."""
+        bound = getattr(self.hooks, "options", None)
+        if bound is not None and bound.dry_run != options.dry_run:
+            # Rules act on the server: hooks built for a real run must never ride
+            # along a dry run (or the reverse).  A programming error, not a user's.
+            raise ValueError("the sync's options and its hooks' options disagree on dry_run")
         report = AccountReport(self.account.name)
         try:
             lock = AccountLock(self.config.state_dir, self.account.name)
