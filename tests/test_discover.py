@@ -505,16 +505,24 @@ def test_account_that_does_not_validate_leaves_the_file_alone(tmp_path: Path) ->
     assert sorted(p.name for p in tmp_path.iterdir()) == ["config.toml"]  # no temp file left
 
 
-def test_new_file_is_private_and_other_problems_are_notes(tmp_path: Path) -> None:
+def test_new_file_is_private_and_an_oauth2_account_validates(tmp_path: Path) -> None:
     path = tmp_path / "sub" / "config.toml"
+    oauth2 = {"provider": "google", "client_id": "c"}
     notes = write_account(path, "a.b", {"host": "127.0.0.1", "tls": "none", "user": "u",
-                                        "maildir": "Mail", "auth": "oauth2",
-                                        "oauth2": {"provider": "google"}})  # fmt: skip
+                                        "maildir": "Mail", "auth": "oauth2", "oauth2": oauth2})  # fmt: skip
     assert path.stat().st_mode & 0o777 == 0o600
-    # Until the OAuth2 schema lands, its keys are reported, not fatal.
-    assert all("unknown key" in n and 'accounts."a.b".' in n for n in notes)
-    assert len(notes) in (0, 2)  # 0 once the schema knows auth and oauth2
+    assert notes == []
     assert "a.b" in tomllib.loads(path.read_text())["accounts"]
+
+
+def test_an_oauth2_account_without_its_client_id_is_not_written(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    with pytest.raises(ConfigWriteError) as raised:
+        write_account(path, "w", {"host": "127.0.0.1", "tls": "none", "user": "u",
+                                  "maildir": "Mail", "auth": "oauth2",
+                                  "oauth2": {"provider": "google"}})  # fmt: skip
+    assert any("accounts.w.oauth2.client_id: missing" in line for line in raised.value.lines)
+    assert not path.exists()
 
 
 def test_registering_init_keeps_syncd_start_up_light() -> None:

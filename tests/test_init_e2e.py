@@ -397,13 +397,19 @@ def test_oauth2_profile_writes_provider_keys_and_exclusions(
         init_command,
         ["jane@gmail.com", "--non-interactive", "--config", str(config),
          "--ispdb", "http://127.0.0.1:9/v1.1/", "--maildir", str(tmp_path / "Mail"),
-         "--password-command", "false"],
+         "--password-command", "false", "--client-id", "123.apps.googleusercontent.com",
+         "--client-secret", "not-so-secret"],
     )  # fmt: skip
 
     assert result.exit_code == 0, result.output
     assert [(str(s), pw) for s, pw in probed] == [("imap.gmail.com:993 (tls)", None)]
     account = tomllib.loads(config.read_text())["accounts"]["gmail"]
-    assert account["auth"] == "oauth2" and account["oauth2"] == {"provider": "google"}
+    assert account["auth"] == "oauth2"
+    assert account["oauth2"] == {
+        "provider": "google",
+        "client_id": "123.apps.googleusercontent.com",
+        "client_secret": "not-so-secret",
+    }
     assert account["user"] == "jane@gmail.com"
     assert account["exclude"] == [
         "[[]Gmail]/All Mail", "[[]Gmail]/Important",
@@ -570,3 +576,18 @@ def test_interactive_run_asks_for_a_login_name_the_source_left_out(
     assert "login name (the source did not say)" in result.output
     assert logins == ["jdoe"]
     assert 'user = "jdoe"' in result.output
+
+
+def test_an_oauth2_provider_without_a_client_id_says_what_to_register(tmp_path: Path) -> None:
+    """Microsoft 365 signs in with OAuth2 only: without --client-id nothing is probed or
+    written, and one line says what to do."""
+    config = tmp_path / "config.toml"
+    result = CliRunner().invoke(
+        init_command,
+        ["jane@outlook.com", "--non-interactive", "--config", str(config),
+         "--ispdb", "http://127.0.0.1:9/v1.1/"],
+    )  # fmt: skip
+    assert result.exit_code == 2, result.output
+    assert "signs in with OAuth2 only: register an app" in result.output
+    assert "--client-id" in result.output
+    assert not config.exists()

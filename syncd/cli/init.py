@@ -105,6 +105,17 @@ class _NoDns:
     metavar="HOST[:PORT]",
     help="Name server for the SRV, MX and autoconfig host look-ups, instead of the system's.",
 )
+@click.option(
+    "--client-id",
+    metavar="ID",
+    help="OAuth2 client ID of your app registration, for providers that sign in with "
+    "OAuth2 only (Gmail, Microsoft 365): see the README, 'Gmail and Microsoft 365'.",
+)
+@click.option(
+    "--client-secret",
+    metavar="SECRET",
+    help="OAuth2 client secret, when the registration has one (Google's desktop apps do).",
+)
 @click.option("--timeout", type=float, default=10.0, show_default=True, help="Seconds per request.")
 @click.option(
     "--non-interactive", is_flag=True, help="Never prompt: take what is missing from flags."
@@ -130,6 +141,8 @@ def init_command(
     ca_file: Path | None,
     ispdb: str,
     dns_server: str | None,
+    client_id: str | None,
+    client_secret: str | None,
     timeout: float,
     non_interactive: bool,
     dry_run: bool,
@@ -203,6 +216,23 @@ def init_command(
             ],
         )
 
+    if oauth2 is not None and client_id is None and not non_interactive:
+        client_id = click.prompt(
+            f"{provider.name if provider else address} signs in with OAuth2: the client ID of "
+            "your app registration (README: 'Gmail and Microsoft 365')",
+            default="",
+            show_default=False,
+        ).strip() or None
+    if oauth2 is not None and client_id is None:
+        _fail(
+            EXIT_USAGE,
+            [
+                f"syncd: {provider.name if provider else address} signs in with OAuth2 only: "
+                "register an app (README: 'Gmail and Microsoft 365') and give its --client-id"
+                + (" and --client-secret" if oauth2 == "google" else "")
+            ],
+        )
+
     from syncd.discover.probe import ProbeError, probe
 
     if oauth2 is not None and password_command:
@@ -264,7 +294,9 @@ def init_command(
         values["exclude"] = list(provider.exclude)
     if oauth2 is not None:
         values["auth"] = "oauth2"
-        values["oauth2"] = {"provider": oauth2}
+        values["oauth2"] = {"provider": oauth2, "client_id": client_id}
+        if client_secret:
+            values["oauth2"]["client_secret"] = client_secret
     comment = f"{address}: found by `syncd init` ({found.source})"
 
     from syncd.cli.configfile import ConfigWriteError, write_account
