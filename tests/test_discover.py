@@ -507,9 +507,9 @@ def test_account_that_does_not_validate_leaves_the_file_alone(tmp_path: Path) ->
 
 def test_new_file_is_private_and_an_oauth2_account_validates(tmp_path: Path) -> None:
     path = tmp_path / "sub" / "config.toml"
-    oauth2 = {"provider": "google", "client_id": "c"}
-    notes = write_account(path, "a.b", {"host": "127.0.0.1", "tls": "none", "user": "u",
-                                        "maildir": "Mail", "auth": "oauth2", "oauth2": oauth2})  # fmt: skip
+    values = {"host": "127.0.0.1", "tls": "none", "user": "u", "maildir": "Mail",
+              "auth": "oauth2", "oauth2": {"provider": "google", "client_id": "c"}}  # fmt: skip
+    notes = write_account(path, "a.b", values)
     assert path.stat().st_mode & 0o777 == 0o600
     assert notes == []
     assert "a.b" in tomllib.loads(path.read_text())["accounts"]
