@@ -134,7 +134,11 @@ def parse_oauth2_table(raw: Mapping[str, object], where: str) -> OAuth2Settings:
     client_id = text("client_id", required=True, hint="the OAuth2 client ID of your app")
     assert client_id is not None
     client_secret = text("client_secret", required=False)
-    redirect_host = text("redirect_host", required=False) or "127.0.0.1"
+    # Microsoft's app registrations take http://localhost for desktop apps (any port);
+    # RFC 8252 prefers the IP literal, which Google and most servers accept.
+    redirect_host = text("redirect_host", required=False) or (
+        "localhost" if provider == "microsoft" else "127.0.0.1"
+    )
     if redirect_host not in ("127.0.0.1", "localhost"):
         raise fail("redirect_host", f'must be "127.0.0.1" or "localhost" (got "{redirect_host}")')
 
