@@ -88,6 +88,25 @@ def idempotent(config: Path) -> None:
     assert NOOP in again.stderr, again.stderr
 
 
+def settles(
+    server: Any,
+    user: User,
+    maildir: Path,
+    config: Path,
+    *,
+    timeout: float = 120,
+    deleted_kept: bool = False,
+) -> dict[str, Any]:
+    """The usual ending of a fault test, in one place: a sync run succeeds, both sides
+    have converged (O1-O3), and another run changes nothing (O4).  Returns the
+    converged snapshot."""
+    done = run_syncd("sync", config=config, timeout=timeout)
+    assert done.returncode == 0, done.stderr
+    end = converged(server, user, maildir, deleted_kept=deleted_kept)
+    idempotent(config)
+    return end
+
+
 def tree(root: Path) -> dict[str, tuple[int, int]]:
     """Relative path -> (size, mtime_ns) of everything under ``root`` (symlinks not
     followed); for before/after containment checks."""
@@ -106,8 +125,17 @@ def ids(summary_: dict[str, Any]) -> dict[str, list[tuple[str | None, frozenset[
 
 
 __all__ = [
-    "NOOP", "DevServer", "config_for", "converged", "duplicates", "idempotent", "ids",
-    "message", "seed", "tree",
+    "NOOP",
+    "DevServer",
+    "config_for",
+    "converged",
+    "duplicates",
+    "idempotent",
+    "ids",
+    "message",
+    "seed",
+    "settles",
+    "tree",
 ]  # fmt: skip
 
 

@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 from faults.common import (
     config_for,
-    converged,
     core_changes,
     core_check,
     core_first_sync,
     idempotent,
     message,
+    settles,
 )
 from faults.cyrus import CyrusServer, running_cyrus
 from support.imap import session
@@ -94,9 +94,6 @@ def test_cyrus_uploads_are_paired_and_flags_round_trip(tmp_path: Path, cyrus: Cy
     with session(cyrus, user) as c:  # type: ignore[arg-type]
         c.append("INBOX", message("kw"), flags=[b"$Label1", b"\\Flagged"])
     config = config_for(tmp_path, cyrus, user, maildir)
-    done = run_syncd("sync", config=config, timeout=60)
-    assert done.returncode == 0, done.stderr
-    end = converged(cyrus, user, maildir)
+    end = settles(cyrus, user, maildir, config, timeout=60)
     assert all("\\Recent" not in flags for _m, _h, flags in end["INBOX"])
     assert len(end["INBOX"]) == 6
-    idempotent(config)

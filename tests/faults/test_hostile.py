@@ -8,7 +8,16 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from faults.common import config_for, converged, duplicates, idempotent, message, seed, tree
+from faults.common import (
+    config_for,
+    converged,
+    duplicates,
+    idempotent,
+    message,
+    seed,
+    settles,
+    tree,
+)
 from faults.proxy import Conn, Direction, front
 from support.imap import append, server_snapshot
 from support.maildir import deliver, local_snapshot, set_local_flags
@@ -139,10 +148,7 @@ def test_mal05_appenduid_on_other_commands_and_lying_appenduid(
 
     with front(dovecot, rewrite=rewrite) as p:
         config = config_for(tmp_path, dovecot, account, maildir, port=p.port)
-        done = run_syncd("sync", config=config, timeout=60)
-        assert done.returncode == 0, done.stderr
-        converged(dovecot, account, maildir)
-        idempotent(config)
+        settles(dovecot, account, maildir, config, timeout=60)
 
 
 def test_mal05_appenduid_naming_an_existing_message_is_not_trusted(
@@ -256,10 +262,7 @@ def test_mal11_message_without_headers_from_the_server(
     append(dovecot, account, "INBOX", b"\r\n")
     maildir = tmp_path / "Mail"
     config = config_for(tmp_path, dovecot, account, maildir)
-    done = run_syncd("sync", config=config, timeout=60)
-    assert done.returncode == 0, done.stderr
-    converged(dovecot, account, maildir)
-    idempotent(config)
+    settles(dovecot, account, maildir, config, timeout=60)
 
 
 def test_srv04_no_uidplus_and_no_appenduid_codes(tmp_path: Path, dovecot_server: object) -> None:
@@ -353,10 +356,7 @@ def test_srv16_wrong_rfc822_size_does_not_truncate_or_loop(
 
     with front(dovecot, rewrite=rewrite) as p:
         config = config_for(tmp_path, dovecot, account, maildir, port=p.port)
-        done = run_syncd("sync", config=config, timeout=60)
-        assert done.returncode == 0, done.stderr
-        converged(dovecot, account, maildir)
-        idempotent(config)
+        settles(dovecot, account, maildir, config, timeout=60)
 
 
 def test_mal12_server_folder_suddenly_empty_keeps_local_mail(
@@ -412,11 +412,8 @@ def test_srv05_uidnotsticky_and_no_appenduid_uploads_paired_once(
         idempotent(config)
         # a local change after that still goes up once, by the same route
         deliver(maildir, message("later"), "S")
-        again = run_syncd("sync", config=config, timeout=60)
-        assert again.returncode == 0, again.stderr
-        end = converged(dovecot, account, maildir)
+        end = settles(dovecot, account, maildir, config, timeout=60)
         assert len(end["INBOX"]) == 11
-        idempotent(config)
 
 
 def test_srv05_uidvalidity_different_on_every_select_deletes_nothing(

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from faults.common import config_for, converged, idempotent, message, seed
+from faults.common import config_for, converged, idempotent, message, seed, settles
 from support.imap import append, server_snapshot
 from support.maildir import deliver, folder_path, local_snapshot
 from support.run import run_syncd
@@ -242,11 +242,8 @@ def test_loc07_disk_full_while_downloading(
         assert len(server_snapshot(dovecot, account)["INBOX"]) == 7  # nothing deleted
         assert not list((maildir / "tmp").iterdir())  # partial download cleaned up
         subprocess.run(["mount", "-o", "remount,size=16m", str(disk)], check=True)
-        done = run_syncd("sync", config=config, timeout=60)
-        assert done.returncode == 0, done.stderr
-        end = converged(dovecot, account, maildir)
+        end = settles(dovecot, account, maildir, config, timeout=60)
         assert len(end["INBOX"]) == 7
-        idempotent(config)
         shutil.rmtree(maildir)
 
 
