@@ -73,18 +73,7 @@ class RuleHooks:
         for f in report.folders:
             shown = "/".join(split_name(f.name, delimiter))
             run = self._runs.get(shown)
-            folders.append(
-                FolderSummary(
-                    name=shown,
-                    downloaded=f.downloaded,
-                    uploaded=f.uploaded,
-                    flagged=f.flagged,
-                    deleted_local=f.deleted_near,
-                    deleted_server=f.deleted_far,
-                    rule_actions=run.acted if run is not None else 0,
-                    error=f.error,
-                )
-            )
+            folders.append(FolderSummary.of(f, shown, run.acted if run is not None else 0))
         summary = SyncSummary(account.name, self.options.dry_run, report.error, tuple(folders))
         self.plugins.after_sync(self.info(account), summary)
         for name, run in self._runs.items():

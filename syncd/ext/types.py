@@ -23,6 +23,7 @@ from syncd.stores.imap.parse import is_flag_atom
 
 if TYPE_CHECKING:
     from syncd.config import AccountConfig
+    from syncd.engine.report import FolderReport
 
 ActionKind = Literal["move", "copy", "flag", "unflag", "delete"]
 ACTIONS: Final = cast(tuple[str, ...], get_args(ActionKind))
@@ -85,6 +86,21 @@ class FolderSummary:
     deleted_server: int = 0
     rule_actions: int = 0
     error: str | None = None
+
+    @classmethod
+    def of(cls, report: FolderReport, name: str, rule_actions: int = 0) -> FolderSummary:
+        """The plugin's view of the engine's report: "local"/"server" words instead of
+        the engine's "near"/"far", and the rules' actions added."""
+        return cls(
+            name=name,
+            downloaded=report.downloaded,
+            uploaded=report.uploaded,
+            flagged=report.flagged,
+            deleted_local=report.deleted_near,
+            deleted_server=report.deleted_far,
+            rule_actions=rule_actions,
+            error=report.error,
+        )
 
 
 @dataclass(frozen=True)
