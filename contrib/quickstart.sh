@@ -189,7 +189,12 @@ The demo server has been stopped. Run this again with --keep to play with it
 EOF
 fi
 cat <<EOF
-Point syncd at your real server: put this in ~/.config/syncd/config.toml
+Point syncd at your real server: let it find the settings from your address
+(Gmail and Microsoft 365 included; see the README for their OAuth2 set-up),
+
+  .venv/bin/syncd init you@example.com
+
+or put this in ~/.config/syncd/config.toml
 
   [general]
   state_dir = "~/.local/state/syncd"
