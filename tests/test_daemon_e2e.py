@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 from faults.proxy import front
 from support import summary
-from support.imap import append, fill_inbox, server_snapshot, set_flags
+from support.imap import append, create_folder, fill_inbox, server_snapshot, set_flags
 from support.mail import make_message
 from support.maildir import deliver, folder_messages, folder_path, local_snapshot, set_local_flags
 from support.run import account_config, run_syncd, write_config
@@ -398,3 +398,71 @@ def test_sigterm_inside_a_long_initial_download_stops_at_a_batch_boundary(
     assert f"{4000 - stored} downloaded, 0 uploaded" in proc.stderr, proc.stderr
     assert in_step(dovecot, account, maildir)
     assert len(local_ids(maildir)) == 4000
+
+
+def test_syncd_sync_rides_the_running_daemon(
+    tmp_path: Path, dovecot: DevServer, account: User
+) -> None:
+    """Issue 14: with a daemon running, `syncd sync` asks it over its control socket
+    instead of exiting 75 or logging in itself: the daemon's worker syncs at once on
+    its open connection, the command prints the same summary line and exits with the
+    same code.  No IMAP session of the command's own is opened (Dovecot's logout
+    counters see none end while it runs)."""
+    create_folder(dovecot, account, "Archive")
+    append(dovecot, account, "INBOX", make_message(subject="first"))
+    config, maildir = setup(tmp_path, dovecot, account)
+    with daemon(config, tmp_path) as d:
+        wait_for(lambda: in_step(dovecot, account, maildir), "the first sync", d)
+        # Not in IDLE's folders: only a full sync brings it.
+        append(dovecot, account, "Archive", make_message(subject="filed elsewhere"))
+        before = dovecot.log_offset()
+
+        proc = run_syncd("sync", "-v", config=config)
+
+        assert proc.returncode == 0, proc.stderr
+        assert "test: 2 folders ok; 1 downloaded" in proc.stderr, proc.stderr
+        assert len(local_ids(maildir, "Archive")) == 1  # already there when it returns
+        assert dovecot.traffic(account, before, settle=1.0).sessions == 0
+        assert "being synced by another syncd process" not in proc.stderr
+
+        dry = run_syncd("sync", "--dry-run", config=config)  # always runs by itself
+        assert dry.returncode in (0, 75), dry.stderr
+        assert d.stop() == 0
+
+
+def test_the_control_socket_is_private(tmp_path: Path, dovecot: DevServer, account: User) -> None:
+    from syncd.daemon.control import socket_path
+
+    config, _ = setup(tmp_path, dovecot, account)
+    with daemon(config, tmp_path) as d:
+        path = wait_for(
+            lambda: (p := socket_path(tmp_path / "state")).exists() and p, "the socket", d
+        )
+        assert path.stat().st_mode & 0o777 == 0o600
+        assert path.parent.stat().st_mode & 0o777 == 0o700
+        if os.geteuid() == 0:  # another user cannot even reach it
+            assert _connects_as_nobody(path) == "PermissionError"
+        assert d.stop() == 0
+    assert not path.exists()
+
+
+def _connects_as_nobody(path: Path) -> str:
+    """Try to connect to ``path`` from a forked child running as uid 65534."""
+    import socket
+
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns into pytest
+        outcome = "connected"
+        try:
+            os.setgid(65534)
+            os.setuid(65534)
+            socket.socket(socket.AF_UNIX).connect(str(path))
+        except OSError as exc:
+            outcome = type(exc).__name__
+        os.write(write, outcome.encode())
+        os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    with os.fdopen(read, "rb") as f:
+        return f.read().decode()

@@ -59,6 +59,30 @@ class AccountReport:
             f.error is None and not f.failed and not f.held for f in self.folders
         )
 
+    def line(self, *, dry_run: bool, seconds: float) -> str:
+        """The one line `syncd sync` prints for the account (also through the daemon)."""
+        bad = [f for f in self.folders if f.error]
+        messages = sum(f.failed for f in self.folders)
+        held = sum(f.held for f in self.folders)
+        t = {"downloaded": 0, "uploaded": 0, "flagged": 0, "deleted_near": 0, "deleted_far": 0}
+        for f in self.folders:
+            for k in t:
+                t[k] += getattr(f, k)
+        totals = (
+            f"{t['downloaded']} downloaded, {t['uploaded']} uploaded, {t['flagged']} flag "
+            f"changes, {t['deleted_near']} deleted here, {t['deleted_far']} deleted on the server"
+        )
+        state = (
+            f"failed: {self.error}"
+            if self.error
+            else f"{len(self.folders) - len(bad)} folders ok"
+            + (f", {len(bad)} failed" if bad else "")
+            + (f", {messages} messages failed" if messages else "")
+            + (f", {held} held back (refused by the server)" if held else "")
+        )
+        status = "dry run: " if dry_run else ""
+        return f"{self.name}: {status}{state}; {totals} ({seconds:.1f}s)"
+
 
 def open_session(account: AccountConfig) -> ImapSession:
     # Imported here: the CLI's `check` and `status` never pay for the IMAP stack.

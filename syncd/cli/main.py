@@ -89,16 +89,25 @@ def sync(
 ) -> None:
     """Sync ACCOUNTS (default: all) once, both ways, and exit.
 
+    When `syncd daemon` runs these accounts, it does the sync (at once, on its
+    open connections) and this command prints what it did; --dry-run,
+    --allow-mass-delete and --retry-refused always sync here.
+
     Exit status: 0 all synced, 1 some folder, message or account failed or a
     message is held back because the server refused it (the rest was synced),
     2 configuration error, 75 another syncd holds the lock.
     """
+    config = obj.load()
+    selected = select_accounts(config, accounts)
+    if not (dry_run or allow_mass_delete or retry_refused):
+        code = _ride_daemon(config.state_dir, selected, obj.verbosity)
+        if code is not None:
+            sys.exit(code)
+
     from syncd.account.syncer import AccountSyncer
     from syncd.engine.options import RunOptions
     from syncd.ext.hooks import load_hooks
 
-    config = obj.load()
-    selected = select_accounts(config, accounts)
     options = RunOptions(
         dry_run=dry_run, allow_mass_delete=allow_mass_delete, retry_refused=retry_refused
     )
@@ -123,40 +132,12 @@ def sync(
         elif not report.ok:
             failed = True
         if obj.verbosity >= 0:
-            bad = [f for f in report.folders if f.error]
-            messages = sum(f.failed for f in report.folders)
-            held = sum(f.held for f in report.folders)
-            totals = _totals(report)
-            status = "dry run: " if dry_run else ""
-            state = (
-                f"failed: {report.error}"
-                if report.error
-                else f"{len(report.folders) - len(bad)} folders ok"
-                + (f", {len(bad)} failed" if bad else "")
-                + (f", {messages} messages failed" if messages else "")
-                + (f", {held} held back (refused by the server)" if held else "")
-            )
-            click.echo(
-                f"{name}: {status}{state}; {totals} ({time.monotonic() - started:.1f}s)", err=True
-            )
+            seconds = time.monotonic() - started
+            click.echo(report.line(dry_run=dry_run, seconds=seconds), err=True)
     if failed:
         sys.exit(EXIT_FAILED)
     if locked:
         sys.exit(EXIT_LOCKED)
-
-
-def _totals(report: object) -> str:
-    from syncd.account.syncer import AccountReport
-
-    assert isinstance(report, AccountReport)
-    t = {"downloaded": 0, "uploaded": 0, "flagged": 0, "deleted_near": 0, "deleted_far": 0}
-    for f in report.folders:
-        for k in t:
-            t[k] += getattr(f, k)
-    return (
-        f"{t['downloaded']} downloaded, {t['uploaded']} uploaded, {t['flagged']} flag "
-        f"changes, {t['deleted_near']} deleted here, {t['deleted_far']} deleted on the server"
-    )
 
 
 @cli.command()
@@ -249,6 +230,19 @@ def password_delete(obj: Context, account: str) -> None:
 
     delete_password(account)
     click.echo(f"password for {account} removed from the keyring", err=True)
+
+
+def _ride_daemon(state_dir: Path, accounts: list[str], verbosity: int) -> int | None:
+    """When a daemon runs these accounts, it syncs them now on its warm connections and
+    this command only relays what it says (same lines, same exit codes).  None: no
+    daemon answered, or it does not run one of them -- sync here instead."""
+    from syncd.daemon.control import ask_daemon
+
+    def show(line: str) -> None:
+        if verbosity >= 0 or not line.startswith(("INFO ", "DEBUG ")):
+            click.echo(line, err=True)
+
+    return ask_daemon(state_dir, accounts, show)
 
 
 def _limit_malloc_arenas() -> None:

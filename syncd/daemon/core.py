@@ -37,7 +37,8 @@ from collections.abc import Callable, Sequence
 from datetime import UTC
 from typing import TYPE_CHECKING, Final
 
-from syncd.account.syncer import AccountSyncer
+from syncd.account.syncer import AccountReport, AccountSyncer
+from syncd.daemon.control import ControlServer, socket_path
 from syncd.daemon.hooks import DaemonHooks
 from syncd.daemon.idle import IdleListener
 from syncd.daemon.queue import Backoff, Batch, RequestQueue, Tuning
@@ -138,6 +139,10 @@ class AccountRunner:
         self.cancel = threading.Event()
         self.backoff = Backoff(tuning.backoff_initial, tuning.backoff_cap)
         self.syncs = 0  # completed sync calls, for tests and the benchmark
+        # What the last attempt answered, for `syncd sync` through the control socket.
+        self._answered = threading.Condition()
+        self._answered_ticket = 0
+        self._last: tuple[AccountReport, float] | None = None
         self._repeat = _RepeatFilter(account.name)
         self._locked = False
         self._worker = threading.Thread(
@@ -263,6 +268,7 @@ class AccountRunner:
     def _run(self, syncer: AccountSyncer, batch: Batch) -> float | None:
         """Run one batch; returns how long to wait before the next one (None: stop)."""
         self.log.debug("starting %s", batch)
+        started = time.monotonic()
         try:
             report = syncer.sync(
                 RunOptions(cancel=self.cancel),
@@ -271,7 +277,9 @@ class AccountRunner:
             )
         except SyncCancelled:
             self.log.info("stopped; the next run goes on from here")
+            self._answer(batch.ticket, None)
             return None
+        self._answer(batch.ticket, (report, time.monotonic() - started))
         self.syncs += 1
         if self.cancel.is_set():
             return None
@@ -312,6 +320,24 @@ class AccountRunner:
         self._locked = self._repeat.active = False
         self._after_sync()
         return 0.0
+
+    def _answer(self, ticket: int, outcome: tuple[AccountReport, float] | None) -> None:
+        with self._answered:
+            self._answered_ticket = max(self._answered_ticket, ticket)
+            self._last = outcome
+            self._answered.notify_all()
+
+    def sync_now(self) -> tuple[AccountReport, float] | None:
+        """Ask for a full sync and wait for its outcome (the report and its seconds);
+        None when the daemon stops first.  For the control socket's clients."""
+        ticket = self.queue.post_full_ticket()
+        if ticket is None:
+            return None
+        with self._answered:
+            self._answered.wait_for(
+                lambda: self._answered_ticket >= ticket or self.queue.closed
+            )
+            return self._last if self._answered_ticket >= ticket else None
 
     def _with_rule_targets(self, folders: tuple[str, ...]) -> tuple[str, ...]:
         """``folders`` plus where the account's rules in them file mail: the rules
@@ -375,6 +401,7 @@ class Daemon:
         self.hooks_factory = hooks_factory
         self.scheduler = scheduler if scheduler is not None else _make_scheduler()
         self.runners: dict[str, AccountRunner] = {}
+        self.control: ControlServer | None = None
 
     def selected(self, config: Config) -> dict[str, AccountConfig]:
         """The accounts of ``config`` this daemon runs."""
@@ -390,6 +417,18 @@ class Daemon:
         self.scheduler.start()
         for name, account in accounts.items():
             self._start_runner(self.config, account, hooks[name])
+        self._start_control()
+
+    def _start_control(self) -> None:
+        try:
+            control = ControlServer(self, socket_path(self.config.state_dir))
+            control.start()
+        except OSError as exc:
+            logger.warning(
+                "no control socket (%s): `syncd sync` will not ride this daemon", exc
+            )
+            return
+        self.control = control
 
     def _start_runner(
         self, config: Config, account: AccountConfig, hooks: SyncHooks | None
@@ -445,6 +484,8 @@ class Daemon:
         """Stop everything; returns the accounts whose worker was still busy at
         ``timeout`` (their state is committed per batch, so exiting is safe)."""
         self.scheduler.shutdown(wait=False)
+        if self.control is not None:
+            self.control.stop()
         for runner in self.runners.values():
             runner.request_stop()
         deadline = time.monotonic() + timeout

@@ -28,6 +28,8 @@ class Batch:
 
     full: bool
     folders: tuple[str, ...] = ()
+    #: The newest request this batch answers (see RequestQueue.post_full_ticket).
+    ticket: int = field(default=0, compare=False)
 
     def __str__(self) -> str:
         return "full sync" if self.full else "sync of " + ", ".join(self.folders)
@@ -47,16 +49,23 @@ class RequestQueue:
         self._full = False
         self._folders: dict[str, None] = {}  # an ordered set: first asked, first synced
         self._closed = False
+        self._ticket = 0  # counts the requests; a batch answers all up to its ticket
 
     def post_full(self) -> bool:
         """Ask for a full sync; False when closed."""
+        return self.post_full_ticket() is not None
+
+    def post_full_ticket(self) -> int | None:
+        """Ask for a full sync; its ticket (the batch with ``ticket`` >= it answers
+        it), or None when closed."""
         with self._cond:
             if self._closed:
-                return False
+                return None
             self._full = True
             self._folders.clear()
+            self._ticket += 1
             self._cond.notify_all()
-            return True
+            return self._ticket
 
     def post_folder(self, folder: str) -> bool:
         """Ask for a sync of ``folder``; False when closed."""
@@ -65,6 +74,7 @@ class RequestQueue:
                 return False
             if not self._full:
                 self._folders[folder] = None
+            self._ticket += 1
             self._cond.notify_all()
             return True
 
@@ -99,7 +109,7 @@ class RequestQueue:
                 return None
             if self._closed:
                 return None
-            batch = Batch(True) if self._full else Batch(False, tuple(self._folders))
+            batch = Batch(self._full, () if self._full else tuple(self._folders), self._ticket)
             self._full = False
             self._folders.clear()
             return batch
