@@ -173,6 +173,19 @@ def setup_logging(
     logging.captureWarnings(True)  # e.g. platformdirs' RuntimeDirWarning
 
 
+def follow_syncd_level(name: str) -> None:
+    """Let logger ``name`` (a plugin's module) log at the level the user chose for
+    syncd (``-q``, default, ``-v``), not at the libraries' WARNING: a plugin is part
+    of syncd for its user (issue 15: plugin INFO lines only showed at ``-vv``).
+
+    A no-op when ``setup_logging`` has not set syncd's level (syncd embedded in
+    another program, which decides its own levels) or the plugin set its own."""
+    level = logging.getLogger("syncd").level
+    plugin = logging.getLogger(name)
+    if level != logging.NOTSET and plugin.level == logging.NOTSET and not name.startswith("syncd."):
+        plugin.setLevel(level)
+
+
 def add_secret(secret: str) -> None:
     """Mask *secret* in everything the handler ``setup_logging`` installed prints.
 

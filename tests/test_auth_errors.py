@@ -115,3 +115,19 @@ def test_sync_with_an_unusable_keyring_fails_that_account_only(
     assert len(list((tmp_path / "Home" / "cur").iterdir())) + len(
         list((tmp_path / "Home" / "new").iterdir())
     ) == 2
+
+
+def test_a_refused_login_is_text_naming_the_account(
+    tmp_path: Path, dovecot: DevServer, account: User
+) -> None:
+    wrong = account_config(
+        dovecot, account, tmp_path / "Mail", password_command=["printf", "%s", "wrong"]
+    )
+    config = write_config(tmp_path, {"work": wrong})
+
+    proc = run_syncd("sync", config=config)
+
+    assert proc.returncode == 1
+    text = _one_line_without_traceback(proc.stderr)
+    assert "work" in text
+    assert "AUTHENTICATIONFAILED" in text or "Authentication failed" in text, text

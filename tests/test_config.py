@@ -647,3 +647,29 @@ def test_numbers_are_seconds(seconds: float) -> None:
 def test_decimal_strings_are_seconds(whole: int, millis: int) -> None:
     assert parse_duration(f"{whole}.{millis:03d}") == pytest.approx(whole + millis / 1000)
     assert parse_duration(f"{whole}.{millis:03d}s") == pytest.approx(whole + millis / 1000)
+
+
+def test_example_config_documents_working_rules(tmp_path: Path) -> None:
+    """Issue 15: the example still called rules "coming later"; its example rule,
+    uncommented, is one `syncd check` accepts."""
+    from syncd.ext.rules import parse_rules
+
+    text = (REPO / "contrib" / "config.example.toml").read_text()
+    assert "coming later" not in text
+    lines = text.splitlines()
+    start = lines.index("# [[accounts.work.rules]]")
+    block = []
+    for line in lines[start:]:
+        if not line.startswith("# ") or line.startswith("# flags"):
+            break
+        block.append(line[2:])
+    lines[start : start + len(block)] = block
+    path = tmp_path / "config.toml"
+    path.write_text("\n".join(lines), encoding="utf-8")
+    (rule,) = parse_rules(load_config(path).accounts["work"])
+    assert (rule.name, rule.folder, rule.action.kind, rule.action.target) == (
+        "alerts",
+        "INBOX",
+        "move",
+        "Alerts",
+    )

@@ -399,6 +399,24 @@ def test_clean_text_keeps_one_line_and_escapes_terminal_codes() -> None:
     assert len(clean_text("x" * 500)) == 200
 
 
+def test_clean_text_decodes_server_bytes_in_exceptions() -> None:
+    """Issue 15: login refusals and SEARCH errors read as the server's words."""
+    from imapclient.exceptions import InvalidCriteriaError, LoginError
+
+    refused = LoginError(str(imaplib.IMAP4.error(b"[AUTHENTICATIONFAILED] Authentication failed.")))
+    assert clean_text(refused) == "[AUTHENTICATIONFAILED] Authentication failed."
+    assert clean_text(imaplib.IMAP4.error(b"caf\xc3\xa9")) == "café"
+    # What IMAPClient raises for a BAD answer to SEARCH: the server's line as a bytes
+    # repr, then two paragraphs of advice.
+    bad = InvalidCriteriaError(
+        "b'Error in IMAP command UID SEARCH: Unknown argument FROMM'\n\n"
+        "This error may have been caused by a syntax error in the criteria: ..."
+    )
+    assert clean_text(bad) == "Error in IMAP command UID SEARCH: Unknown argument FROMM"
+    # a control character hidden in a repr is still escaped
+    assert clean_text("b'a\\x1bb'") == "a\\x1bb"
+
+
 def test_fast_body_parser_agrees_with_imapclient() -> None:
     from datetime import datetime, timedelta, timezone
 

@@ -587,3 +587,56 @@ def test_hooks_built_for_a_real_run_refuse_to_ride_a_dry_run(tmp_path: Path) -> 
     syncer = AccountSyncer(config, config.accounts["a"], hooks=hooks)
     with pytest.raises(ValueError, match="disagree on dry_run"):
         syncer.sync(RunOptions(dry_run=True))
+
+
+CHATTY = """
+import logging
+
+from syncd.ext.hookspecs import hookimpl
+
+logger = logging.getLogger(__name__)
+
+
+@hookimpl
+def syncd_before_sync(account):
+    logger.info("chatty info for %s", account.name)
+    logger.debug("chatty debug for %s", account.name)
+"""
+
+
+@pytest.mark.parametrize(
+    ("verbosity", "shown"), [(-1, set()), (0, {"info"}), (1, {"info", "debug"})]
+)
+def test_a_plugin_logs_at_the_level_the_user_chose_for_syncd(
+    tmp_path: Path, site: Path, verbosity: int, shown: set[str]
+) -> None:
+    """Issue 15: plugin INFO lines only appeared at -vv (the libraries' level)."""
+    import io
+
+    from syncd.logsetup import setup_logging
+
+    (site / "syncd_chatty.py").write_text(CHATTY)
+    info_dir = site / "syncd_chatty-1.0.dist-info"
+    info_dir.mkdir()
+    (info_dir / "METADATA").write_text("Metadata-Version: 2.1\nName: syncd-chatty\nVersion: 1.0\n")
+    (info_dir / "entry_points.txt").write_text("[syncd]\nchatty = syncd_chatty\n")
+    config = offline_config(tmp_path, '[plugins]\nenable = ["chatty"]\n')
+    stream = io.StringIO()
+    root, syncd_logger = logging.getLogger(), logging.getLogger("syncd")
+    saved = (root.level, syncd_logger.level, list(root.handlers))
+    try:
+        setup_logging(verbosity, stream=stream, environ={"SYNCD_LOG_TIMESTAMPS": "0"})
+        plugins = load_plugins(config)
+        plugins.before_sync(info(config), dry_run=False)
+    finally:
+        for handler in root.handlers[:]:
+            if handler not in saved[2]:
+                root.removeHandler(handler)
+        root.setLevel(saved[0])
+        syncd_logger.setLevel(saved[1])
+        logging.getLogger("syncd_chatty").setLevel(logging.NOTSET)
+    text = stream.getvalue()
+    assert ("chatty info for a" in text) == ("info" in shown), text
+    assert ("chatty debug for a" in text) == ("debug" in shown), text
+    if shown:
+        assert "INFO syncd_chatty: chatty info for a" in text

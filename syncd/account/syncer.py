@@ -150,6 +150,8 @@ class AccountSyncer:
         self._spare: list[ImapSession] = []  # extra connections, kept between cycles
         self._dropped: list[str] = []  # folders whose connection died this run
         self._db: StateDB | None = None
+        self._caps_shown: frozenset[str] | None = None  # logged once, again if they change
+        self._caps_lock = threading.Lock()
 
     def sync(
         self,
@@ -314,8 +316,19 @@ class AccountSyncer:
         ``max_connections``)."""
         if self._session is None or not self._session.alive:
             self._spare = [c for c in self._spare if c.alive]
-            self._session = self._spare.pop() if self._spare else open_session(self.account)
+            self._session = self._spare.pop() if self._spare else self._open()
         return self._session
+
+    def _open(self) -> ImapSession:
+        """A new connection; its capabilities are logged (-v) the first time they are
+        seen in this syncer's life, not for every connection of every cycle."""
+        session = open_session(self.account)
+        caps = session.capabilities
+        with self._caps_lock:
+            new, self._caps_shown = caps != self._caps_shown, caps
+        if new:
+            self.log.debug("server capabilities: %s", " ".join(sorted(caps)))
+        return session
 
     def _settle_unchanged(
         self,
@@ -378,7 +391,7 @@ class AccountSyncer:
                 return idle.get_nowait()
             except queue.Empty:
                 pass
-            fresh = open_session(self.account)
+            fresh = self._open()
             self._spare.append(fresh)
             return fresh
 

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from syncd.discover.model import Server
+from syncd.stores.imap.parse import clean_text
 
 
 class ProbeError(Exception):
@@ -110,7 +111,7 @@ def probe(
     except TimeoutError:
         raise ProbeError(f"{where}: timed out after {timeout:g}s") from None
     except (OSError, imaplib.IMAP4.error) as exc:
-        reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+        reason = getattr(exc, "strerror", None) or clean_text(exc) or type(exc).__name__
         raise ProbeError(f"{where}: {reason}") from None
     finally:
         if client is not None:

@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from syncd import crashpoints
 from syncd.engine import fastpath
 from syncd.engine.apply import Applier
+from syncd.engine.describe import describe_plan
 from syncd.engine.options import DOWNLOAD_BATCH_BYTES, ByteBudget, RunOptions
 from syncd.engine.reconcile import Plan, Policy, mass_delete_problems
 from syncd.engine.reconcile import reconcile as reconcile_plan
@@ -141,10 +142,14 @@ class FolderSync:
                 + "; nothing was changed (if this is what you want, run `syncd sync "
                 "--allow-mass-delete`)"
             )
-        if dry:
-            self.report.planned = [str(a) for a in plan]
-            self._count_planned(plan)
-            return self.report
+        if dry or (plan and self.log.isEnabledFor(logging.DEBUG)):
+            lines = describe_plan(plan, far=self.far, near=self.near, local=local, log=self.log)
+            if dry:
+                self.report.planned = lines
+                self._count_planned(plan)
+                return self.report
+            for line in lines:
+                self.log.debug("%s", line)
         # --- apply
         applier = Applier(
             far=self.far,

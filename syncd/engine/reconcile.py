@@ -75,6 +75,16 @@ class Copy:
     def __str__(self) -> str:
         return f"copy {self.src.value} {self.key} -> {self.src.other.value} {_fmt(self.flags)}"
 
+    @property
+    def why(self) -> str:
+        """Why the plan copies it, in the user's words."""
+        if self.replaces is None:
+            return f"new {_where(self.src)}"
+        return (
+            f"changed {_where(self.src)} after it was deleted {_where(self.src.other)}: "
+            "the change wins"
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class SetFlags:
@@ -99,6 +109,19 @@ class SetFlags:
         pair = f"{self.pair.far}/{self.pair.near}"
         return "; ".join(parts) or f"baseline {pair}: {_fmt(self.baseline)}"
 
+    @property
+    def why(self) -> str:
+        """Which side's change the merge brings to the other, in the user's words."""
+        far_changes = bool(self.far_add or self.far_remove)  # so the change came from near
+        near_changes = bool(self.near_add or self.near_remove)
+        if far_changes and near_changes:
+            return "flag merge: changed on both sides"
+        if far_changes:
+            return f"flag merge: changed {_where(Side.NEAR)}"
+        if near_changes:
+            return f"flag merge: changed {_where(Side.FAR)}"
+        return "flags already agree: recorded in the state only"
+
 
 @dataclass(frozen=True, slots=True)
 class Delete:
@@ -109,6 +132,10 @@ class Delete:
 
     def __str__(self) -> str:
         return f"delete {self.side.value} {self.pair.key(self.side)}"
+
+    @property
+    def why(self) -> str:
+        return f"deleted {_where(self.side.other)}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +149,15 @@ class Forget:
         if self.keep is None:
             return f"forget {self.pair.far}/{self.pair.near}"
         return f"keep {self.keep.value} {self.pair.key(self.keep)} only"
+
+    @property
+    def why(self) -> str:
+        if self.keep is None:
+            return "gone on both sides: dropped from the state"
+        return (
+            f"deleted {_where(self.keep.other)}; the copy {_where(self.keep)} stays, as this "
+            "sync does not change that side"
+        )
 
 
 @dataclass(frozen=True)
@@ -319,6 +355,11 @@ def mass_delete_problems(plan: Plan, limits: Limits = Limits()) -> list[str]:
                 f"would delete {deleting} of {total} messages on the {_word(side)} side"
             )
     return problems
+
+
+def _where(side: Side) -> str:
+    """A side in the user's words, for a line that ends up in a log or a dry run."""
+    return "on the server" if side is Side.FAR else "here"
 
 
 def _word(side: Side) -> str:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import types
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
@@ -50,6 +51,7 @@ from syncd.ext.timed import (
     Plugins,
 )
 from syncd.ext.types import AccountInfo, Rule
+from syncd.logsetup import follow_syncd_level
 
 if TYPE_CHECKING:
     from syncd.config import Config
@@ -247,6 +249,8 @@ def load_plugins(
                 logger.error("%s; disable it with [plugins] disable = [%r]", problem, c.name)
             infos.append(PluginInfo(c.name, c.distribution, c.version, (), FAILED, problem))
             continue
+        if c.name != BUILTIN_RULES and c.plugin is not None:
+            follow_syncd_level(_logger_name(c.plugin))
         hooks = tuple(sorted(h.name for h in pm.get_hookcallers(c.plugin) or ()))
         infos.append(PluginInfo(c.name, c.distribution, c.version, hooks, LOADED))
     known = {i.name for i in infos}
@@ -296,6 +300,13 @@ def _entry_points(settings: PluginSettings) -> list[_Candidate]:
                 why = f"plugin {ep.name} ({dist}) cannot be loaded: {type(exc).__name__}: {exc}"
                 out.append(dataclasses.replace(known, problem=why))
     return out
+
+
+def _logger_name(plugin: object) -> str:
+    """The logger a plugin gets from ``logging.getLogger(__name__)``: its module's
+    name (the plugin is a module, or an object whose class a module defines)."""
+    name = getattr(plugin, "__name__", None) if isinstance(plugin, types.ModuleType) else None
+    return name or type(plugin).__module__
 
 
 def _register(pm: pluggy.PluginManager, name: str, plugin: object) -> str | None:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Final, cast
 
 from syncd.errors import ConfigError
-from syncd.ext.search import parse_search
+from syncd.ext.search import check_search
 from syncd.ext.types import (
     ACTIONS,
     NEEDS_FLAGS,
@@ -73,7 +73,7 @@ def parse_rules(account: AccountConfig, *, file: Path | None = None) -> tuple[Ru
         if "search" not in table:
             raise fail("search", "required key is missing (IMAP SEARCH criteria, e.g. 'UNSEEN')")
         try:
-            parse_search(table["search"])
+            check_search(table["search"])
         except ValueError as exc:
             raise fail("search", str(exc)) from None
         kind = table.get("action")

@@ -17,7 +17,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final, Literal, cast, get_args
 
-from syncd.ext.search import parse_search
+from syncd.ext.search import check_search
 from syncd.folders import split_name
 from syncd.stores.imap.parse import is_flag_atom
 
@@ -221,8 +221,9 @@ class Rule:
     """A SEARCH in ``folder`` and the ``action`` for every message it finds.
 
     ``search`` is IMAP SEARCH criteria as RFC 9051 §6.4.4 writes them
-    (``'FROM "alerts@example.org" UNSEEN'``); it is checked for balanced
-    quotes and parentheses here and by the server when it runs.  Invalid
+    (``'FROM "alerts@example.org" UNSEEN'``); it is checked against that
+    grammar here (:func:`~syncd.ext.search.check_search`) and by the server when
+    it runs.  Invalid
     values raise ValueError.
     """
 
@@ -235,7 +236,7 @@ class Rule:
         if not isinstance(self.name, str) or not self.name.strip():
             raise ValueError("a rule needs a non-empty name")
         object.__setattr__(self, "folder", check_folder_name(self.folder))
-        parse_search(self.search)
+        check_search(self.search)
         if not isinstance(self.action, Action):
             raise ValueError(f"action must be an Action (got {type(self.action).__name__})")
         if self.action.kind in NEEDS_TARGET and self.action.target == self.folder:

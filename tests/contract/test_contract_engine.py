@@ -77,7 +77,10 @@ def sync(
 
 
 def planned(far: MemoryFar, near: MemoryNear, db_path: Path, policy: Policy = BOTH) -> list[str]:
-    return sync(far, near, db_path, policy, dry=True).planned
+    """The dry run's steps, each as its ``str`` (the readable line ends ``[step]``)."""
+    lines = sync(far, near, db_path, policy, dry=True).planned
+    assert all(line.endswith("]") and " [" in line for line in lines), lines
+    return [line[line.rindex(" [") + 2 : -1] for line in lines]
 
 
 def _seed(db_path: Path, far: MemoryFar, pairs: list[Pair]) -> None:

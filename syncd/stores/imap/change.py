@@ -142,7 +142,7 @@ class ChangeCommands(CommandRunner):
             answer = imap.tagged_commands.pop(tag, None)
             if answer is None or answer[0] not in ("NO", "BAD") or imap.refused_literal:
                 raise
-            logger.debug("%s: APPEND refused before the literal: %s", self._where, exc)
+            logger.debug("%s: APPEND refused before the literal: %s", self._where, clean_text(exc))
             return answer  # type: ignore[no-any-return]
         return result
 

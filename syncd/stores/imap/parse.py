@@ -8,6 +8,7 @@ body or a credential.
 
 from __future__ import annotations
 
+import ast
 import functools
 import imaplib
 import re
@@ -475,11 +476,35 @@ _UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 def clean_text(text: object, limit: int = 200) -> str:
     """Server text made safe for a one-line log or error message: decoded, control
-    characters (ESC, CR, LF...) escaped, cut to ``limit`` characters (MAL-09)."""
+    characters (ESC, CR, LF...) escaped, cut to ``limit`` characters (MAL-09).
+
+    ``text`` may be bytes, str or an exception.  imaplib raises its errors with the
+    server's bytes as the argument and IMAPClient re-raises them as ``str(exc)``, so
+    ``b'...'`` reprs inside the text are decoded back to the words they hold, and
+    IMAPClient's paragraphs of advice after a SEARCH error (``\\n\\nThis error may
+    have been caused by...``) are dropped: the user sees what the server said."""
+    if isinstance(text, BaseException):
+        args = text.args
+        text = args[0] if len(args) == 1 and isinstance(args[0], bytes) else str(text)
     if isinstance(text, bytes):
         text = text.decode("utf-8", "replace")
-    s = _UNSAFE.sub(lambda m: f"\\x{ord(m.group()):02x}", str(text))
+    s = str(text)
+    s = s.split("\n\n", 1)[0].strip()
+    s = _BYTES_REPR.sub(_unrepr, s)
+    s = _UNSAFE.sub(lambda m: f"\\x{ord(m.group()):02x}", s)
     return s if len(s) <= limit else s[: limit - 3] + "..."
+
+
+#: A Python bytes repr as ``str(exc)`` shows it: ``b'...'`` or ``b"..."``, with escapes.
+_BYTES_REPR = re.compile(r"""(?<![\w'"])b('(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")""")
+
+
+def _unrepr(m: re.Match[str]) -> str:
+    try:
+        value = ast.literal_eval("b" + m.group(1))
+    except (ValueError, SyntaxError):
+        return m.group()
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else m.group()
 
 
 def _short(text: str) -> str:

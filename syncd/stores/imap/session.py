@@ -95,7 +95,8 @@ class ImapSession(MailboxCommands, FetchCommands, ChangeCommands, IdleCommands):
         except BaseException:
             close_quietly(client)
             raise
-        logger.debug("%s: connected; capabilities %s", where, " ".join(sorted(caps)))
+        # The capability line is the account's to log, once per run (issue 15): an
+        # account opens several connections per cycle, all with the same answer.
         return session
 
     def _enable(self) -> None:
