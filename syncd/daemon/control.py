@@ -35,12 +35,12 @@ import socket
 import stat
 import struct
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 if TYPE_CHECKING:
-    from syncd.daemon.core import Daemon
+    from syncd.account.syncer import AccountReport
 
 # The name the daemon's loggers have: users' log filters use it.
 logger = logging.getLogger("syncd.daemon")
@@ -118,11 +118,22 @@ class _Forward(logging.Handler):
             self.send(self.format(record))
 
 
+class _Runner(Protocol):
+    def sync_now(self) -> tuple[AccountReport, float] | None: ...
+
+
+class _Daemon(Protocol):
+    """What the server needs of :class:`syncd.daemon.core.Daemon` (which owns it)."""
+
+    @property
+    def runners(self) -> Mapping[str, _Runner]: ...
+
+
 class ControlServer:
     """Accepts ``sync`` requests for ``daemon`` on its control socket, one thread
     per connection.  ``start`` once, ``stop`` once."""
 
-    def __init__(self, daemon: Daemon, path: Path) -> None:
+    def __init__(self, daemon: _Daemon, path: Path) -> None:
         self.daemon = daemon
         self.path = path
         self._sock: socket.socket | None = None
