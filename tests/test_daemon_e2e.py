@@ -414,7 +414,11 @@ def test_syncd_sync_rides_the_running_daemon(
     with daemon(config, tmp_path) as d:
         wait_for(lambda: in_step(dovecot, account, maildir), "the first sync", d)
         # Not in IDLE's folders: only a full sync brings it.
+        start = dovecot.log_offset()
         append(dovecot, account, "Archive", make_message(subject="filed elsewhere"))
+        # Dovecot logs a logout a moment after it: let the test's own sessions (the
+        # append, the in_step snapshots) be counted before the command starts.
+        assert dovecot.traffic(account, start).sessions >= 1
         before = dovecot.log_offset()
 
         proc = run_syncd("sync", "-v", config=config)
