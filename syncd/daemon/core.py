@@ -18,8 +18,15 @@ Faults: a sync whose report has ``error`` set (server unreachable, connection
 dropped, login refused) is retried at once when the last sync had worked (a
 stale connection after a server restart or a kick is the common case), then
 with exponential back-off (:class:`~syncd.daemon.queue.Backoff`: 5 s doubling to 5 min, jittered).
-The error is logged once per outage, not once per retry, and the end of the
-outage is logged too.  Nothing here exits on a network error.
+An error only the user can end (a login refused, an OAuth2 refresh token refused,
+no password, a keyring that cannot be opened) is retried at the longest back-off
+from the start: retrying sooner would not help, and would hammer the server or
+the token endpoint.  The error is logged once per outage, not once per retry, and
+the end of the outage is logged too.  Nothing here exits on a network error.
+
+Each account's state (syncing, idle, backing off, failing), the next run and the
+current error go into the daemon's status file
+(:class:`~syncd.status.runtime.StatusFile`), which ``syncd status`` reads.
 
 Stopping (:meth:`Daemon.stop`): no new requests are accepted, each worker stops
 at the next folder boundary or, inside a long folder, at the next batch boundary
@@ -37,13 +44,16 @@ from collections.abc import Callable, Sequence
 from datetime import UTC
 from typing import TYPE_CHECKING, Final
 
+from syncd.account.outcome import NEEDS_USER, one_line
 from syncd.account.syncer import AccountSyncer
 from syncd.daemon.hooks import DaemonHooks
 from syncd.daemon.idle import IdleListener
 from syncd.daemon.queue import Backoff, Batch, RequestQueue, Tuning
+from syncd.daemon.repeat import RepeatFilter
 from syncd.daemon.watch import EchoFilter, MaildirWatcher
 from syncd.engine.options import RunOptions, SyncCancelled
 from syncd.logsetup import account_logger
+from syncd.status.runtime import BACKING_OFF, FAILING, IDLE, SYNCING, AccountRuntime, StatusFile
 
 if TYPE_CHECKING:
     from apscheduler.schedulers.background import BackgroundScheduler
@@ -62,40 +72,9 @@ logger = logging.getLogger("syncd.daemon")
 STOP_TIMEOUT: Final = 10.0
 
 
-class _RepeatFilter(logging.Filter):
-    """Drops repeats of account-level errors while an outage is being retried.
-
-    ``AccountSyncer.sync`` logs every failed attempt at ERROR; the daemon wants
-    one line per outage.  Attached to the account's logger for the daemon's
-    lifetime; only records of the account itself (not its folders) at ERROR
-    and above are dropped (the daemon's own notes are warnings), and only
-    while ``active``.  Shown at DEBUG level
-    (``-v``) instead.
-    """
-
-    def __init__(self, account: str) -> None:
-        super().__init__()
-        self.account = account
-        self.active = False
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if not self.active or record.levelno < logging.ERROR:
-            return True
-        if getattr(record, "syncd_context", None) != self.account:
-            return True
-        if logging.getLogger(record.name).isEnabledFor(logging.DEBUG):
-            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
-            return True
-        return False
-
-
-# --------------------------------------------------------------------------- hooks
 # --------------------------------------------------------------------------- one account
 
-
 SyncerFactory = Callable[["Config", "AccountConfig", "SyncHooks"], AccountSyncer]
-
-
 HooksFactory = Callable[["Config"], "SyncHooks | None"]
 
 
@@ -123,10 +102,13 @@ class AccountRunner:
         tuning: Tuning = DEFAULT_TUNING,
         syncer_factory: SyncerFactory = _default_syncer,
         hooks: SyncHooks | None = None,
+        status: StatusFile | None = None,
     ) -> None:
         """``hooks``: the configured engine hooks (rules, plugins), built by the
-        caller so that a bad config fails there; used in the worker thread only."""
+        caller so that a bad config fails there; used in the worker thread only.
+        ``status``: the daemon's status file, told of every change of state."""
         self.config = config
+        self.status = status
         self.account = account
         self.scheduler = scheduler
         self.tuning = tuning
@@ -138,7 +120,7 @@ class AccountRunner:
         self.cancel = threading.Event()
         self.backoff = Backoff(tuning.backoff_initial, tuning.backoff_cap)
         self.syncs = 0  # completed sync calls, for tests and the benchmark
-        self._repeat = _RepeatFilter(account.name)
+        self._repeat = RepeatFilter(account.name)
         self._locked = False
         self._worker = threading.Thread(
             target=self._work, name=f"syncd-{account.name}", daemon=True
@@ -260,9 +242,44 @@ class AccountRunner:
                 close()
             self.log.debug("worker stopped")
 
+    def _report(
+        self,
+        state: str,
+        *,
+        delay: float | None = None,
+        error: str | None = None,
+        kind: str | None = None,
+    ) -> None:
+        """Tell the status file; ``delay``: seconds to the next run (None: the next
+        scheduled full sync).  A state keeps the time it began while it lasts, and
+        syncing keeps the error of the attempt before (still the current one)."""
+        if self.status is None:
+            return
+        now = time.time()
+        before = self.status.get(self.account.name)
+        if state == SYNCING and before is not None:
+            error, kind = before.error, before.error_kind
+        self.status.set(
+            self.account.name,
+            AccountRuntime(
+                state=state,
+                since=before.since if before is not None and before.state == state else now,
+                next_run=now + delay if delay is not None else self._next_scheduled(),
+                error=one_line(error) if error else None,
+                error_kind=kind,
+                failures=self.backoff.failures,
+            ),
+        )
+
+    def _next_scheduled(self) -> float | None:
+        job = self.scheduler.get_job(self.account.name) if self.scheduler is not None else None
+        when = getattr(job, "next_run_time", None)
+        return when.timestamp() if when is not None else None
+
     def _run(self, syncer: AccountSyncer, batch: Batch) -> float | None:
         """Run one batch; returns how long to wait before the next one (None: stop)."""
         self.log.debug("starting %s", batch)
+        self._report(SYNCING, delay=0.0)
         try:
             report = syncer.sync(
                 RunOptions(cancel=self.cancel),
@@ -283,15 +300,29 @@ class AccountRunner:
                     _duration(self.tuning.lock_retry),
                 )
                 self._locked = self._repeat.active = True
+            self._report(IDLE, delay=self.tuning.lock_retry)
             return self.tuning.lock_retry
         if report.error is not None:
             # The failed request is not lost: after an error the next attempt is a full
             # sync (whatever IDLE or the watcher reported meanwhile may have been missed).
             self.queue.post_full()
             delay = self.backoff.failure()
+            user = report.error_kind in NEEDS_USER
+            if user:
+                delay = max(delay, self.tuning.backoff_cap)
+            self._report(
+                FAILING if user else BACKING_OFF,
+                delay=delay,
+                error=report.error,
+                kind=report.error_kind,
+            )
             # AccountSyncer already logged the first failure; its repeats are dropped.
             self._repeat.active = True
-            if self.backoff.failures == 1:
+            if user and self.backoff.failures == 1:
+                self.log.warning(
+                    "not retrying before %s: this needs you (%s)", _duration(delay), report.error
+                )
+            elif self.backoff.failures == 1:
                 self.log.debug("retrying at once (a stale connection?)")
             elif self.backoff.failures == 2:
                 self.log.warning(
@@ -311,6 +342,7 @@ class AccountRunner:
             self.log.info("the other syncd process is done; syncing again")
         self._locked = self._repeat.active = False
         self._after_sync()
+        self._report(IDLE)
         return 0.0
 
     def _with_rule_targets(self, folders: tuple[str, ...]) -> tuple[str, ...]:
@@ -375,6 +407,7 @@ class Daemon:
         self.hooks_factory = hooks_factory
         self.scheduler = scheduler if scheduler is not None else _make_scheduler()
         self.runners: dict[str, AccountRunner] = {}
+        self.status = StatusFile(config.state_dir)
 
     def selected(self, config: Config) -> dict[str, AccountConfig]:
         """The accounts of ``config`` this daemon runs."""
@@ -387,6 +420,7 @@ class Daemon:
         anything has started."""
         accounts = self.selected(self.config)
         hooks = {name: self.hooks_factory(self.config) for name in accounts}
+        self.status.start()
         self.scheduler.start()
         for name, account in accounts.items():
             self._start_runner(self.config, account, hooks[name])
@@ -401,6 +435,7 @@ class Daemon:
             tuning=self.tuning,
             syncer_factory=self.syncer_factory,
             hooks=hooks,
+            status=self.status,
         )
         self.runners[account.name] = runner
         runner.start()
@@ -429,11 +464,16 @@ class Daemon:
             runner = self.runners.pop(name)
             runner.request_stop()
             stopping.append(runner)
+            self.status.drop(name)
         # The old worker must let go of the account (its lock and state) first.
         deadline = time.monotonic() + STOP_TIMEOUT
         for runner in stopping:
             if not runner.join(deadline):
                 runner.log.warning("still finishing a folder; the new settings apply after it")
+        if config.state_dir != self.config.state_dir:
+            self.status.remove()
+            self.status = StatusFile(config.state_dir)
+            self.status.start()
         for name in starting:
             if name not in leaving:
                 changes.append(f"{name}: added")
@@ -448,7 +488,9 @@ class Daemon:
         for runner in self.runners.values():
             runner.request_stop()
         deadline = time.monotonic() + timeout
-        return [name for name, runner in self.runners.items() if not runner.join(deadline)]
+        busy = [name for name, runner in self.runners.items() if not runner.join(deadline)]
+        self.status.remove()
+        return busy
 
 
 def _duration(seconds: float) -> str:

@@ -1,0 +1,199 @@
+"""The daemon's status file: what a running ``syncd daemon`` says about itself.
+
+One file per daemon process, ``<state_dir>/daemon-<pid>.json`` (0600), replaced
+atomically (written to a temporary file in the same directory, then renamed over
+the old one) on every change of an account's state, so a reader never sees half a
+file.  It lives next to the accounts' state databases because it belongs to the
+config (two configs, two daemons, no clash) and ``syncd status`` already knows
+where that is.  Removed when the daemon stops cleanly; a daemon killed outright
+leaves it behind, so readers check that its pid is alive (and is a syncd) before
+they believe it (:func:`read_daemons`), and the next daemon removes stale ones.
+
+Contents (the ``daemon`` part of ``syncd status --json``, see docs-status.md)::
+
+    {"schema": 1, "pid": 4242, "since": 1733500000.0, "version": "0.1.0",
+     "updated": 1733500100.0,
+     "accounts": {"work": {"state": "idle", "since": ..., "next_run": ...,
+                           "error": null, "error_kind": null, "failures": 0}}}
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+from syncd import __version__
+
+RUNTIME_SCHEMA: Final = 1
+_PREFIX, _SUFFIX = "daemon-", ".json"
+
+#: Account states the daemon reports (``syncd status`` adds ``never synced``).
+SYNCING, IDLE, BACKING_OFF, FAILING = "syncing", "idle", "backing off", "failing"
+
+
+@dataclass(frozen=True)
+class AccountRuntime:
+    """One account as its daemon sees it now.  ``since``: when it entered ``state``;
+    ``next_run``: when the daemon syncs it next (the end of a back-off, or the next
+    scheduled full sync; None: unknown)."""
+
+    state: str
+    since: float
+    next_run: float | None = None
+    error: str | None = None
+    error_kind: str | None = None
+    failures: int = 0
+
+
+@dataclass(frozen=True)
+class DaemonInfo:
+    pid: int
+    since: float
+    version: str
+    updated: float
+    accounts: dict[str, AccountRuntime] = field(default_factory=dict)
+
+
+def status_path(state_dir: Path, pid: int) -> Path:
+    return state_dir / f"{_PREFIX}{pid}{_SUFFIX}"
+
+
+class StatusFile:
+    """The running daemon's file.  Thread-safe: account workers call :meth:`set`."""
+
+    def __init__(self, state_dir: Path, *, pid: int | None = None) -> None:
+        self.state_dir = state_dir
+        self.pid = os.getpid() if pid is None else pid
+        self.path = status_path(state_dir, self.pid)
+        self.since = time.time()
+        self._lock = threading.Lock()
+        self._accounts: dict[str, AccountRuntime] = {}
+
+    def start(self) -> None:
+        """Remove the files of daemons that are gone, then write ours."""
+        for path in self.state_dir.glob(f"{_PREFIX}*{_SUFFIX}"):
+            pid = _pid_of(path)
+            if pid is not None and pid != self.pid and not pid_alive(pid):
+                with contextlib.suppress(OSError):
+                    path.unlink()
+        with self._lock:
+            self._write()
+
+    def set(self, account: str, runtime: AccountRuntime) -> None:
+        with self._lock:
+            self._accounts[account] = runtime
+            self._write()
+
+    def get(self, account: str) -> AccountRuntime | None:
+        with self._lock:
+            return self._accounts.get(account)
+
+    def drop(self, account: str) -> None:
+        with self._lock:
+            if self._accounts.pop(account, None) is not None:
+                self._write()
+
+    def remove(self) -> None:
+        """The daemon is stopping: no file, no claim to be running."""
+        with self._lock, contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+
+    def _write(self) -> None:
+        data = {
+            "schema": RUNTIME_SCHEMA,
+            "pid": self.pid,
+            "since": self.since,
+            "version": __version__,
+            "updated": time.time(),
+            "accounts": {name: asdict(rt) for name, rt in sorted(self._accounts.items())},
+        }
+        self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        tmp = self.path.with_name(f".{self.path.name}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            json.dump(data, out, indent=1)
+        tmp.replace(self.path)
+
+
+def _pid_of(path: Path) -> int | None:
+    digits = path.name.removeprefix(_PREFIX).removesuffix(_SUFFIX)
+    return int(digits) if digits.isdigit() else None
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether ``pid`` is a live process that is a syncd (where ``/proc`` can tell: a
+    dead daemon's pid may have been given to another program since)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # alive, another user's
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except FileNotFoundError:
+        return not Path("/proc/self").exists()  # gone meanwhile; or no /proc: trust kill()
+    except OSError:
+        return True
+    if not cmdline:
+        return False  # a zombie: exited, not yet reaped
+    return b"syncd" in cmdline
+
+
+def read_daemons(state_dir: Path) -> list[DaemonInfo]:
+    """The daemons running on ``state_dir``, by pid; files of dead ones and files that
+    cannot be read are skipped."""
+    found: list[DaemonInfo] = []
+    for path in sorted(state_dir.glob(f"{_PREFIX}*{_SUFFIX}")):
+        pid = _pid_of(path)
+        if pid is None or not pid_alive(pid):
+            continue
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            found.append(_parse(data))
+        except (OSError, ValueError, TypeError, KeyError):
+            continue  # vanished meanwhile, or not ours
+    return found
+
+
+def _parse(data: dict[str, Any]) -> DaemonInfo:
+    accounts = {
+        str(name): AccountRuntime(
+            state=str(rt["state"]),
+            since=float(rt["since"]),
+            next_run=None if rt.get("next_run") is None else float(rt["next_run"]),
+            error=None if rt.get("error") is None else str(rt["error"]),
+            error_kind=None if rt.get("error_kind") is None else str(rt["error_kind"]),
+            failures=int(rt.get("failures", 0)),
+        )
+        for name, rt in dict(data["accounts"]).items()
+    }
+    return DaemonInfo(
+        pid=int(data["pid"]),
+        since=float(data["since"]),
+        version=str(data["version"]),
+        updated=float(data["updated"]),
+        accounts=accounts,
+    )
+
+
+def lock_holder(state_dir: Path, account: str) -> int | None:
+    """The pid of the live syncd that holds ``account``'s lock (syncing it now), or
+    None.  Reads the pid the holder wrote into the lock file (cleared when it lets
+    go); never takes the lock, which would make a sync starting meanwhile exit 75."""
+    try:
+        text = (state_dir / f"{account}.lock").read_text(encoding="ascii").strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    if not text.isdigit():
+        return None
+    pid = int(text)
+    return pid if pid_alive(pid) else None
