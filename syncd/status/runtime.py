@@ -6,8 +6,9 @@ the old one) on every change of an account's state, so a reader never sees half 
 file.  It lives next to the accounts' state databases because it belongs to the
 config (two configs, two daemons, no clash) and ``syncd status`` already knows
 where that is.  Removed when the daemon stops cleanly; a daemon killed outright
-leaves it behind, so readers check that its pid is alive (and is a syncd) before
-they believe it (:func:`read_daemons`), and the next daemon removes stale ones.
+leaves it behind, so readers check that its pid is alive (and started before the
+file was written: not another program given the pid since) before they believe it
+(:func:`read_daemons`), and the next daemon removes stale ones.
 
 Contents (the ``daemon`` part of ``syncd status --json``, see docs-status.md)::
 
@@ -79,8 +80,8 @@ class StatusFile:
         """Remove the files of daemons that are gone, then write ours."""
         for path in self.state_dir.glob(f"{_PREFIX}*{_SUFFIX}"):
             pid = _pid_of(path)
-            if pid is not None and pid != self.pid and not pid_alive(pid):
-                with contextlib.suppress(OSError):
+            with contextlib.suppress(OSError):  # gone meanwhile: nothing to do
+                if pid is not None and pid != self.pid and not pid_alive(pid, path.stat().st_mtime):
                     path.unlink()
         with self._lock:
             self._write()
@@ -126,9 +127,11 @@ def _pid_of(path: Path) -> int | None:
     return int(digits) if digits.isdigit() else None
 
 
-def pid_alive(pid: int) -> bool:
-    """Whether ``pid`` is a live process that is a syncd (where ``/proc`` can tell: a
-    dead daemon's pid may have been given to another program since)."""
+def pid_alive(pid: int, started_by: float | None = None) -> bool:
+    """Whether ``pid`` is a live process (not a zombie).  With ``started_by`` (a time
+    the process is known to have been running at, e.g. when it wrote its file), a
+    process that started later is another program that was given a dead one's pid;
+    where ``/proc`` cannot tell, ``kill(pid, 0)`` is trusted."""
     if pid <= 0:
         return False
     try:
@@ -138,14 +141,24 @@ def pid_alive(pid: int) -> bool:
     except PermissionError:
         pass  # alive, another user's
     try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except FileNotFoundError:
-        return not Path("/proc/self").exists()  # gone meanwhile; or no /proc: trust kill()
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
+        boot = _boot_time()
     except OSError:
+        return not Path("/proc/self/stat").exists()  # gone meanwhile; or no /proc here
+    fields = stat.rpartition(")")[2].split()  # after "(comm)", which may hold blanks
+    if not fields or fields[0] in ("Z", "X"):
+        return False  # exited, not yet reaped
+    if started_by is None or boot is None or len(fields) < 20:
         return True
-    if not cmdline:
-        return False  # a zombie: exited, not yet reaped
-    return b"syncd" in cmdline
+    started = boot + int(fields[19]) / os.sysconf("SC_CLK_TCK")
+    return started <= started_by + 2.0  # the boot time is whole seconds
+
+
+def _boot_time() -> float | None:
+    for line in Path("/proc/stat").read_text(encoding="ascii").splitlines():
+        if line.startswith("btime "):
+            return float(line.split()[1])
+    return None
 
 
 def read_daemons(state_dir: Path) -> list[DaemonInfo]:
@@ -154,13 +167,12 @@ def read_daemons(state_dir: Path) -> list[DaemonInfo]:
     found: list[DaemonInfo] = []
     for path in sorted(state_dir.glob(f"{_PREFIX}*{_SUFFIX}")):
         pid = _pid_of(path)
-        if pid is None or not pid_alive(pid):
-            continue
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-            found.append(_parse(data))
+            info = _parse(json.loads(path.read_text(encoding="utf-8")))
         except (OSError, ValueError, TypeError, KeyError):
             continue  # vanished meanwhile, or not ours
+        if pid == info.pid and pid_alive(pid, started_by=info.since):
+            found.append(info)
     return found
 
 
@@ -189,11 +201,13 @@ def lock_holder(state_dir: Path, account: str) -> int | None:
     """The pid of the live syncd that holds ``account``'s lock (syncing it now), or
     None.  Reads the pid the holder wrote into the lock file (cleared when it lets
     go); never takes the lock, which would make a sync starting meanwhile exit 75."""
+    path = state_dir / f"{account}.lock"
     try:
-        text = (state_dir / f"{account}.lock").read_text(encoding="ascii").strip()
+        text = path.read_text(encoding="ascii").strip()
+        written = path.stat().st_mtime
     except (OSError, UnicodeDecodeError):
         return None
     if not text.isdigit():
         return None
     pid = int(text)
-    return pid if pid_alive(pid) else None
+    return pid if pid_alive(pid, started_by=written) else None
