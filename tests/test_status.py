@@ -196,6 +196,26 @@ def test_a_lock_file_names_its_holder_only_while_that_syncd_lives(tmp_path: Path
     assert lock_holder(tmp_path, "work") is None
 
 
+def test_an_account_whose_lock_a_live_syncd_holds_is_syncing(tmp_path: Path) -> None:
+    config, _account = _config(tmp_path)
+    config.state_dir.mkdir()
+    (config.state_dir / "test.lock").write_text(f"{os.getpid()}\n")
+    [account] = collect(config, ["test"]).accounts
+    assert (account.state, account.syncing_pid, account.ok) == ("syncing", os.getpid(), True)
+    assert short_line(collect(config, ["test"])) == "test ↻ syncing"
+
+
+def test_a_status_file_that_cannot_be_written_does_not_stop_the_daemon(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    (tmp_path / "file").write_text("")
+    status = StatusFile(tmp_path / "file" / "state")  # its directory cannot exist
+    status.start()
+    status.set("work", AccountRuntime(state=FAILING, since=1.0))
+    status.set("work", AccountRuntime(state=FAILING, since=2.0))
+    assert sum("cannot write" in r.getMessage() for r in caplog.records) == 1
+
+
 class FailingSyncer:
     """An AccountSyncer whose every attempt ends with ``error`` of ``kind``."""
 

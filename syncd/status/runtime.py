@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import threading
 import time
@@ -30,6 +31,8 @@ from pathlib import Path
 from typing import Any, Final
 
 from syncd import __version__
+
+logger = logging.getLogger("syncd.daemon")
 
 RUNTIME_SCHEMA: Final = 1
 _PREFIX, _SUFFIX = "daemon-", ".json"
@@ -75,6 +78,7 @@ class StatusFile:
         self.since = time.time()
         self._lock = threading.Lock()
         self._accounts: dict[str, AccountRuntime] = {}
+        self._failed = False  # a write failed: said once, not per change
 
     def start(self) -> None:
         """Remove the files of daemons that are gone, then write ours."""
@@ -114,12 +118,23 @@ class StatusFile:
             "updated": time.time(),
             "accounts": {name: asdict(rt) for name, rt in sorted(self._accounts.items())},
         }
-        self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         tmp = self.path.with_name(f".{self.path.name}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            json.dump(data, out, indent=1)
-        tmp.replace(self.path)
+        try:
+            self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as out:
+                json.dump(data, out, indent=1)
+            tmp.replace(self.path)
+        except OSError as exc:  # a full disk must not stop the syncing itself
+            if not self._failed:
+                logger.warning(
+                    "cannot write %s (%s); `syncd status` will not see this daemon's state",
+                    self.path,
+                    exc.strerror or exc,
+                )
+            self._failed = True
+        else:
+            self._failed = False
 
 
 def _pid_of(path: Path) -> int | None:
