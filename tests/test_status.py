@@ -29,6 +29,7 @@ from syncd.account.outcome import (
     PASSWORD,
     PROTOCOL,
     QUOTA,
+    SERVER,
     TLS,
     error_kind,
     partial_error,
@@ -81,6 +82,13 @@ class LoginError(Exception):  # imapclient's name: the classification goes by na
                 LoginError("[AUTHENTICATIONFAILED]"),
             ),
             LOGIN,
+        ),
+        (
+            _raised(
+                AccountError("work (h:143): login refused: [UNAVAILABLE] Temporary failure"),
+                LoginError("[UNAVAILABLE]"),
+            ),
+            SERVER,  # a moment's failure of the server: backed off, not waiting for the user
         ),
         (
             CredentialError(

@@ -84,7 +84,8 @@ def error_kind(exc: BaseException) -> str:
     if isinstance(exc, CredentialError):
         return KEYRING if "keyring" in text.lower() else PASSWORD
     if "LoginError" in names or ": login refused" in text:
-        return LOGIN
+        # RFC 5530: the server is down for a moment, not the password wrong.
+        return SERVER if "[UNAVAILABLE]" in text or "[INUSE]" in text else LOGIN
     if any(isinstance(c, ssl.SSLError) for c in causes) or "TLS" in text or "certificate" in text:
         return TLS
     if isinstance(exc, ProtocolError):
