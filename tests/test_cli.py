@@ -78,7 +78,7 @@ def test_status_after_sync_and_json(tmp_path: Path, dovecot: DevServer, account:
     text = run_syncd("status", config=cfg, check=True).stdout
     assert "INBOX" in text and "1 on server, 1 local" in text
     data = json.loads(run_syncd("status", "--json", config=cfg, check=True).stdout)
-    [inbox] = [f for f in data["a"] if f["folder"] == "INBOX"]
+    [inbox] = [f for f in data["accounts"]["a"]["folders"] if f["folder"] == "INBOX"]
     assert (inbox["server"], inbox["local"], inbox["error"]) == (1, 1, None)
 
 

@@ -16,8 +16,8 @@ from support.run import write_config
 
 from syncd.account.syncer import AccountReport
 from syncd.config import AccountConfig, Config, load_config
-from syncd.daemon.core import AccountRunner
 from syncd.daemon.queue import Backoff, Batch, RequestQueue, Tuning
+from syncd.daemon.runner import AccountRunner
 from syncd.engine.options import RunOptions
 from syncd.engine.report import FolderReport
 

@@ -230,7 +230,8 @@ def test_sigterm_exits_0_and_a_following_sync_changes_nothing(
         # `syncd status` reads the state store while the daemon runs.
         status = run_syncd("status", "--json", config=config)
         assert status.returncode == 0, status.stderr
-        folders = {row["folder"]: row for row in json.loads(status.stdout)["test"]}
+        test = json.loads(status.stdout)["accounts"]["test"]
+        folders = {row["folder"]: row for row in test["folders"]}
         assert folders["INBOX"]["server"] == 6
         assert folders["INBOX"]["error"] is None
         d.signal(signal.SIGTERM)

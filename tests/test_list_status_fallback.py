@@ -86,7 +86,8 @@ def test_daemon_worker_survives_a_refused_list_status(
     refused once, a later request (the server healthy again) is still synced."""
     import time
 
-    from syncd.daemon.core import AccountRunner, Tuning
+    from syncd.daemon.queue import Tuning
+    from syncd.daemon.runner import AccountRunner
 
     maildir = tmp_path / "Mail"
     seed(dovecot, account, maildir)

@@ -488,6 +488,25 @@ def test_invalid_grant_tells_the_user_to_log_in_again(
     )
 
 
+def test_a_refused_refresh_token_is_not_sent_again_until_a_new_login(
+    oauth: OAuthServer, file_keyring: PlaintextKeyring
+) -> None:
+    """The daemon's worker and IDLE listeners share one TokenManager and retry: while
+    the keyring holds the token the endpoint refused, they fail at once with the same
+    line instead of asking it again (issue 12: not hammer the token endpoint)."""
+    logged_in(oauth)
+    oauth.revoke_refresh_tokens()
+    manager = TokenManager("work", settings_for(oauth))
+    before = len(oauth.grants)
+    for _ in range(3):
+        with pytest.raises(CredentialError, match="run `syncd login work`"):
+            manager.access_token()
+    assert oauth.grants[before:] == ["refresh_token"]
+    logged_in(oauth)  # `syncd login work` in another process: a new token in the keyring
+    assert manager.access_token()
+    assert oauth.grants[before:] == ["refresh_token", "authorization_code", "refresh_token"]
+
+
 def test_no_stored_refresh_token(oauth: OAuthServer, file_keyring: PlaintextKeyring) -> None:
     with pytest.raises(CredentialError) as raised:
         TokenManager("work", settings_for(oauth)).access_token()

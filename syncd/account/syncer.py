@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import os
 import queue
+import sqlite3
 import threading
+import time
 from collections.abc import Collection
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -17,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from syncd.account.job import run_job, settle_job
 from syncd.account.lock import AccountLock
+from syncd.account.outcome import error_kind, one_line, partial_error
 from syncd.account.prepare import Job, prepare_folders
 from syncd.engine.options import (
     ACCOUNT_BODY_BUDGET,
@@ -48,6 +51,7 @@ class AccountReport:
     name: str
     folders: list[FolderReport] = field(default_factory=list)
     error: str | None = None
+    error_kind: str | None = None  # see syncd.account.outcome
     locked: bool = False
 
     @property
@@ -170,6 +174,7 @@ class AccountSyncer:
             # along a dry run (or the reverse).  A programming error, not a user's.
             raise ValueError("the sync's options and its hooks' options disagree on dry_run")
         report = AccountReport(self.account.name)
+        started = time.time()
         try:
             lock = AccountLock(self.config.state_dir, self.account.name)
             lock.acquire(wait=lock_wait)
@@ -184,18 +189,38 @@ class AccountSyncer:
             report.error = str(exc)
             self.log.error("%s", exc)
         except (AccountError, CredentialError) as exc:
-            report.error = str(exc)
+            report.error, report.error_kind = str(exc), error_kind(exc)
             self.log.error("%s", exc)
             self._drop_sessions()
         except FolderError as exc:
             # A mailbox-level refusal outside any one folder (LIST answered NO): the
             # account cannot be paired this time, but the connection is fine.
-            report.error = str(exc)
+            report.error, report.error_kind = str(exc), error_kind(exc)
             self.log.error("%s", exc)
         finally:
             if self.hooks is not None:
                 self.hooks.after_account(account=self.account, report=report)
+        if not report.locked and not options.dry_run:
+            self._record(started, report)
         return report
+
+    def _record(self, started: float, report: AccountReport) -> None:
+        """Keep the attempt's outcome in the state for ``syncd status`` (a one-shot sync
+        and the daemon alike).  A locked attempt is the other process's to record; a
+        dry run changes nothing, its record included."""
+        error: str | None = None
+        kind: str | None = None
+        if report.error is not None:
+            outcome, error, kind = "failed", one_line(report.error), report.error_kind
+        else:
+            partial = partial_error(report.folders)
+            outcome = "partial" if partial else "ok"
+            if partial is not None:
+                error, kind = partial
+        try:
+            self.db.record_attempt(started, outcome, error, kind)
+        except (AccountError, sqlite3.Error) as exc:  # a damaged or unwritable state
+            self.log.debug("the outcome of this attempt was not recorded: %s", exc)
 
     def close(self) -> None:
         self._drop_sessions()

@@ -36,6 +36,7 @@ is masked.  Nothing is written to a state file.
 
 from __future__ import annotations
 
+import hashlib
 import shlex
 import threading
 import time
@@ -213,7 +214,11 @@ class TokenManager:
     used.  Errors, each one line naming the account and never a token:
 
     - no refresh token stored, or the endpoint refuses it (``invalid_grant``):
-      ``CredentialError`` ending in "run `syncd login ACCOUNT`";
+      ``CredentialError`` ending in "run `syncd login ACCOUNT`".  A refused token
+      is remembered (as a digest, in memory): while the keyring holds the same one,
+      later calls fail at once without asking the endpoint again -- the daemon's
+      connections and retries do not hammer it -- and a new ``syncd login`` (a new
+      token in the keyring) is tried at the next call;
     - any other OAuth error answer (``invalid_client``...): ``CredentialError``;
     - the endpoint cannot be reached or answers garbage: ``AccountError`` (try later).
 
@@ -240,6 +245,7 @@ class TokenManager:
         self._lock = threading.Lock()
         self._access_token: str | None = None
         self._expires_at = 0.0
+        self._refused: bytes | None = None  # digest of the refresh token refused last
         #: How many refreshes this manager made (tests and the retry rule use it).
         self.refreshes = 0
 
@@ -278,6 +284,9 @@ class TokenManager:
                 f"{login_hint(self.account)}"
             )
         add_secret(refresh_token)
+        digest = hashlib.sha256(refresh_token.encode()).digest()
+        if digest == self._refused:
+            raise self._refused_error()
         client = oauth_client(self.settings)
         try:
             token = client.refresh_token(
@@ -286,6 +295,8 @@ class TokenManager:
                 timeout=self.http_timeout,
             )
         except oauth_errors() as exc:
+            if getattr(exc, "error", None) == "invalid_grant":
+                self._refused = digest
             raise self._error(exc) from None
         finally:
             client.close()
@@ -311,14 +322,17 @@ class TokenManager:
     def _error(self, exc: Exception) -> CredentialError | AccountError:
         error = getattr(exc, "error", None)
         if error == "invalid_grant":
-            return CredentialError(
-                f"account {self.account}: the OAuth2 refresh token was refused (expired or "
-                f"revoked); {login_hint(self.account)}"
-            )
+            return self._refused_error()
         message = f"account {self.account}: OAuth2 refresh failed: {describe_oauth_error(exc)}"
         if error:
             return CredentialError(message)
         return AccountError(message)
+
+    def _refused_error(self) -> CredentialError:
+        return CredentialError(
+            f"account {self.account}: the OAuth2 refresh token was refused (expired or "
+            f"revoked); {login_hint(self.account)}"
+        )
 
 
 def _lifetime(token: Mapping[str, Any]) -> float:

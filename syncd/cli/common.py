@@ -4,7 +4,8 @@ and account selection.  Command modules import this, never :mod:`syncd.cli.main`
 Exit codes (stable, for scripts):
   0   every folder of every requested account synced
   1   at least one folder, message or account failed, or a message the server
-      refused is held back (the others were still synced)
+      refused is held back (the others were still synced); for ``syncd status``:
+      an account's last attempt did so (failing, backing off, or partial)
   2   usage or configuration error (one line names the file and the key)
   75  another syncd process holds an account's lock (EX_TEMPFAIL: try again later)
 """

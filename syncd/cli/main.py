@@ -1,12 +1,11 @@
-"""The ``syncd`` command: the group, ``sync``, ``status``, ``password``, and
-:func:`main`.  Other commands live in their own modules (``check``, ``daemon``,
+"""The ``syncd`` command: the group, ``sync``, ``password``, and :func:`main`.
+Other commands live in their own modules (``check``, ``daemon``, ``status``,
 ``rules``/``plugins``) and are registered at the end; the exit codes are in
 :mod:`syncd.cli.common`.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
@@ -30,6 +29,7 @@ from syncd.cli.importer import import_group
 from syncd.cli.init import init_command
 from syncd.cli.login import login
 from syncd.cli.rules import plugins, rules
+from syncd.cli.status import status
 from syncd.errors import ConfigError, CredentialError, SyncdError
 
 
@@ -140,61 +140,6 @@ def sync(
         sys.exit(EXIT_LOCKED)
 
 
-@cli.command()
-@click.argument("accounts", nargs=-1)
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-@click.pass_obj
-def status(obj: Context, accounts: tuple[str, ...], as_json: bool) -> None:
-    """Show, per account and folder, the last sync, message counts, the last error
-    and the local messages the server refused (held back until they change)."""
-    from syncd.engine.state import StateDB
-
-    config = obj.load()
-    out: dict[str, list[dict[str, object]]] = {}
-    for name in select_accounts(config, accounts):
-        path = config.state_dir / f"{name}.db"
-        rows: list[dict[str, object]] = []
-        if path.exists():
-            db = StateDB(path)
-            try:
-                for f in db.folders():
-                    held = db.refusals(f.id)
-                    rows.append(
-                        {
-                            "folder": f.name,
-                            "last_sync": f.last_sync,
-                            "server": f.far_count,
-                            "local": f.near_count,
-                            "error": f.last_error,
-                            "held_back": [
-                                {"message": r.name, "size": r.size, "reason": r.reason}
-                                for r in sorted(held.values(), key=lambda r: r.name)
-                            ],
-                        }
-                    )
-            finally:
-                db.close()
-        out[name] = rows
-    if as_json:
-        click.echo(json.dumps(out, indent=2, ensure_ascii=False))
-        return
-    for name, rows in out.items():
-        click.echo(f"{name}:" + ("" if rows else " never synced"))
-        for r in rows:
-            when = (
-                time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(r["last_sync"])))
-                if isinstance(r["last_sync"], float)
-                else "never"
-            )
-            line = f"  {r['folder']}: {when}, {r['server']} on server, {r['local']} local"
-            if r["error"]:
-                line += f", error: {r['error']}"
-            click.echo(line)
-            for held in r["held_back"]:  # type: ignore[attr-defined]
-                click.echo(
-                    f"    held back (the server refused it): {held['message']} "
-                    f"({held['size']} bytes): {held['reason']}"
-                )
 
 
 @cli.group()
@@ -289,6 +234,7 @@ def main(argv: list[str] | None = None) -> int:
 # Commands that live in their own modules, one line each.
 cli.add_command(check)
 cli.add_command(daemon)
+cli.add_command(status)
 cli.add_command(rules)
 cli.add_command(plugins)
 cli.add_command(init_command)

@@ -13,8 +13,10 @@ A server without IDLE: the listener says so once and ends; the account's
 periodic full sync is then the polling.  A dropped connection or a refused
 login: logged once, then reconnect with the daemon's exponential back-off
 (capped, jittered); the listener never spins and never dies of a network
-error.  After a reconnect it posts a sync of its folder, since events may have
-been missed while it was away.
+error.  An error only the user can end (a refused login or OAuth2 token, no
+password) waits the longest back-off at once, as the account's worker does.
+After a reconnect it posts a sync of its folder, since events may have been
+missed while it was away.
 
 The stop flag is checked between IDLE slices: a stopping listener ends
 within one slice.  It holds no state, so the daemon does not wait for it.
@@ -27,6 +29,7 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Final
 
+from syncd.account.outcome import NEEDS_USER, error_kind
 from syncd.errors import AccountError, CredentialError, FolderError
 from syncd.folders import join_name, split_name
 from syncd.logsetup import account_logger
@@ -101,6 +104,8 @@ class IdleListener:
                 if self.stopping.is_set():
                     return
                 delay = self.backoff.failure()
+                if error_kind(exc) in NEEDS_USER:
+                    delay = max(delay, self.backoff.cap)
                 if self.backoff.failures == 1:
                     self.log.warning("IDLE: %s; reconnecting", exc)
                 elif self.backoff.failures == 2:

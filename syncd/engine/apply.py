@@ -347,6 +347,8 @@ class Applier:
         """Report a refused append; remember it when the refusal is for good."""
         self.log.warning("not uploaded: %s: %s", _filename(self.near, msg), refused)
         self.report.failed += 1
+        if self.report.problem is None:
+            self.report.problem = f"not uploaded: {refused}"
         if refused.code in REMEMBERED_CODES:
             self._new_refusals.append(
                 Refusal(

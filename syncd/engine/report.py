@@ -20,6 +20,7 @@ class FolderReport:
     held: int = 0  # local messages the server refused before, not offered again yet
     dropped: bool = False  # the error dropped the connection (a protocol error)
     error: str | None = None
+    problem: str | None = None  # the first message-level refusal, for `syncd status`
     planned: list[str] = field(default_factory=list)
 
     def changed(self) -> bool:

@@ -8,6 +8,12 @@ the size.  Plus the *intent log*: a copy is recorded before it starts and
 cleared in the same transaction that records its result, so a crash between
 the two leaves an intent that the next run resolves (adopting what was
 already copied) instead of copying again.
+
+Per account (one row, ``account_attempts``): the last attempt to sync it, by a
+one-shot ``syncd sync`` or the daemon alike, its outcome and error, the last
+success and since when it has been failing -- what ``syncd status`` reports.
+Added in schema 2 with ``CREATE TABLE IF NOT EXISTS``: a database of schema 1
+gains the table when opened, and a syncd of schema 1 ignores it.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ from syncd.engine.refusals import Refusal
 from syncd.errors import AccountError
 from syncd.model import Flags, MsgKey, Pair, format_flags, parse_flags
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS folders (
@@ -73,6 +79,17 @@ CREATE TABLE IF NOT EXISTS local_only_flags (
     flag TEXT NOT NULL,
     PRIMARY KEY (folder_id, flag)
 );
+CREATE TABLE IF NOT EXISTS account_attempts (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    started REAL NOT NULL,
+    finished REAL NOT NULL,
+    outcome TEXT NOT NULL CHECK (outcome IN ('ok', 'partial', 'failed')),
+    error TEXT,
+    error_kind TEXT,
+    last_success REAL,
+    failing_since REAL,
+    failures INTEGER NOT NULL DEFAULT 0
+);
 """
 
 
@@ -88,6 +105,26 @@ class FolderState:
     last_error: str | None
     far_count: int | None
     near_count: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """The last attempt to sync the account.  ``outcome``: ``ok`` (everything
+    synced), ``partial`` (the account synced, but a folder or message failed or is
+    held back), ``failed`` (nothing synced: cannot connect, log in...).  ``error``
+    is one line (None when ok); ``error_kind`` its class (see
+    :mod:`syncd.account.outcome`).  ``last_success``: when the last attempt that
+    was not ``failed`` ended; ``failing_since``: when the current run of failed
+    attempts began (None unless failed); ``failures``: how many in a row."""
+
+    started: float
+    finished: float
+    outcome: str
+    error: str | None
+    error_kind: str | None
+    last_success: float | None
+    failing_since: float | None
+    failures: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,6 +241,60 @@ class StateDB:
                 "UPDATE folders SET last_sync = ?, last_error = NULL WHERE name = ?",
                 [(now, n) for n in names],
             )
+
+    # --- the account's last attempt ------------------------------------------
+
+    def last_attempt(self) -> Attempt | None:
+        row = self._db.execute(
+            "SELECT started, finished, outcome, error, error_kind, last_success,"
+            " failing_since, failures FROM account_attempts WHERE id = 1"
+        ).fetchone()
+        return Attempt(*row) if row else None
+
+    def record_attempt(
+        self,
+        started: float,
+        outcome: str,
+        error: str | None,
+        error_kind: str | None,
+        *,
+        finished: float | None = None,
+    ) -> Attempt:
+        """Record an attempt that began at ``started`` and just ended; returns the
+        row as stored (with ``last_success``/``failing_since`` carried over)."""
+        end = time.time() if finished is None else finished
+        with self.transaction():
+            before = self.last_attempt()
+            if outcome == "failed":
+                was_failing = before is not None and before.outcome == "failed"
+                attempt = Attempt(
+                    started,
+                    end,
+                    outcome,
+                    error,
+                    error_kind,
+                    before.last_success if before is not None else None,
+                    before.failing_since if was_failing and before is not None else started,
+                    before.failures + 1 if was_failing and before is not None else 1,
+                )
+            else:
+                attempt = Attempt(started, end, outcome, error, error_kind, end, None, 0)
+            self._db.execute(
+                "INSERT OR REPLACE INTO account_attempts(id, started, finished, outcome, error,"
+                " error_kind, last_success, failing_since, failures)"
+                " VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    attempt.started,
+                    attempt.finished,
+                    attempt.outcome,
+                    attempt.error,
+                    attempt.error_kind,
+                    attempt.last_success,
+                    attempt.failing_since,
+                    attempt.failures,
+                ),
+            )
+        return attempt
 
     # --- pairs ---------------------------------------------------------------
 

@@ -243,9 +243,17 @@ def test_srv13_a_held_back_message_is_offered_again_when_it_changes(
         held, sent = run()
         assert (held.returncode, sent) == (1, 0), held.stderr
         assert "1 held back (refused by the server)" in held.stderr, held.stderr
-        status = run_syncd("status", "--json", config=config, check=True)
-        [folders] = json.loads(status.stdout).values()
-        [inbox] = [f for f in folders if f["folder"] == "INBOX"]
+        # A held-back message makes the account's last attempt partial: status exits 1,
+        # as the sync did, and says why.
+        status = run_syncd("status", "--json", config=config)
+        assert status.returncode == 1, status.stderr
+        [account] = json.loads(status.stdout)["accounts"].values()
+        assert (account["state"], account["error_kind"], account["held_back"]) == (
+            "idle",
+            "held back",
+            1,
+        )
+        [inbox] = [f for f in account["folders"] if f["folder"] == "INBOX"]
         [entry] = inbox["held_back"]
         assert big.name.startswith(entry["message"]) and "[LIMIT]" in entry["reason"], entry
         again, sent = run("--retry-refused")
