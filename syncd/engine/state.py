@@ -23,8 +23,11 @@ from syncd.engine.refusals import Refusal
 from syncd.errors import AccountError
 from syncd.model import Flags, MsgKey, Pair, format_flags, parse_flags
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
+# Far keys (``uid``) are declared BLOB: a column with BLOB affinity stores each
+# value as given, so an IMAP UID stays an integer and a POP3 UIDL stays a string
+# even when it looks like a number (INTEGER affinity would turn "123" into 123).
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS folders (
     id INTEGER PRIMARY KEY,
@@ -40,7 +43,7 @@ CREATE TABLE IF NOT EXISTS folders (
 );
 CREATE TABLE IF NOT EXISTS pairs (
     folder_id INTEGER NOT NULL REFERENCES folders(id) ON DELETE CASCADE,
-    uid INTEGER,
+    uid BLOB,
     name TEXT,
     flags TEXT NOT NULL,
     size INTEGER
@@ -50,8 +53,8 @@ CREATE UNIQUE INDEX IF NOT EXISTS pairs_name ON pairs(folder_id, name) WHERE nam
 CREATE TABLE IF NOT EXISTS intents (
     id INTEGER PRIMARY KEY,
     folder_id INTEGER NOT NULL REFERENCES folders(id) ON DELETE CASCADE,
-    kind TEXT NOT NULL CHECK (kind IN ('download', 'upload')),
-    uid INTEGER,
+    kind TEXT NOT NULL CHECK (kind IN ('download', 'upload', 'delete')),
+    uid BLOB,
     name TEXT,
     flags TEXT NOT NULL,
     size INTEGER,
@@ -67,6 +70,12 @@ CREATE TABLE IF NOT EXISTS refusals (
     reason TEXT NOT NULL,
     at REAL NOT NULL,
     PRIMARY KEY (folder_id, name)
+);
+CREATE TABLE IF NOT EXISTS far_stored (
+    folder_id INTEGER NOT NULL REFERENCES folders(id) ON DELETE CASCADE,
+    uid BLOB NOT NULL,
+    at REAL NOT NULL,
+    PRIMARY KEY (folder_id, uid)
 );
 CREATE TABLE IF NOT EXISTS local_only_flags (
     folder_id INTEGER NOT NULL REFERENCES folders(id) ON DELETE CASCADE,
@@ -135,6 +144,9 @@ class StateDB:
         # A small page cache: several connections (one per folder worker) add up.
         self._db.execute("PRAGMA cache_size=-1024")
         with self.transaction():
+            version = int(self._db.execute("PRAGMA user_version").fetchone()[0])
+            if version == 1:
+                _migrate_1_to_2(self._db)
             for stmt in _SCHEMA.split(";"):
                 if stmt.strip():
                     self._db.execute(stmt)
@@ -302,6 +314,32 @@ class StateDB:
         ).fetchall()
         return [Intent(i, k, u, n, parse_flags(f), s, x) for i, k, u, n, f, s, x in rows]
 
+    def forget_intents(self, ids: Iterable[int]) -> None:
+        with self.transaction():
+            self._db.executemany("DELETE FROM intents WHERE id = ?", [(i,) for i in ids])
+
+    # --- when far messages were first stored here (delete_after_days) -------------
+
+    def stored_times(self, folder_id: int) -> dict[MsgKey, float]:
+        """Far key -> when syncd first found it stored here (seconds since the epoch)."""
+        rows = self._db.execute("SELECT uid, at FROM far_stored WHERE folder_id = ?", (folder_id,))
+        return dict(rows)
+
+    def note_stored(self, folder_id: int, keys: Iterable[MsgKey], at: float) -> None:
+        """Remember ``at`` for the ``keys`` not noted yet (the first time stays)."""
+        with self.transaction():
+            self._db.executemany(
+                "INSERT OR IGNORE INTO far_stored(folder_id, uid, at) VALUES (?, ?, ?)",
+                [(folder_id, k, at) for k in keys],
+            )
+
+    def forget_stored(self, folder_id: int, keys: Iterable[MsgKey]) -> None:
+        with self.transaction():
+            self._db.executemany(
+                "DELETE FROM far_stored WHERE folder_id = ? AND uid IS ?",
+                [(folder_id, k) for k in keys],
+            )
+
     # --- refusals and local-only keywords ---------------------------------------
 
     def refusals(self, folder_id: int | None = None) -> dict[str, Refusal]:
@@ -348,6 +386,29 @@ class StateDB:
                 "INSERT INTO local_only_flags(folder_id, flag) VALUES (?, ?)",
                 [(folder_id, f) for f in sorted(flags)],
             )
+
+
+def _migrate_1_to_2(db: sqlite3.Connection) -> None:
+    """Version 1 declared the far keys INTEGER (see ``_SCHEMA``).  SQLite cannot
+    change a column's type: rebuild ``pairs`` and ``intents`` under the new
+    declarations, in the caller's transaction (a crash leaves version 1 intact).
+    Every key of a version-1 database is an IMAP UID, stored as an integer, and
+    is copied as one."""
+    for table in ("pairs", "intents"):
+        db.execute(f"ALTER TABLE {table} RENAME TO {table}_v1")
+    for stmt in _SCHEMA.split(";"):
+        if stmt.strip() and ("TABLE IF NOT EXISTS pairs " in stmt or "intents (" in stmt):
+            db.execute(stmt)
+    db.execute(
+        "INSERT INTO pairs(folder_id, uid, name, flags, size)"
+        " SELECT folder_id, uid, name, flags, size FROM pairs_v1"
+    )
+    db.execute(
+        "INSERT INTO intents(id, folder_id, kind, uid, name, flags, size, uidnext, created)"
+        " SELECT id, folder_id, kind, uid, name, flags, size, uidnext, created FROM intents_v1"
+    )
+    db.execute("DROP TABLE pairs_v1")
+    db.execute("DROP TABLE intents_v1")
 
 
 class _Transaction:
