@@ -51,12 +51,14 @@ class FolderSync:
         self.near = near
         self.db = db
         self.far_name = far.name
-        # A far side that takes no new messages (POP3) is pulled from only.
-        self.policy = (
-            policy
-            if Capability.APPEND in far.capabilities
-            else dataclasses.replace(policy, push=False)
-        )
+        # A far side that takes no new messages (POP3) is pulled from only; one that
+        # is a mail drop never deletes near copies of what left it.
+        caps = far.capabilities
+        if Capability.APPEND not in caps:
+            policy = dataclasses.replace(policy, push=False)
+        if Capability.SPOOL in caps:
+            policy = dataclasses.replace(policy, far_deletes=False)
+        self.policy = policy
         self.options = options
         self.log = log
         self.new_to_new = new_to_new
