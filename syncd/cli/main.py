@@ -93,7 +93,7 @@ def sync(
     message is held back because the server refused it (the rest was synced),
     2 configuration error, 75 another syncd holds the lock.
     """
-    from syncd.account.syncer import AccountSyncer
+    from syncd.account.factory import syncer_for
     from syncd.engine.options import RunOptions
     from syncd.ext.hooks import load_hooks
 
@@ -105,11 +105,7 @@ def sync(
     failed = locked = False
     for name in selected:
         started = time.monotonic()
-        syncer = AccountSyncer(
-            config,
-            config.accounts[name],
-            hooks=load_hooks(config, options),
-        )
+        syncer = syncer_for(config, config.accounts[name], load_hooks(config, options))
         try:
             report = syncer.sync(options)
         finally:

@@ -37,7 +37,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC
 from typing import TYPE_CHECKING, Final
 
-from syncd.account.syncer import AccountSyncer
+from syncd.account.factory import Syncer, syncer_for
 from syncd.daemon.hooks import DaemonHooks
 from syncd.daemon.idle import IdleListener
 from syncd.daemon.queue import Backoff, Batch, RequestQueue, Tuning
@@ -93,14 +93,14 @@ class _RepeatFilter(logging.Filter):
 # --------------------------------------------------------------------------- one account
 
 
-SyncerFactory = Callable[["Config", "AccountConfig", "SyncHooks"], AccountSyncer]
+SyncerFactory = Callable[["Config", "AccountConfig", "SyncHooks"], Syncer]
 
 
 HooksFactory = Callable[["Config"], "SyncHooks | None"]
 
 
-def _default_syncer(config: Config, account: AccountConfig, hooks: SyncHooks) -> AccountSyncer:
-    return AccountSyncer(config, account, hooks=hooks)
+def _default_syncer(config: Config, account: AccountConfig, hooks: SyncHooks) -> Syncer:
+    return syncer_for(config, account, hooks)
 
 
 def _default_hooks(config: Config) -> SyncHooks:
@@ -198,7 +198,7 @@ class AccountRunner:
                 misfire_grace_time=max(1, int(interval)),
                 replace_existing=True,
             )
-        if self.account.maildir.is_dir():
+        if self._watches and self.account.maildir.is_dir():
             self.watcher.start()
         for listener in self.listeners:
             listener.start()
@@ -206,8 +206,14 @@ class AccountRunner:
             "daemon started: full sync every %s, IDLE on %s, watching %s",
             _duration(self.account.interval),
             ", ".join(lst.folder for lst in self.listeners) or "no folder",
-            self.account.maildir,
+            self.account.maildir if self._watches else "nothing (a POP3 account)",
         )
+
+    @property
+    def _watches(self) -> bool:
+        """Whether local changes are pushed: a POP3 server takes none, so local
+        changes need no sync (its account is polled on ``interval``)."""
+        return self.account.protocol != "pop3"
 
     def request_stop(self) -> None:
         """Stop accepting requests; the worker stops at the next folder boundary."""
@@ -260,7 +266,7 @@ class AccountRunner:
                 close()
             self.log.debug("worker stopped")
 
-    def _run(self, syncer: AccountSyncer, batch: Batch) -> float | None:
+    def _run(self, syncer: Syncer, batch: Batch) -> float | None:
         """Run one batch; returns how long to wait before the next one (None: stop)."""
         self.log.debug("starting %s", batch)
         try:
@@ -289,7 +295,7 @@ class AccountRunner:
             # sync (whatever IDLE or the watcher reported meanwhile may have been missed).
             self.queue.post_full()
             delay = self.backoff.failure()
-            # AccountSyncer already logged the first failure; its repeats are dropped.
+            # The syncer already logged the first failure; its repeats are dropped.
             self._repeat.active = True
             if self.backoff.failures == 1:
                 self.log.debug("retrying at once (a stale connection?)")
@@ -331,7 +337,7 @@ class AccountRunner:
 
     def _after_sync(self) -> None:
         # The first sync may have created the Maildir root: watch it from now on.
-        if not self.watcher.started and self.account.maildir.is_dir():
+        if self._watches and not self.watcher.started and self.account.maildir.is_dir():
             self.watcher.start()
 
 

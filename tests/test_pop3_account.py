@@ -1,0 +1,302 @@
+"""POP3 accounts end to end against Dovecot's POP3 server (issue 13): download
+once by UIDL, keep or delete on the server, delete after N days, new mail between
+runs, a refused RETR, a wrong password, STLS missing, ``syncd status``.
+
+The module starts its own Dovecot with POP3 (``pop3=True``) whose UIDLs are the
+plain IMAP UIDs (``pop3_uidl_format = %u``): "1", "2", ... -- numeric strings, which
+an INTEGER state column would have turned into numbers.  The POP3 INBOX is the IMAP
+INBOX, so mail is put in and checked with ``support.imap``.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import tempfile
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support.imap import append, folder_messages, session
+from support.mail import make_message
+from support.maildir import folder_messages as local_messages
+from support.run import run_syncd, write_config
+
+import devserver.dovecot as devserver
+from devserver.dovecot import DevServer, User
+from syncd.account.pop3 import Pop3Syncer
+from syncd.config import Config, load_config
+from syncd.engine.options import RunOptions
+from syncd.engine.state import StateDB
+from syncd.stores.pop3.client import MessageRefused, Pop3Client
+
+DAY = 86400.0
+
+
+@pytest.fixture(scope="module")
+def pop3d() -> Iterator[DevServer]:
+    """This module's Dovecot: plain IMAP and POP3 on 127.0.0.1, UIDL = the UID."""
+    root = Path(tempfile.mkdtemp(prefix="syncd-pop3acct-"))
+    root.chmod(0o755)  # Dovecot's mail processes (uid 65534) must reach it
+    try:
+        server = devserver.start(root, pop3=True, extra_conf="pop3_uidl_format = %u\n")
+        try:
+            yield server
+        finally:
+            server.stop()
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def user(pop3d: DevServer) -> User:
+    return pop3d.add_user()
+
+
+def pop3_table(server: DevServer, user: User, maildir: Path, **extra: Any) -> dict[str, Any]:
+    assert server.pop3_port is not None
+    return {
+        "protocol": "pop3",
+        "host": server.host,
+        "port": server.pop3_port,
+        "tls": "none",
+        "user": user.name,
+        "password_command": ["printf", "%s", user.password],
+        "maildir": str(maildir),
+        **extra,
+    }
+
+
+def config_for(tmp_path: Path, server: DevServer, user: User, **extra: Any) -> Path:
+    return write_config(tmp_path, {"p": pop3_table(server, user, tmp_path / "Mail", **extra)})
+
+
+def put(server: DevServer, user: User, tag: str, n: int) -> list[str]:
+    ids = [f"<{tag}-{i}@pop3.test>" for i in range(n)]
+    for mid in ids:
+        append(server, user, "INBOX", make_message(subject=f"{tag}", message_id=mid))
+    return ids
+
+
+def on_server(server: DevServer, user: User) -> list[str | None]:
+    with session(server, user) as client:
+        return sorted(m.message_id or "" for m in folder_messages(client, "INBOX"))
+
+
+def local_ids(tmp_path: Path) -> Counter[str | None]:
+    return Counter(m.message_id for m in local_messages(tmp_path / "Mail"))
+
+
+def in_new(tmp_path: Path) -> int:
+    return len(list((tmp_path / "Mail" / "new").iterdir()))
+
+
+def syncer(config: Path, clock: list[float] | None = None) -> Pop3Syncer:
+    cfg: Config = load_config(config)
+    if clock is None:
+        return Pop3Syncer(cfg, cfg.accounts["p"])
+    return Pop3Syncer(cfg, cfg.accounts["p"], now=lambda: clock[0])
+
+
+def test_keep_on_server_downloads_each_message_once(
+    tmp_path: Path, pop3d: DevServer, user: User
+) -> None:
+    first = put(pop3d, user, "a", 3)
+    config = config_for(tmp_path, pop3d, user)
+    run = run_syncd("sync", config=config, check=True)
+    assert "3 downloaded" in run.stderr
+    assert local_ids(tmp_path) == Counter(first)
+    assert in_new(tmp_path) == 3  # unread mail lands in new/
+    assert on_server(pop3d, user) == sorted(first)  # kept
+    again = run_syncd("sync", config=config, check=True)
+    assert "0 downloaded" in again.stderr
+    # New mail between runs: only it is downloaded.
+    later = put(pop3d, user, "b", 2)
+    third = run_syncd("sync", config=config, check=True)
+    assert "2 downloaded" in third.stderr
+    assert local_ids(tmp_path) == Counter(first + later)
+    # The UIDLs are numeric strings; the state keeps them as strings.
+    db = StateDB(tmp_path / "state" / "p.db")
+    try:
+        st = db.folder("INBOX")
+        assert st is not None
+        assert sorted(str(p.far) for p in db.pairs(st.id)) == ["1", "2", "3", "4", "5"]
+        assert all(isinstance(p.far, str) for p in db.pairs(st.id))
+    finally:
+        db.close()
+
+
+def test_a_message_read_or_deleted_locally_is_not_downloaded_again(
+    tmp_path: Path, pop3d: DevServer, user: User
+) -> None:
+    put(pop3d, user, "r", 3)
+    config = config_for(tmp_path, pop3d, user)
+    run_syncd("sync", config=config, check=True)
+    files = sorted((tmp_path / "Mail" / "new").iterdir())
+    files[0].unlink()
+    files[1].rename(tmp_path / "Mail" / "cur" / (files[1].name + ":2,S"))
+    again = run_syncd("sync", config=config, check=True)
+    assert "0 downloaded" in again.stderr and "0 deleted on the server" in again.stderr
+    assert len(local_ids(tmp_path)) == 2
+    assert len(on_server(pop3d, user)) == 3
+
+
+def test_keep_on_server_false_deletes_what_is_stored(
+    tmp_path: Path, pop3d: DevServer, user: User
+) -> None:
+    first = put(pop3d, user, "d", 4)
+    config = config_for(tmp_path, pop3d, user, keep_on_server=False)
+    run = run_syncd("sync", config=config, check=True)
+    assert "4 downloaded" in run.stderr and "4 deleted on the server" in run.stderr
+    assert on_server(pop3d, user) == []
+    assert local_ids(tmp_path) == Counter(first)
+    later = put(pop3d, user, "e", 2)
+    run_syncd("sync", config=config, check=True)
+    assert on_server(pop3d, user) == []
+    # What left the server keeps its local copy.
+    assert local_ids(tmp_path) == Counter(first + later)
+
+
+def test_delete_after_days_counts_from_when_it_was_stored(
+    tmp_path: Path, pop3d: DevServer, user: User
+) -> None:
+    old = put(pop3d, user, "o", 2)
+    config = config_for(tmp_path, pop3d, user, delete_after_days=3)
+    clock = [1_000_000.0]
+    s = syncer(config, clock)
+    try:
+        assert s.sync(RunOptions()).ok
+        assert on_server(pop3d, user) == sorted(old)
+        clock[0] += 2 * DAY
+        new = put(pop3d, user, "n", 1)
+        report = s.sync(RunOptions())
+        assert report.ok and report.folders[0].downloaded == 1
+        assert report.folders[0].deleted_far == 0
+        assert on_server(pop3d, user) == sorted(old + new)
+        clock[0] += 1 * DAY  # three days after the first two were stored
+        dry = s.sync(RunOptions(dry_run=True))
+        assert dry.folders[0].planned == [
+            "delete far 1 (stored here)",
+            "delete far 2 (stored here)",
+        ]
+        report = s.sync(RunOptions())
+        assert report.folders[0].deleted_far == 2
+        assert on_server(pop3d, user) == sorted(new)
+        clock[0] += 1 * DAY
+        assert s.sync(RunOptions()).folders[0].deleted_far == 0
+        clock[0] += 1 * DAY
+        assert s.sync(RunOptions()).folders[0].deleted_far == 1
+        assert on_server(pop3d, user) == []
+        assert local_ids(tmp_path) == Counter(old + new)
+    finally:
+        s.close()
+
+
+def test_a_refused_retr_is_skipped_and_retried_next_run(
+    tmp_path: Path, pop3d: DevServer, user: User, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ids = put(pop3d, user, "x", 4)
+    config = config_for(tmp_path, pop3d, user, keep_on_server=False)
+    real = Pop3Client.retr
+
+    def refuse_two(self: Pop3Client, number: int, max_bytes: int = 1 << 26) -> bytes:
+        if number == 2:
+            raise MessageRefused("RETR 2 refused: -ERR disk error", number)
+        return real(self, number, max_bytes)
+
+    monkeypatch.setattr(Pop3Client, "retr", refuse_two)
+    s = syncer(config)
+    try:
+        report = s.sync(RunOptions())
+        assert not report.ok  # one message failed: the run says so
+        inbox = report.folders[0]
+        assert (inbox.downloaded, inbox.failed, inbox.deleted_far) == (3, 1, 3)
+        assert on_server(pop3d, user) == [ids[1]]  # only what was stored was deleted
+        monkeypatch.setattr(Pop3Client, "retr", real)
+        report = s.sync(RunOptions())
+        assert report.ok and report.folders[0].downloaded == 1
+    finally:
+        s.close()
+    assert on_server(pop3d, user) == []
+    assert local_ids(tmp_path) == Counter(ids)
+
+
+def test_wrong_password_is_one_error_and_changes_nothing(
+    tmp_path: Path, pop3d: DevServer, user: User
+) -> None:
+    put(pop3d, user, "w", 1)
+    config = config_for(
+        tmp_path, pop3d, user, password_command=["printf", "%s", "not-the-password"]
+    )
+    run = run_syncd("sync", config=config)
+    assert run.returncode == 1
+    assert "p: failed:" in run.stderr and "not-the-password" not in run.stderr
+    assert len(on_server(pop3d, user)) == 1
+    assert not (tmp_path / "Mail" / "new").exists() or in_new(tmp_path) == 0
+
+
+def test_status_shows_a_pop3_account(tmp_path: Path, pop3d: DevServer, user: User) -> None:
+    put(pop3d, user, "s", 2)
+    config = config_for(tmp_path, pop3d, user)
+    run_syncd("sync", config=config, check=True)
+    status = run_syncd("status", "--json", config=config, check=True)
+    rows = json.loads(status.stdout)["p"]
+    assert [(r["folder"], r["server"], r["local"], r["error"]) for r in rows] == [
+        ("INBOX", 2, 2, None)
+    ]
+    text = run_syncd("status", config=config, check=True)
+    assert "INBOX" in text.stdout
+
+
+class _NoStlsPeer:
+    """A POP3 peer that offers no STLS and records what it was sent."""
+
+    def __init__(self) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.received: list[bytes] = []
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        conn, _ = self.sock.accept()
+        with conn, conn.makefile("rb") as lines:
+            conn.sendall(b"+OK ready\r\n")
+            for line in lines:
+                self.received.append(line)
+                if line.upper().startswith(b"CAPA"):
+                    conn.sendall(b"+OK\r\nUSER\r\nUIDL\r\n.\r\n")
+                elif line.upper().startswith(b"QUIT"):
+                    conn.sendall(b"+OK bye\r\n")
+                    return
+                else:
+                    conn.sendall(b"-ERR no\r\n")
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def test_stls_missing_is_refused_before_any_credential(tmp_path: Path) -> None:
+    peer = _NoStlsPeer()
+    try:
+        table = {
+            "protocol": "pop3",
+            "host": "127.0.0.1",
+            "port": peer.port,
+            "tls": "starttls",
+            "user": "someone",
+            "password_command": ["printf", "%s", "s3cret"],
+            "maildir": str(tmp_path / "Mail"),
+        }
+        run = run_syncd("sync", config=write_config(tmp_path, {"p": table}))
+        assert run.returncode == 1
+        assert "STLS" in run.stderr
+        peer.thread.join(5)
+        sent = b"".join(peer.received)
+        assert b"USER" not in sent and b"PASS" not in sent and b"s3cret" not in sent
+    finally:
+        peer.close()
