@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from faults.proxy import Fault, Proxy
 from support.imap import append, folder_messages, session
 from support.mail import make_message
 from support.maildir import folder_messages as local_messages
@@ -300,3 +301,26 @@ def test_stls_missing_is_refused_before_any_credential(tmp_path: Path) -> None:
         assert b"USER" not in sent and b"PASS" not in sent and b"s3cret" not in sent
     finally:
         peer.close()
+
+
+def test_a_link_cut_mid_retr_stores_nothing_twice(
+    tmp_path: Path, pop3d: DevServer, user: User
+) -> None:
+    """POP3 has no partial fetch: the cut message is fetched again next run; what the
+    cut run already stored is adopted, not stored again; nothing was deleted."""
+    ids = [f"<cut-{i}@pop3.test>" for i in range(5)]
+    for i, mid in enumerate(ids):
+        append(pop3d, user, "INBOX", make_message(subject=f"cut {i}", message_id=mid))
+    assert pop3d.pop3_port is not None
+    cut = Fault("cut", direction="down", after=b"Subject: cut 3", extra=40)
+    with Proxy(pop3d.pop3_port, upstream_host=pop3d.host, fault=cut) as proxy:
+        table = pop3_table(pop3d, user, tmp_path / "Mail", port=proxy.port, keep_on_server=False)
+        config = write_config(tmp_path, {"p": table})
+        first = run_syncd("sync", config=config)
+        assert proxy.fired == 1
+        assert first.returncode == 1, first.stderr
+        assert on_server(pop3d, user) == sorted(ids)  # no QUIT: nothing deleted
+        assert max(local_ids(tmp_path).values(), default=1) == 1
+        run_syncd("sync", config=config, check=True)
+    assert local_ids(tmp_path) == Counter(ids)
+    assert on_server(pop3d, user) == []
