@@ -324,3 +324,104 @@ def test_a_link_cut_mid_retr_stores_nothing_twice(
         run_syncd("sync", config=config, check=True)
     assert local_ids(tmp_path) == Counter(ids)
     assert on_server(pop3d, user) == []
+
+
+class _NoUidlMaildrop:
+    """A POP3 maildrop without UIDL (CAPA lacks it, UIDL answers -ERR): enough of
+    RFC 1939 for syncd -- USER/PASS, LIST, RETR, DELE, QUIT.  ``drop_quit``: the
+    next QUIT is answered by a cut link (its deletions are then not made)."""
+
+    def __init__(self, messages: list[bytes]) -> None:
+        self.messages = list(messages)
+        self.drop_quit = False
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self._session(conn)
+
+    def _session(self, conn: socket.socket) -> None:
+        marked: set[int] = set()
+        with conn, conn.makefile("rb") as lines:
+            conn.sendall(b"+OK maildrop\r\n")
+            for raw in lines:
+                cmd, _, arg = raw.strip().decode().partition(" ")
+                cmd = cmd.upper()
+                if cmd == "CAPA":
+                    conn.sendall(b"+OK\r\nUSER\r\nTOP\r\n.\r\n")
+                elif cmd in ("USER", "PASS", "NOOP"):
+                    conn.sendall(b"+OK\r\n")
+                elif cmd == "LIST":
+                    body = b"".join(
+                        b"%d %d\r\n" % (n, len(m))
+                        for n, m in enumerate(self.messages, 1)
+                        if n not in marked
+                    )
+                    conn.sendall(b"+OK\r\n" + body + b".\r\n")
+                elif cmd == "RETR" and arg.isdigit() and 0 < int(arg) <= len(self.messages):
+                    data = self.messages[int(arg) - 1].replace(b"\r\n.", b"\r\n..")
+                    conn.sendall(b"+OK\r\n" + data + b".\r\n")
+                elif cmd == "DELE" and arg.isdigit():
+                    marked.add(int(arg))
+                    conn.sendall(b"+OK\r\n")
+                elif cmd == "QUIT":
+                    if self.drop_quit:
+                        self.drop_quit = False
+                        return
+                    self.messages = [m for n, m in enumerate(self.messages, 1) if n not in marked]
+                    conn.sendall(b"+OK bye\r\n")
+                    return
+                else:
+                    conn.sendall(b"-ERR not here\r\n")
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def _maildrop_config(tmp_path: Path, port: int, **extra: Any) -> Path:
+    tmp_path.mkdir()
+    table = {
+        "protocol": "pop3",
+        "host": "127.0.0.1",
+        "port": port,
+        "tls": "none",
+        "user": "u",
+        "password_command": ["printf", "%s", "pw"],
+        "maildir": str(tmp_path / "Mail"),
+        **extra,
+    }
+    return write_config(tmp_path, {"p": table})
+
+
+def test_a_server_without_uidl(tmp_path: Path) -> None:
+    """keep_on_server = true is refused with one clear line; with allow_no_uidl and
+    keep_on_server = false everything is downloaded and deleted -- once, also when
+    the deletion of a run did not happen (content digests recognise the mail)."""
+    msgs = [make_message(subject=f"nu {i}", message_id=f"<nu-{i}@t>") for i in range(3)]
+    drop = _NoUidlMaildrop(msgs)
+    try:
+        keep = run_syncd("sync", config=_maildrop_config(tmp_path / "keep", drop.port))
+        assert keep.returncode == 1
+        assert "keep_on_server = true is refused" in keep.stderr
+        assert "allow_no_uidl = true" in keep.stderr
+        assert len(drop.messages) == 3
+        config = _maildrop_config(
+            tmp_path / "drain", drop.port, keep_on_server=False, allow_no_uidl=True
+        )
+        drop.drop_quit = True
+        cut = run_syncd("sync", config=config)
+        assert cut.returncode == 1 and len(drop.messages) == 3  # QUIT lost: nothing deleted
+        drop.messages.append(make_message(subject="nu 3", message_id="<nu-3@t>"))
+        run = run_syncd("sync", config=config, check=True)
+        assert "1 downloaded" in run.stderr and "4 deleted on the server" in run.stderr
+        assert drop.messages == []
+        got = Counter(m.message_id for m in local_messages(tmp_path / "drain" / "Mail"))
+        assert got == Counter(f"<nu-{i}@t>" for i in range(4))
+    finally:
+        drop.close()
