@@ -15,6 +15,7 @@ import shutil
 import socket
 import tempfile
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -425,3 +426,31 @@ def test_a_server_without_uidl(tmp_path: Path) -> None:
         assert got == Counter(f"<nu-{i}@t>" for i in range(4))
     finally:
         drop.close()
+
+
+def test_the_daemon_polls_a_pop3_account_on_its_interval(
+    tmp_path: Path, pop3d: DevServer, user: User
+) -> None:
+    from syncd.daemon.core import Daemon
+
+    first = put(pop3d, user, "dm", 2)
+    config = load_config(config_for(tmp_path, pop3d, user, interval=1, keep_on_server=False))
+    daemon = Daemon(config)
+    daemon.start()
+    try:
+        runner = daemon.runners["p"]
+        assert runner.listeners == []  # no IDLE over POP3
+        _wait(lambda: local_ids(tmp_path) == Counter(first), "the start-up sync")
+        later = put(pop3d, user, "dn", 1)
+        _wait(lambda: local_ids(tmp_path) == Counter(first + later), "a poll")
+        _wait(lambda: on_server(pop3d, user) == [], "the deletion")
+        assert not runner.watcher.started  # local changes need no POP3 session
+    finally:
+        assert daemon.stop() == []
+
+
+def _wait(done: Any, what: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not done():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
