@@ -25,6 +25,7 @@ import pytest
 from faults.proxy import Fault, Proxy
 from support.imap import append, folder_messages, session
 from support.mail import make_message
+from support.maildir import deliver
 from support.maildir import folder_messages as local_messages
 from support.run import run_syncd, write_config
 
@@ -454,3 +455,18 @@ def _wait(done: Any, what: str, timeout: float = 30) -> None:
     while not done():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.1)
+
+
+def test_mail_already_in_the_maildir_is_paired_not_downloaded_again(
+    tmp_path: Path, pop3d: DevServer, user: User
+) -> None:
+    """A Maildir filled by getmail before: the first sync pairs by Message-ID."""
+    msgs = [make_message(subject=f"g {i}", message_id=f"<g-{i}@pop3.test>") for i in range(3)]
+    for raw in msgs:
+        append(pop3d, user, "INBOX", raw)
+    for raw in msgs[:2]:
+        deliver(tmp_path / "Mail", raw.replace(b"\r\n", b"\n"), "S")
+    config = config_for(tmp_path, pop3d, user)
+    run = run_syncd("sync", config=config, check=True)
+    assert "1 downloaded" in run.stderr, run.stderr
+    assert local_ids(tmp_path) == Counter(f"<g-{i}@pop3.test>" for i in range(3))
