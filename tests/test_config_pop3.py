@@ -60,8 +60,28 @@ def test_pop3_problems_are_one_line_each(tmp_path: Path, extra: str, key: str, w
     assert "\n" not in lines[0]
 
 
-@pytest.mark.parametrize("key", ["keep_on_server", "delete_after_days", "allow_no_uidl"])
+@pytest.mark.parametrize(
+    "key", ["keep_on_server", "delete_after_days", "allow_no_uidl", "collect_into"]
+)
 def test_pop3_keys_on_an_imap_account(tmp_path: Path, key: str) -> None:
-    value = "true" if key != "delete_after_days" else "3"
+    value = {"delete_after_days": "3", "collect_into": '"mail/INBOX"'}.get(key, "true")
     lines = problems(tmp_path, f"{key} = {value}\n")
     assert lines == [f'{tmp_path / "config.toml"}: accounts.work.{key}: needs protocol = "pop3"']
+
+
+def test_collect_into_names_an_imap_account_of_the_file(tmp_path: Path) -> None:
+    other = '\n[accounts.mail]\nhost = "imap.example.org"\nuser = "u"\nmaildir = "mail/m"\n'
+    ok = with_keys(tmp_path, POP3 + 'collect_into = "mail/Collected/ISP"\n' + other)
+    config, lines = read_config(ok)
+    assert lines == [] and config is not None
+    assert config.accounts["work"].collect_into == ("mail", "Collected/ISP")
+    for value, words in [
+        ('"mail"', '"ACCOUNT/FOLDER"'),
+        ('"mail/"', '"ACCOUNT/FOLDER"'),
+        ("3", "must be a string"),
+        ('"nobody/INBOX"', "no account named 'nobody' (IMAP accounts: mail)"),
+        ('"work/INBOX"', "work is not an IMAP account"),
+    ]:
+        lines = problems(tmp_path, POP3 + f"collect_into = {value}\n" + other)
+        assert len(lines) == 1 and "accounts.work.collect_into: " in lines[0], lines
+        assert words in lines[0], lines

@@ -18,6 +18,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -470,3 +471,59 @@ def test_mail_already_in_the_maildir_is_paired_not_downloaded_again(
     run = run_syncd("sync", config=config, check=True)
     assert "1 downloaded" in run.stderr, run.stderr
     assert local_ids(tmp_path) == Counter(f"<g-{i}@pop3.test>" for i in range(3))
+
+
+def _collect_config(
+    tmp_path: Path, server: DevServer, user: User, target: User, **extra: Any
+) -> Path:
+    from support.run import account_config
+
+    imap = account_config(server, target, tmp_path / "Work", **extra.pop("imap", {}))
+    pop3 = pop3_table(server, user, tmp_path / "Mail", collect_into="w/Collected/POP", **extra)
+    return write_config(tmp_path, {"p": pop3, "w": imap})
+
+
+def _collected(server: DevServer, target: User) -> list[tuple[str | None, datetime]]:
+    with session(server, target) as client:
+        client.select_folder("Collected/POP", readonly=True)
+        data = client.fetch(client.search("ALL"), ["INTERNALDATE", "BODY.PEEK[HEADER]"])
+        out = []
+        for item in data.values():
+            mid = item[b"BODY[HEADER]"].split(b"Message-ID: ", 1)[1].split(b"\r\n")[0]
+            out.append((mid.decode(), item[b"INTERNALDATE"]))
+        return sorted(out, key=lambda t: t[0] or "")
+
+
+def test_collect_into_an_imap_folder_once_keeping_the_date(
+    tmp_path: Path, pop3d: DevServer, user: User
+) -> None:
+    target = pop3d.add_user()
+    when = datetime(2025, 3, 4, 5, 6, 7, tzinfo=UTC)
+    ids = [f"<c-{i}@pop3.test>" for i in range(3)]
+    for mid in ids:
+        append(pop3d, user, "INBOX", make_message(message_id=mid, date=when))
+    # The IMAP account is unreachable at first: nothing leaves the POP3 server.
+    config = _collect_config(
+        tmp_path, pop3d, user, target, keep_on_server=False, imap={"port": _closed_port()}
+    )
+    first = run_syncd("sync", "p", config=config)
+    assert first.returncode == 1 and "collect_into w/Collected/POP" in first.stderr
+    assert on_server(pop3d, user) == sorted(ids)
+    assert local_ids(tmp_path) == Counter(ids)
+    config = _collect_config(tmp_path, pop3d, user, target, keep_on_server=False)
+    run = run_syncd("sync", "p", config=config, check=True)
+    assert "3 uploaded" in run.stderr and "3 deleted on the server" in run.stderr
+    got = _collected(pop3d, target)
+    assert [m for m, _ in got] == ids
+    # IMAPClient gives INTERNALDATE as naive local time.
+    assert {d for _, d in got} == {when.astimezone().replace(tzinfo=None)}
+    later = put(pop3d, user, "c2", 1)
+    run_syncd("sync", "p", config=config, check=True)
+    assert [m for m, _ in _collected(pop3d, target)] == sorted(ids + later)
+    assert on_server(pop3d, user) == []
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])

@@ -150,3 +150,51 @@ def test_a_kill_after_every_step_of_download_and_delete(tmp_path: Path, pop3d: D
         run_syncd("sync", config=config, check=True)
         assert _local(tmp_path / f"n{n}" / "Mail") == original, (n, names[n - 1])
         assert _server(pop3d, user) == Counter(), (n, names[n - 1])
+
+
+def test_collect_into_survives_a_kill_after_every_step(tmp_path: Path, pop3d: DevServer) -> None:
+    """collect_into across kill -9: each message ends in the IMAP folder exactly once
+    (an APPEND whose answer was lost is found again by content, not repeated), and
+    leaves the POP3 server only once it is there."""
+    from support.run import account_config
+
+    def scenario(where: Path) -> tuple[User, User, Path]:
+        user, target = pop3d.add_user(), pop3d.add_user()
+        fill_inbox(pop3d, user, _raw, 5)
+        where.mkdir()
+        pop3 = {
+            "protocol": "pop3",
+            "host": pop3d.host,
+            "port": pop3d.pop3_port,
+            "tls": "none",
+            "user": user.name,
+            "password_command": ["printf", "%s", user.password],
+            "maildir": str(where / "Mail"),
+            "keep_on_server": False,
+            "collect_into": "w/Collected",
+        }
+        imap = account_config(pop3d, target, where / "Work")
+        return user, target, write_config(where, {"p": pop3, "w": imap})
+
+    def collected(target: User) -> Counter[str]:
+        with session(pop3d, target) as client:
+            if not client.folder_exists("Collected"):
+                return Counter()
+            return Counter(m.sha256 for m in folder_messages(client, "Collected"))
+
+    user, target, config = scenario(tmp_path / "ref")
+    original = _server(pop3d, user)
+    log = tmp_path / "steps.log"
+    run_syncd("sync", "p", config=config, env={"SYNCD_TEST_CRASH_LOG": str(log)}, check=True)
+    names = [s.split()[1] for s in log.read_text().splitlines()]
+    assert {"collect-intent", "collect-append", "collect-commit", "pop3-quit"} <= set(names)
+    assert collected(target) == original
+    print(f"\npop3 collect_into sweep: {len(names)} durable steps: {' '.join(names)}")
+    for n in range(1, len(names) + 1):
+        user, target, config = scenario(tmp_path / f"n{n}")
+        crashed = run_syncd("sync", "p", config=config, env={"SYNCD_TEST_CRASH_AT": str(n)})
+        assert crashed.returncode == -signal.SIGKILL, (n, crashed.stderr)
+        run_syncd("sync", "p", config=config, check=True)
+        assert collected(target) == original, (n, names[n - 1])
+        assert _server(pop3d, user) == Counter(), (n, names[n - 1])
+        assert _local(tmp_path / f"n{n}" / "Mail") == original, (n, names[n - 1])

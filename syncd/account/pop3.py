@@ -38,7 +38,11 @@ from syncd.stores.pop3.client import NoUidlError, Pop3Client
 from syncd.stores.pop3.store import INBOX, Pop3Folder
 
 if TYPE_CHECKING:
+    import logging
+
     from syncd.config import AccountConfig, Config
+
+    Log = logging.LoggerAdapter[logging.Logger]
 
 DAY = 86400.0
 
@@ -137,7 +141,7 @@ class Pop3Syncer:
             try:
                 if self.hooks is not None:
                     self.hooks.before_account(account=self.account)
-                report.folders.append(self._sync(options))
+                report.folders.extend(self._sync(options))
             finally:
                 lock.release()
         except LockedError as exc:
@@ -160,7 +164,7 @@ class Pop3Syncer:
         if st is not None:
             self.db.record_result(st.id, error)
 
-    def _sync(self, options: RunOptions) -> FolderReport:
+    def _sync(self, options: RunOptions) -> list[FolderReport]:
         account, db = self.account, self.db
         check_root(account, db, options, [f for f in db.folders() if f.last_sync is not None])
         near = MaildirStore(
@@ -189,19 +193,38 @@ class Pop3Syncer:
                 far = Pop3Folder(client, log, digest_keys=True)
                 report = self._download(far, near, options)
             report.failed += len(far.refused)
+            collected = self._collect(st.id, near, options, log)
             self._delete(far, st.id, options, report)
         except (FolderError, ProtocolError) as exc:
             client.close()
             log.error("%s", exc)
             self._record(str(exc), options)
-            return FolderReport(INBOX, error=str(exc))
+            return [FolderReport(INBOX, error=str(exc))]
         except BaseException:
             client.close()  # nothing marked is deleted
             raise
         if report.changed() or options.dry_run:
             log.info("%s%s", "plan: " if options.dry_run else "", report.summary())
         self._record(None, options)
-        return report
+        return [report] if collected is None else [report, collected]
+
+    def _collect(
+        self, folder_id: int, near: MaildirStore, options: RunOptions, log: Log
+    ) -> FolderReport | None:
+        """``collect_into``: append what is stored here to the IMAP account's folder."""
+        into = self.account.collect_into
+        if into is None or options.dry_run:
+            return None
+        from syncd.account.collect import collect
+
+        return collect(
+            db=self.db,
+            folder_id=folder_id,
+            near=near,
+            target=self.config.accounts[into[0]],
+            folder=into[1],
+            log=log,
+        )
 
     def _may_drain(self) -> bool:
         return self.account.allow_no_uidl and not self.account.keep_on_server
@@ -229,6 +252,12 @@ class Pop3Syncer:
         ``record``: remember now as the first time the new ones were seen stored."""
         present = far.list_all(sizes=False)
         stored = [p.far for p in self.db.pairs(folder_id) if p.far is not None and p.far in present]
+        into = self.account.collect_into
+        if into is not None:
+            # Collected first: a message leaves the server only once it is in the
+            # IMAP folder too (or that server refused it for good).
+            done = self.db.collected(folder_id, "/".join(into))
+            stored = [k for k in stored if done.get(k, (None, None, None))[2] is not None]
         now = self.now()
         if record:
             self.db.note_stored(folder_id, stored, now)

@@ -35,14 +35,14 @@ ACCOUNT_KEYS: Final = (
     "maildir", "layout", "folders", "exclude", "sync", "expunge", "timeout",
     "max_connections", "interval", "idle", "fsync", "new_to_new", "trash",
     "rules", "local_names", "auth", "oauth2", "oauth2_token_command", "protocol",
-    "keep_on_server", "delete_after_days", "allow_no_uidl",
+    "keep_on_server", "delete_after_days", "allow_no_uidl", "collect_into",
 )  # fmt: skip
 #: Keys that mean nothing for a POP3 maildrop (one folder, no flags, no push).
 IMAP_ONLY_KEYS: Final = (
     "folders", "exclude", "sync", "expunge", "max_connections", "idle", "new_to_new",
     "trash", "rules", "local_names",
 )  # fmt: skip
-POP3_ONLY_KEYS: Final = ("keep_on_server", "delete_after_days", "allow_no_uidl")
+POP3_ONLY_KEYS: Final = ("keep_on_server", "delete_after_days", "allow_no_uidl", "collect_into")
 
 
 def _rules(value: object) -> tuple[Mapping[str, Any], ...]:
@@ -185,8 +185,24 @@ def read_account(
         keep_on_server=keep,
         delete_after_days=after_days,
         allow_no_uidl=no_uidl,
+        collect_into=table.get("collect_into", None, _collect_target)
+        if protocol == "pop3"
+        else None,
     )
     return account if maildir is not None else None
+
+
+def _collect_target(value: object) -> tuple[str, str]:
+    if not isinstance(value, str):
+        raise ValueError(f'must be a string "ACCOUNT/FOLDER" (got {describe(value)})')
+    account, _, folder = value.partition("/")
+    parts = folder.split("/")
+    if not account or not folder or not all(p.strip() for p in parts):
+        raise ValueError(
+            f'must be "ACCOUNT/FOLDER", an IMAP account of this file and one of its '
+            f"folders (got {quote(value)})"
+        )
+    return account, folder
 
 
 def _pop3_keys(table: Table) -> tuple[bool, int | None, bool]:

@@ -75,6 +75,23 @@ def _check_overlaps(problems: Problems, state_dir: Path, accounts: list[AccountC
         seen.append((account, real))
 
 
+def _check_collect_targets(problems: Problems, accounts: list[AccountConfig]) -> None:
+    """``collect_into`` names an IMAP account of the same file."""
+    by_name = {a.name: a for a in accounts}
+    for account in accounts:
+        if account.collect_into is None:
+            continue
+        target = by_name.get(account.collect_into[0])
+        key = toml_key("accounts", account.name, "collect_into")
+        if target is None:
+            known = ", ".join(a.name for a in accounts if a.protocol == "imap") or "none"
+            problems.add(
+                key, f"no account named {account.collect_into[0]!r} (IMAP accounts: {known})"
+            )
+        elif target.protocol != "imap":
+            problems.add(key, f"{target.name} is not an IMAP account; mail is collected into IMAP")
+
+
 def _read(path: Path, problems: Problems) -> Config | None:
     try:
         raw = path.read_bytes()
@@ -138,6 +155,7 @@ def _read(path: Path, problems: Problems) -> Config | None:
         if account is not None:
             accounts.append(account)
     _check_overlaps(problems, state_dir, accounts)
+    _check_collect_targets(problems, accounts)
 
     if problems.lines:
         return None

@@ -74,6 +74,7 @@ class AccountConfig:
     keep_on_server: bool = True
     delete_after_days: int | None = None
     allow_no_uidl: bool = False
+    collect_into: tuple[str, str] | None = None  # (IMAP account, folder with "/")
 
 
 @dataclass(frozen=True)

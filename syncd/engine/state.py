@@ -77,6 +77,15 @@ CREATE TABLE IF NOT EXISTS far_stored (
     at REAL NOT NULL,
     PRIMARY KEY (folder_id, uid)
 );
+CREATE TABLE IF NOT EXISTS collected (
+    folder_id INTEGER NOT NULL REFERENCES folders(id) ON DELETE CASCADE,
+    uid BLOB NOT NULL,
+    target TEXT NOT NULL,
+    uidvalidity INTEGER,
+    uidnext INTEGER,
+    target_uid INTEGER,
+    PRIMARY KEY (folder_id, uid, target)
+);
 CREATE TABLE IF NOT EXISTS local_only_flags (
     folder_id INTEGER NOT NULL REFERENCES folders(id) ON DELETE CASCADE,
     flag TEXT NOT NULL,
@@ -338,6 +347,44 @@ class StateDB:
             self._db.executemany(
                 "DELETE FROM far_stored WHERE folder_id = ? AND uid IS ?",
                 [(folder_id, k) for k in keys],
+            )
+
+    # --- collect_into (syncd.account.collect) --------------------------------------
+
+    def collected(
+        self, folder_id: int, target: str
+    ) -> dict[MsgKey, tuple[int | None, int | None, int | None]]:
+        """Far key -> (target UIDVALIDITY, UIDNEXT when the APPEND started, the
+        target UID: None while the APPEND is not known to be done)."""
+        rows = self._db.execute(
+            "SELECT uid, uidvalidity, uidnext, target_uid FROM collected"
+            " WHERE folder_id = ? AND target = ?",
+            (folder_id, target),
+        )
+        return {uid: (v, n, t) for uid, v, n, t in rows}
+
+    def collect_start(
+        self,
+        folder_id: int,
+        target: str,
+        keys: Iterable[MsgKey],
+        uidvalidity: int | None,
+        uidnext: int | None,
+    ) -> None:
+        """The intent: these APPENDs are about to be sent."""
+        with self.transaction():
+            self._db.executemany(
+                "INSERT OR REPLACE INTO collected(folder_id, uid, target, uidvalidity, uidnext,"
+                " target_uid) VALUES (?, ?, ?, ?, ?, NULL)",
+                [(folder_id, k, target, uidvalidity, uidnext) for k in keys],
+            )
+
+    def collect_done(self, folder_id: int, target: str, done: Iterable[tuple[MsgKey, int]]) -> None:
+        with self.transaction():
+            self._db.executemany(
+                "UPDATE collected SET target_uid = ? WHERE folder_id = ? AND uid IS ?"
+                " AND target = ?",
+                [(uid, folder_id, k, target) for k, uid in done],
             )
 
     # --- refusals and local-only keywords ---------------------------------------
