@@ -527,3 +527,29 @@ def _closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def test_switching_a_pop3_account_to_imap_keeps_its_maildir(
+    tmp_path: Path, pop3d: DevServer, user: User
+) -> None:
+    """protocol "pop3" -> "imap": the Maildir stays; the first IMAP sync pairs what
+    both sides hold (nothing deleted here, nothing downloaded twice) and, shown by a
+    dry run first, uploads what exists only here."""
+    from support.run import account_config
+
+    ids = put(pop3d, user, "sw", 3)
+    config = config_for(tmp_path, pop3d, user)
+    run_syncd("sync", config=config, check=True)
+    deliver(tmp_path / "Mail", make_message(message_id="<sw-local@pop3.test>"), "S")
+    imap = account_config(pop3d, user, tmp_path / "Mail")
+    config = write_config(tmp_path, {"p": imap})
+    dry = run_syncd("sync", "--dry-run", config=config, check=True)
+    assert "p/INBOX: copy near" in dry.stdout and "delete" not in dry.stdout, dry.stdout
+    assert "another protocol (POP3)" in dry.stderr
+    run = run_syncd("sync", config=config, check=True)
+    assert "0 downloaded, 1 uploaded" in run.stderr and "0 deleted here" in run.stderr
+    everything = Counter([*ids, "<sw-local@pop3.test>"])
+    assert local_ids(tmp_path) == everything
+    assert Counter(on_server(pop3d, user)) == everything
+    again = run_syncd("sync", config=config, check=True)
+    assert "0 downloaded, 0 uploaded" in again.stderr
