@@ -24,6 +24,7 @@ from typing import Any
 
 import pytest
 from faults.proxy import Fault, Proxy
+from support import StartServer
 from support.imap import append, folder_messages, session
 from support.mail import make_message
 from support.maildir import deliver
@@ -553,3 +554,26 @@ def test_switching_a_pop3_account_to_imap_keeps_its_maildir(
     assert Counter(on_server(pop3d, user)) == everything
     again = run_syncd("sync", config=config, check=True)
     assert "0 downloaded, 0 uploaded" in again.stderr
+
+
+@pytest.mark.parametrize("tls", ["starttls", "tls"])
+def test_a_pop3_account_over_tls_verifies_the_server(
+    tmp_path: Path, dovecot_server: StartServer, tls: str
+) -> None:
+    """STLS on 110-style plain port, or implicit TLS: the account's ca_file is what
+    the certificate is checked against (without it, the private CA is refused)."""
+    server = dovecot_server(tls="starttls", pop3=True)
+    user = server.add_user()
+    ids = put(server, user, "tls", 2)
+    assert server.ca_file is not None and server.pop3s_port is not None
+    # STLS is served on the server's host (127.0.0.2), implicit TLS on 127.0.0.1.
+    where = (
+        (server.host, server.pop3_port) if tls == "starttls" else ("127.0.0.1", server.pop3s_port)
+    )
+    table = pop3_table(server, user, tmp_path / "Mail", tls=tls, host=where[0], port=where[1])
+    untrusted = run_syncd("sync", config=write_config(tmp_path, {"p": table}))
+    assert untrusted.returncode == 1 and "certificate" in untrusted.stderr.lower()
+    assert not (tmp_path / "Mail" / "new").exists() or in_new(tmp_path) == 0
+    table["ca_file"] = str(server.ca_file)
+    run_syncd("sync", config=write_config(tmp_path, {"p": table}), check=True)
+    assert local_ids(tmp_path) == Counter(ids)
