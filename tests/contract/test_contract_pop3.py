@@ -72,7 +72,7 @@ class Maildrop:
     def remove(self, uid: int) -> None:
         expunge(self.server, self.user, "INBOX", [uid])
 
-    def open(self) -> Pop3Folder:
+    def open(self, max_message: int = 1 << 26) -> Pop3Folder:
         assert self.server.pop3_port is not None
         client = Pop3Client.connect(
             host=self.server.host,
@@ -82,7 +82,7 @@ class Maildrop:
             password=_Secret(self.user.password),
         )
         self.sessions.append(client)
-        folder = Pop3Folder(client, LOG)
+        folder = Pop3Folder(client, LOG, max_message=max_message)
         folder.open(None, readonly=False)
         return folder
 
@@ -139,6 +139,17 @@ def test_fetch_gives_the_bytes_and_skips_gone_keys(drop: Maildrop) -> None:
     assert [b.key for b in bodies] == [key]
     assert bodies[0].data == message(1, body="line one\nline two\n")  # wire form, as put
     assert folder.metas([key, "gone"]) == {key: folder.list_all(sizes=True)[key]}
+
+
+def test_a_message_over_the_size_cap_is_not_fetched(drop: Maildrop) -> None:
+    drop.put(message(1))
+    drop.put(message(2, body="x" * 5000))
+    folder = drop.open(max_message=2000)
+    assert folder.max_fetch_size == 2000
+    sizes = folder.list_all(sizes=True)
+    got = [b.key for b in folder.fetch(list(sizes))]
+    assert got == [k for k, m in sizes.items() if (m.size or 0) <= 2000]
+    assert len(got) == 1 and folder.refused == []
 
 
 def test_headers_are_the_asked_fields(drop: Maildrop) -> None:

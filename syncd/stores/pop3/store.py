@@ -152,6 +152,12 @@ class Pop3Folder:
             numbers = self._numbers.get(key)
             if not numbers:
                 continue
+            if self._sizes.get(key, 0) > self.max_message:
+                # Not read at all; the engine counts it as failed from its size.
+                self.log.warning(
+                    "message %s is larger than the %d-byte cap; skipped", key, self.max_message
+                )
+                continue
             try:
                 data = self.client.retr(numbers[0], self.max_message)
             except MessageRefused as exc:
