@@ -23,6 +23,7 @@ from syncd.model import DELETED, FLAGGED, SEEN, MsgMeta, Pair, Side
 
 S, F, D = SEEN, FLAGGED, DELETED
 BOTH, PULL, PUSH = Policy(), Policy(push=False), Policy(pull=False)
+DROP = Policy(push=False, far_deletes=False)  # a mail drop (POP3) pulled from
 
 
 def fs(*flags: str) -> frozenset[str]:
@@ -119,6 +120,24 @@ MATRIX = [
         [Copy(Side.NEAR, "n1", fs(), 10, replaces=P)],
     ),
     ("deleted on both: forget", P, None, None, BOTH, [Forget(P)]),
+    ("mail drop: gone from far, near copy kept", P, None, fs(S), DROP, [Forget(P, keep=Side.NEAR)]),
+    (
+        "mail drop: gone from far, near changed, kept",
+        P,
+        None,
+        fs(F),
+        DROP,
+        [Forget(P, keep=Side.NEAR)],
+    ),
+    (
+        "mail drop: near deletion leaves a far tombstone",
+        P,
+        fs(S),
+        None,
+        DROP,
+        [Forget(P, keep=Side.FAR)],
+    ),
+    ("mail drop: new on far is downloaded", None, fs(), None, DROP, [Copy(Side.FAR, 1, fs(), 10)]),
     (
         "pull: near deletion leaves a far tombstone",
         P,

@@ -74,3 +74,49 @@ def test_refusals_and_local_only_keywords_survive_a_reopen(tmp_path: Path) -> No
     assert db.local_only_flags(sent.id) == frozenset()
     db.set_local_only_flags(inbox.id, ())
     assert db.local_only_flags(inbox.id) == frozenset()
+
+
+_V1_SCHEMA = """
+CREATE TABLE folders (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, uidvalidity INTEGER,
+    highestmodseq INTEGER, uidnext INTEGER, near_signature TEXT, last_sync REAL,
+    last_error TEXT, far_count INTEGER, near_count INTEGER);
+CREATE TABLE pairs (folder_id INTEGER NOT NULL REFERENCES folders(id) ON DELETE CASCADE,
+    uid INTEGER, name TEXT, flags TEXT NOT NULL, size INTEGER);
+CREATE UNIQUE INDEX pairs_uid ON pairs(folder_id, uid) WHERE uid IS NOT NULL;
+CREATE UNIQUE INDEX pairs_name ON pairs(folder_id, name) WHERE name IS NOT NULL;
+CREATE TABLE intents (id INTEGER PRIMARY KEY,
+    folder_id INTEGER NOT NULL REFERENCES folders(id) ON DELETE CASCADE,
+    kind TEXT NOT NULL CHECK (kind IN ('download', 'upload')), uid INTEGER, name TEXT,
+    flags TEXT NOT NULL, size INTEGER, uidnext INTEGER, created REAL NOT NULL);
+INSERT INTO folders(id, name, uidvalidity) VALUES (1, 'INBOX', 7);
+INSERT INTO pairs VALUES (1, 5, 'a', '\\Seen', 10);
+INSERT INTO intents VALUES (1, 1, 'download', 6, 'b', '', 11, NULL, 0);
+PRAGMA user_version=1;
+"""
+
+
+def test_version_1_database_is_migrated_and_keeps_string_keys(tmp_path: Path) -> None:
+    """Version 1 declared far keys INTEGER: a numeric-looking POP3 UIDL came back as
+    an int.  The migration keeps the IMAP pairs and intents and stores keys as given."""
+    path = tmp_path / "acct.db"
+    old = sqlite3.connect(path)
+    old.executescript(_V1_SCHEMA)
+    old.commit()
+    old.close()
+    db = StateDB(path)
+    st = db.folder("INBOX")
+    assert st is not None and st.uidvalidity == 7
+    assert db.pairs(st.id) == [Pair(5, "a", frozenset({"\\Seen"}), 10)]
+    assert [(i.kind, i.uid, i.name) for i in db.intents(st.id)] == [("download", 6, "b")]
+    db.apply(st.id, add=[Pair("000123", "c", frozenset(), 3), Pair("42", "d", frozenset(), 4)])
+    db.add_intents(st.id, "delete", [("77", None, frozenset(), None)])
+    db.close()
+    db = StateDB(path)
+    keys = {p.far for p in db.pairs(st.id)}
+    assert keys == {5, "000123", "42"}
+    assert [i.uid for i in db.intents(st.id)] == [6, "77"]
+    db.note_stored(st.id, ["42"], 100.0)
+    db.note_stored(st.id, ["42", "000123"], 200.0)
+    assert db.stored_times(st.id) == {"42": 100.0, "000123": 200.0}
+    assert db._db.execute("PRAGMA user_version").fetchone()[0] == 2
+    db.close()

@@ -65,6 +65,4 @@ def login(obj: Context, account: str, device: bool, no_browser: bool, timeout: f
     if device:
         login_with_device(settings, account, out=say)
     else:
-        login_with_browser(
-            settings, account, open_browser=not no_browser, out=say, timeout=timeout
-        )
+        login_with_browser(settings, account, open_browser=not no_browser, out=say, timeout=timeout)

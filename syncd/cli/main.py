@@ -104,7 +104,7 @@ def sync(
         if code is not None:
             sys.exit(code)
 
-    from syncd.account.syncer import AccountSyncer
+    from syncd.account.factory import syncer_for
     from syncd.engine.options import RunOptions
     from syncd.ext.hooks import load_hooks
 
@@ -114,11 +114,7 @@ def sync(
     failed = locked = False
     for name in selected:
         started = time.monotonic()
-        syncer = AccountSyncer(
-            config,
-            config.accounts[name],
-            hooks=load_hooks(config, options),
-        )
+        syncer = syncer_for(config, config.accounts[name], load_hooks(config, options))
         try:
             report = syncer.sync(options)
         finally:

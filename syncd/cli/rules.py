@@ -46,6 +46,10 @@ def rules(obj: Context, accounts: tuple[str, ...], dry_run: bool, allow_mass_del
     try:
         for name in selected:
             account = config.accounts[name]
+            if account.protocol == "pop3":
+                if accounts:
+                    click.echo(f"{name}: a POP3 account has no server-side rules", err=True)
+                continue
             lock = AccountLock(config.state_dir, name)
             try:
                 lock.acquire(wait=0)

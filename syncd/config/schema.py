@@ -21,6 +21,7 @@ Layout = Literal["maildir++", "nested", "flat"]
 LocalNames = Literal["utf-8", "imap-utf-7"]  # how folder names are spelled on disk
 SyncMode = Literal["both", "pull", "push"]
 AuthMode = Literal["password", "oauth2"]
+Protocol = Literal["imap", "pop3"]
 
 APP_NAME: Final = "syncd"
 ACCOUNT_NAME_RE: Final = re.compile(r"[A-Za-z0-9_.-]+")
@@ -33,6 +34,7 @@ DEFAULT_IDLE: Final = ("INBOX",)
 DEFAULT_PORTS: Final[Mapping[str, int]] = MappingProxyType(
     {"tls": 993, "starttls": 143, "none": 143}
 )
+POP3_PORTS: Final[Mapping[str, int]] = MappingProxyType({"tls": 995, "starttls": 110, "none": 110})
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,13 @@ class AccountConfig:
     auth: AuthMode = "password"
     oauth2: OAuth2Settings | None = None  # the [accounts.NAME.oauth2] table
     oauth2_token_command: tuple[str, ...] | None = None  # argv printing an access token
+    protocol: Protocol = "imap"
+    # POP3 only: leave downloaded mail on the server; delete it this many days after
+    # it was first stored here (None: never); a server without UIDL may be emptied.
+    keep_on_server: bool = True
+    delete_after_days: int | None = None
+    allow_no_uidl: bool = False
+    collect_into: tuple[str, str] | None = None  # (IMAP account, folder with "/")
 
 
 @dataclass(frozen=True)

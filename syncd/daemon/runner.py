@@ -38,8 +38,9 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Final
 
+from syncd.account.factory import Syncer, syncer_for
 from syncd.account.outcome import NEEDS_USER, one_line
-from syncd.account.syncer import AccountReport, AccountSyncer
+from syncd.account.syncer import AccountReport
 from syncd.daemon.hooks import DaemonHooks
 from syncd.daemon.idle import IdleListener
 from syncd.daemon.queue import Backoff, Batch, RequestQueue, Tuning
@@ -68,12 +69,12 @@ STOP_TIMEOUT: Final = 10.0
 
 # --------------------------------------------------------------------------- one account
 
-SyncerFactory = Callable[["Config", "AccountConfig", "SyncHooks"], AccountSyncer]
+SyncerFactory = Callable[["Config", "AccountConfig", "SyncHooks"], Syncer]
 HooksFactory = Callable[["Config"], "SyncHooks | None"]
 
 
-def default_syncer(config: Config, account: AccountConfig, hooks: SyncHooks) -> AccountSyncer:
-    return AccountSyncer(config, account, hooks=hooks)
+def default_syncer(config: Config, account: AccountConfig, hooks: SyncHooks) -> Syncer:
+    return syncer_for(config, account, hooks)
 
 
 def default_hooks(config: Config) -> SyncHooks:
@@ -179,7 +180,7 @@ class AccountRunner:
                 misfire_grace_time=max(1, int(interval)),
                 replace_existing=True,
             )
-        if self.account.maildir.is_dir():
+        if self._watches and self.account.maildir.is_dir():
             self.watcher.start()
         for listener in self.listeners:
             listener.start()
@@ -187,8 +188,14 @@ class AccountRunner:
             "daemon started: full sync every %s, IDLE on %s, watching %s",
             _duration(self.account.interval),
             ", ".join(lst.folder for lst in self.listeners) or "no folder",
-            self.account.maildir,
+            self.account.maildir if self._watches else "nothing (a POP3 account)",
         )
+
+    @property
+    def _watches(self) -> bool:
+        """Whether local changes are pushed: a POP3 server takes none, so local
+        changes need no sync (its account is polled on ``interval``)."""
+        return self.account.protocol != "pop3"
 
     def request_stop(self) -> None:
         """Stop accepting requests; the worker stops at the next folder boundary."""
@@ -276,7 +283,7 @@ class AccountRunner:
         when = getattr(job, "next_run_time", None)
         return when.timestamp() if when is not None else None
 
-    def _run(self, syncer: AccountSyncer, batch: Batch) -> float | None:
+    def _run(self, syncer: Syncer, batch: Batch) -> float | None:
         """Run one batch; returns how long to wait before the next one (None: stop)."""
         self.log.debug("starting %s", batch)
         started = time.monotonic()
@@ -319,7 +326,7 @@ class AccountRunner:
                 error=report.error,
                 kind=report.error_kind,
             )
-            # AccountSyncer already logged the first failure; its repeats are dropped.
+            # The syncer already logged the first failure; its repeats are dropped.
             self._repeat.active = True
             if user and self.backoff.failures == 1:
                 self.log.warning(
@@ -393,7 +400,7 @@ class AccountRunner:
 
     def _after_sync(self) -> None:
         # The first sync may have created the Maildir root: watch it from now on.
-        if not self.watcher.started and self.account.maildir.is_dir():
+        if self._watches and not self.watcher.started and self.account.maildir.is_dir():
             self.watcher.start()
 
 

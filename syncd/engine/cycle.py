@@ -52,12 +52,14 @@ class FolderSync:
         self.near = near
         self.db = db
         self.far_name = far.name
-        # A far side that takes no new messages (POP3) is pulled from only.
-        self.policy = (
-            policy
-            if Capability.APPEND in far.capabilities
-            else dataclasses.replace(policy, push=False)
-        )
+        # A far side that takes no new messages (POP3) is pulled from only; one that
+        # is a mail drop never deletes near copies of what left it.
+        caps = far.capabilities
+        if Capability.APPEND not in caps:
+            policy = dataclasses.replace(policy, push=False)
+        if Capability.SPOOL in caps:
+            policy = dataclasses.replace(policy, far_deletes=False)
+        self.policy = policy
         self.options = options
         self.log = log
         self.new_to_new = new_to_new
@@ -225,6 +227,22 @@ class FolderSync:
         new UIDVALIDITY re-pairs, a previous run's copies are settled.  Returns the
         pairs and whether the far keys changed meaning."""
         dry = self.options.dry_run
+        if (
+            st.uidvalidity is None
+            and Capability.UIDVALIDITY in self.far.capabilities
+            and any(isinstance(p.far, str) for p in pairs)
+        ):
+            # Pairs keyed by strings, without an epoch: they were made with a far side
+            # of another kind (the account was POP3; its keys are UIDLs).  They mean
+            # nothing here, and taken as "gone from the server" they would delete the
+            # local mail: pair both sides again by content instead.
+            self.log.warning(
+                "the sync state of this folder was made with another protocol (POP3); "
+                "pairing the local and server messages again by Message-ID"
+            )
+            pairs = []
+            if not dry:
+                self.db.replace_pairs(st.id, [])
         if st.uidvalidity is None and not pairs and local:
             # No state but mail on both sides (state lost, or a Maildir from another
             # tool): pair what both hold rather than copying it all both ways.

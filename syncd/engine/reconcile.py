@@ -39,12 +39,15 @@ class Policy:
     ``pull``: far changes reach near.  ``push``: near changes reach far.
     ``expunge``: a deletion reaching far is followed by ``UID EXPUNGE``.
     ``syncable``: which flags both sides can carry (None = all but \\Recent).
+    ``far_deletes``: a message gone from far is deleted on near (False for a far
+    side that is a mail drop: the near copy is kept as a tombstone).
     """
 
     pull: bool = True
     push: bool = True
     expunge: bool = True
     syncable: Flags | None = None
+    far_deletes: bool = True
 
     def writes(self, side: Side) -> bool:
         return self.pull if side is Side.NEAR else self.push
@@ -317,7 +320,7 @@ def _reconcile_pair(
         else:
             acc.forgets.append(Forget(pair, keep=survivor))
         return
-    if policy.writes(survivor):
+    if policy.writes(survivor) and (survivor is Side.FAR or policy.far_deletes):
         acc.deletes.append(Delete(pair, survivor))
     else:
         acc.forgets.append(Forget(pair, keep=survivor))

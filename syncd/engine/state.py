@@ -26,71 +26,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from syncd.engine.refusals import Refusal
+from syncd.engine.schema import SCHEMA, SCHEMA_VERSION, migrate_1_to_2
 from syncd.errors import AccountError
 from syncd.model import Flags, MsgKey, Pair, format_flags, parse_flags
-
-SCHEMA_VERSION = 2
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS folders (
-    id INTEGER PRIMARY KEY,
-    name TEXT NOT NULL UNIQUE,
-    uidvalidity INTEGER,
-    highestmodseq INTEGER,
-    uidnext INTEGER,
-    near_signature TEXT,
-    last_sync REAL,
-    last_error TEXT,
-    far_count INTEGER,
-    near_count INTEGER
-);
-CREATE TABLE IF NOT EXISTS pairs (
-    folder_id INTEGER NOT NULL REFERENCES folders(id) ON DELETE CASCADE,
-    uid INTEGER,
-    name TEXT,
-    flags TEXT NOT NULL,
-    size INTEGER
-);
-CREATE UNIQUE INDEX IF NOT EXISTS pairs_uid ON pairs(folder_id, uid) WHERE uid IS NOT NULL;
-CREATE UNIQUE INDEX IF NOT EXISTS pairs_name ON pairs(folder_id, name) WHERE name IS NOT NULL;
-CREATE TABLE IF NOT EXISTS intents (
-    id INTEGER PRIMARY KEY,
-    folder_id INTEGER NOT NULL REFERENCES folders(id) ON DELETE CASCADE,
-    kind TEXT NOT NULL CHECK (kind IN ('download', 'upload')),
-    uid INTEGER,
-    name TEXT,
-    flags TEXT NOT NULL,
-    size INTEGER,
-    uidnext INTEGER,
-    created REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS refusals (
-    folder_id INTEGER NOT NULL REFERENCES folders(id) ON DELETE CASCADE,
-    name TEXT NOT NULL,
-    size INTEGER NOT NULL,
-    code TEXT NOT NULL,
-    append_limit INTEGER,
-    reason TEXT NOT NULL,
-    at REAL NOT NULL,
-    PRIMARY KEY (folder_id, name)
-);
-CREATE TABLE IF NOT EXISTS local_only_flags (
-    folder_id INTEGER NOT NULL REFERENCES folders(id) ON DELETE CASCADE,
-    flag TEXT NOT NULL,
-    PRIMARY KEY (folder_id, flag)
-);
-CREATE TABLE IF NOT EXISTS account_attempts (
-    id INTEGER PRIMARY KEY CHECK (id = 1),
-    started REAL NOT NULL,
-    finished REAL NOT NULL,
-    outcome TEXT NOT NULL CHECK (outcome IN ('ok', 'partial', 'failed')),
-    error TEXT,
-    error_kind TEXT,
-    last_success REAL,
-    failing_since REAL,
-    failures INTEGER NOT NULL DEFAULT 0
-);
-"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,7 +110,10 @@ class StateDB:
         # A small page cache: several connections (one per folder worker) add up.
         self._db.execute("PRAGMA cache_size=-1024")
         with self.transaction():
-            for stmt in _SCHEMA.split(";"):
+            version = int(self._db.execute("PRAGMA user_version").fetchone()[0])
+            if version == 1:
+                migrate_1_to_2(self._db)
+            for stmt in SCHEMA.split(";"):
                 if stmt.strip():
                     self._db.execute(stmt)
             self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
@@ -392,6 +333,70 @@ class StateDB:
             (folder_id,),
         ).fetchall()
         return [Intent(i, k, u, n, parse_flags(f), s, x) for i, k, u, n, f, s, x in rows]
+
+    def forget_intents(self, ids: Iterable[int]) -> None:
+        with self.transaction():
+            self._db.executemany("DELETE FROM intents WHERE id = ?", [(i,) for i in ids])
+
+    # --- when far messages were first stored here (delete_after_days) -------------
+
+    def stored_times(self, folder_id: int) -> dict[MsgKey, float]:
+        """Far key -> when syncd first found it stored here (seconds since the epoch)."""
+        rows = self._db.execute("SELECT uid, at FROM far_stored WHERE folder_id = ?", (folder_id,))
+        return dict(rows)
+
+    def note_stored(self, folder_id: int, keys: Iterable[MsgKey], at: float) -> None:
+        """Remember ``at`` for the ``keys`` not noted yet (the first time stays)."""
+        with self.transaction():
+            self._db.executemany(
+                "INSERT OR IGNORE INTO far_stored(folder_id, uid, at) VALUES (?, ?, ?)",
+                [(folder_id, k, at) for k in keys],
+            )
+
+    def forget_stored(self, folder_id: int, keys: Iterable[MsgKey]) -> None:
+        with self.transaction():
+            self._db.executemany(
+                "DELETE FROM far_stored WHERE folder_id = ? AND uid IS ?",
+                [(folder_id, k) for k in keys],
+            )
+
+    # --- collect_into (syncd.account.collect) --------------------------------------
+
+    def collected(
+        self, folder_id: int, target: str
+    ) -> dict[MsgKey, tuple[int | None, int | None, int | None]]:
+        """Far key -> (target UIDVALIDITY, UIDNEXT when the APPEND started, the
+        target UID: None while the APPEND is not known to be done)."""
+        rows = self._db.execute(
+            "SELECT uid, uidvalidity, uidnext, target_uid FROM collected"
+            " WHERE folder_id = ? AND target = ?",
+            (folder_id, target),
+        )
+        return {uid: (v, n, t) for uid, v, n, t in rows}
+
+    def collect_start(
+        self,
+        folder_id: int,
+        target: str,
+        keys: Iterable[MsgKey],
+        uidvalidity: int | None,
+        uidnext: int | None,
+    ) -> None:
+        """The intent: these APPENDs are about to be sent."""
+        with self.transaction():
+            self._db.executemany(
+                "INSERT OR REPLACE INTO collected(folder_id, uid, target, uidvalidity, uidnext,"
+                " target_uid) VALUES (?, ?, ?, ?, ?, NULL)",
+                [(folder_id, k, target, uidvalidity, uidnext) for k in keys],
+            )
+
+    def collect_done(self, folder_id: int, target: str, done: Iterable[tuple[MsgKey, int]]) -> None:
+        with self.transaction():
+            self._db.executemany(
+                "UPDATE collected SET target_uid = ? WHERE folder_id = ? AND uid IS ?"
+                " AND target = ?",
+                [(uid, folder_id, k, target) for k, uid in done],
+            )
 
     # --- refusals and local-only keywords ---------------------------------------
 

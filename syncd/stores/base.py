@@ -51,6 +51,9 @@ class Capability(enum.Flag):
     UIDVALIDITY = enum.auto()  # keys carry an epoch that may change (all keys reset)
     MODSEQ = enum.auto()  # a change counter: cheap "what changed since" and status
     PUSH = enum.auto()  # changes can be waited for (IMAP IDLE)
+    # A mail drop (POP3): messages leave it once collected, by syncd or another
+    # client, so a message gone from it was not deleted by the user: its near copy stays.
+    SPOOL = enum.auto()
 
 
 @dataclass(frozen=True, slots=True)
