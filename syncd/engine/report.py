@@ -21,6 +21,8 @@ class FolderReport:
     dropped: bool = False  # the error dropped the connection (a protocol error)
     error: str | None = None
     planned: list[str] = field(default_factory=list)
+    # The first sync of a folder another tool synced: what was paired and why not.
+    adoption: list[str] = field(default_factory=list)
 
     def changed(self) -> bool:
         return bool(
