@@ -14,6 +14,7 @@ from typing import Any, Final, TypeVar, cast, get_args
 
 import platformdirs
 
+from syncd.config.adopt import AdoptSettings, parse_adopt_table
 from syncd.config.oauth2 import OAuth2Settings, parse_oauth2_table
 from syncd.config.schema import (
     ACCOUNT_NAME_RE,
@@ -55,7 +56,7 @@ _ACCOUNT_KEYS: Final = (
     "host", "port", "tls", "ca_file", "user", "password_command", "allow_plaintext",
     "maildir", "layout", "folders", "exclude", "sync", "expunge", "timeout",
     "max_connections", "interval", "idle", "fsync", "new_to_new", "trash",
-    "rules", "local_names", "auth", "oauth2", "oauth2_token_command",
+    "rules", "local_names", "auth", "oauth2", "oauth2_token_command", "adopt",
 )  # fmt: skip
 
 
@@ -247,6 +248,20 @@ def _oauth2_table(table: _Table) -> OAuth2Settings | None:
         return None
 
 
+def _adopt_table(table: _Table, base: Path) -> AdoptSettings | None:
+    raw = table.data.get("adopt")
+    if raw is None:
+        return None
+    if not isinstance(raw, Mapping):
+        table.problem("adopt", f"must be a table ([{table.key('adopt')}])")
+        return None
+    try:
+        return parse_adopt_table(raw, f"{table.problems.file}: {table.key('adopt')}", base)
+    except ConfigError as exc:
+        table.problems.lines.append(str(exc))
+        return None
+
+
 def _check_auth(
     table: _Table,
     auth: AuthMode,
@@ -339,6 +354,7 @@ def _read_account(
         auth=auth,
         oauth2=oauth2,
         oauth2_token_command=token_command,
+        adopt=_adopt_table(table, base),
     )
     return account if maildir is not None else None
 

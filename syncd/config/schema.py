@@ -12,6 +12,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Final, Literal
 
+from syncd.config.adopt import AdoptSettings
 from syncd.config.oauth2 import OAuth2Settings
 from syncd.config.values import quote
 from syncd.errors import ConfigError
@@ -66,6 +67,7 @@ class AccountConfig:
     auth: AuthMode = "password"
     oauth2: OAuth2Settings | None = None  # the [accounts.NAME.oauth2] table
     oauth2_token_command: tuple[str, ...] | None = None  # argv printing an access token
+    adopt: AdoptSettings | None = None  # the [accounts.NAME.adopt] table (another tool's state)
 
 
 @dataclass(frozen=True)
