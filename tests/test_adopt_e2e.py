@@ -104,7 +104,8 @@ def test_adopt_dry_run_says_what_is_paired_copied_and_why_not(
     assert again.returncode == 0, again.stderr
     for folder in FOLDERS:
         assert _lines(again.stdout, folder)[0] == (
-            "has syncd state already: synced as usual, not adopted"
+            "nothing to adopt (synced by syncd before, or neither local mail nor a mbsync "
+            "record): synced as usual"
         ), again.stdout
 
 

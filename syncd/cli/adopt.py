@@ -69,7 +69,10 @@ def adopt(obj: Context, account: str, dry_run: bool, allow_mass_delete: bool) ->
             for line in folder.adoption:
                 click.echo(f"{where}:   {line}")
         elif folder.error is None:
-            click.echo(f"{where}: has syncd state already: synced as usual, not adopted")
+            click.echo(
+                f"{where}: nothing to adopt (synced by syncd before, or neither local mail "
+                f"nor a {tool} record): synced as usual"
+            )
         if folder.error is not None:
             click.echo(f"{where}: not synced: {folder.error}")
         elif dry_run:

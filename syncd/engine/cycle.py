@@ -229,11 +229,14 @@ class FolderSync:
         new UIDVALIDITY re-pairs, a previous run's copies are settled.  Returns the
         pairs and whether the far keys changed meaning."""
         dry = self.options.dry_run
-        if st.uidvalidity is None and not pairs and self.seed is not None:
+        seed = self.seed
+        if seed is not None and not (local or seed.pairs or seed.gone):
+            seed = None  # nothing here and no record of it: an ordinary new folder
+        if st.uidvalidity is None and not pairs and seed is not None:
             # A Maildir another tool synced: start from its pairs and flags.  One
             # transaction, so a crash leaves the whole seed or none of it.
             pairs, self.report.adoption = seed_pairs(
-                seed=self.seed, view=view, far=self.far, near=self.near, local=local, log=self.log
+                seed=seed, view=view, far=self.far, near=self.near, local=local, log=self.log
             )
             if not dry:
                 self.db.replace_pairs(st.id, pairs, uidvalidity=view.uidvalidity)

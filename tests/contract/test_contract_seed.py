@@ -146,3 +146,13 @@ def test_a_seed_for_another_uidvalidity_pairs_by_content_ignoring_x_tuid(tmp_pat
 
 def test_the_gone_name_is_no_maildir_name() -> None:
     assert gone_name("mbsync", 7).startswith(".")  # hidden: never a message file
+
+
+def test_a_new_folder_without_local_mail_nor_record_is_an_ordinary_first_sync(
+    tmp_path: Path,
+) -> None:
+    far_store = MemoryFar()
+    far = Counting(far_store.folder("INBOX"))
+    far_store.other_append("INBOX", message(1), [SEEN])
+    report = run(far, MemoryNear(), tmp_path / "state.db", Seed("mbsync", None, notes=("x",)))
+    assert report.adoption == [] and report.downloaded == 1
