@@ -55,10 +55,9 @@ def test_adopt_dry_run_says_what_is_paired_copied_and_why_not(
     variant = VARIANTS["mbsync-Verbatim"]
     user = dovecot.add_user()
     run = prepare(variant, dovecot, user, tmp_path)
-    mark = dovecot.log_offset()
     server_before = server_snapshot(dovecot, user)
     files_before = files(tmp_path / "Mail")
-    offset = quiet_offset(dovecot, user, mark)
+    offset = quiet_offset(dovecot, user)
     proc = run_syncd("adopt", "mail", "--dry-run", config=run.config, env=tool_env(tmp_path))
     traffic = dovecot.traffic(user, offset)
     assert proc.returncode == 0, proc.stdout + proc.stderr

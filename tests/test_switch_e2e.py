@@ -409,10 +409,9 @@ def switch(variant: Variant, server: DevServer, home: Path) -> Switched:
     checked = run_syncd("check", config=config, env=tool_env(home))
     adopted = read_adopted(variant, home)
     dirs_before = set(local_folders(root, variant.layout))
-    mark = server.log_offset()
     server_before = set(server_snapshot(server, user))
     files_before = files(home / "Mail")
-    offset = quiet_offset(server, user, mark)
+    offset = quiet_offset(server, user)
     synced = run_syncd("sync", config=config, env=tool_env(home), timeout=300)
     traffic = server.traffic(user, offset)
     return Switched(
@@ -440,15 +439,22 @@ def switch(variant: Variant, server: DevServer, home: Path) -> Switched:
     )
 
 
-def quiet_offset(server: DevServer, user: User, since: int, *, timeout: float = 10.0) -> int:
-    """The log offset to count a run's traffic from, once the test's own session opened
-    after ``since`` (a snapshot that fetched every body) has its logout line written:
-    Dovecot writes it a moment after the client has gone, and a line landing after the
-    offset would count the snapshot's bodies as the run's."""
+def quiet_offset(server: DevServer, user: User, *, timeout: float = 10.0) -> int:
+    """The log offset to count a run's traffic from, once every session of ``user`` the
+    test opened so far has its logout line written.  Dovecot writes that line a moment
+    after the client has gone: a snapshot's line (every body fetched) landing after the
+    offset would be counted as the run's."""
+    logins = re.compile(rf"Login: user=<{re.escape(user.name)}>,.* session=<([^>]*)>")
+    logouts = re.compile(rf"imap\({re.escape(user.name)}\)<[^>]*><([^>]*)>: Info: Disconnected")
     deadline = time.monotonic() + timeout
-    while server.traffic(user, since, settle=0).sessions < 1 and time.monotonic() < deadline:
+    while True:
+        offset = server.log_offset()
+        text = server.log_file.read_bytes()[:offset].decode("utf-8", "replace")
+        if set(logins.findall(text)) <= set(logouts.findall(text)):
+            return offset
+        if time.monotonic() > deadline:
+            return offset
         time.sleep(0.05)
-    return server.log_offset()
 
 
 _switched: dict[str, Switched | Exception] = {}
