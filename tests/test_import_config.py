@@ -174,6 +174,8 @@ def test_mbsyncrc_accounts(tmp_path: Path) -> None:
         "sync": "both",
         "expunge": True,
         "trash": "Trash",
+        # mbsync's state, for the first sync (SyncState * is global here)
+        "adopt": {"tool": "mbsync", "sync_state": "*", "subfolders": "verbatim"},
     }
     gmail = data["accounts"]["gmail-inbox"]
     assert gmail["maildir"] == f"{paths['mail']}/gmail"
@@ -181,6 +183,7 @@ def test_mbsyncrc_accounts(tmp_path: Path) -> None:
     assert gmail["folders"] == ["INBOX", "[Gmail]/Sent Mail"]
     assert (gmail["sync"], gmail["expunge"], gmail["tls"]) == ("pull", False, "tls")
     assert "password_command" not in gmail  # Pass is never copied into syncd's file
+    assert gmail["adopt"] == {"tool": "mbsync", "sync_state": "*", "subfolders": "maildir++"}
     assert "hunter2" not in result.to_toml()
 
 
@@ -197,11 +200,11 @@ def test_mbsyncrc_warnings_name_each_setting(tmp_path: Path) -> None:
         "AuthMechs XOAUTH2",
         "Create Near",
         "'[Gmail]/Sent Mail' is stored locally as 'sent'",
-        "SyncState *",
     ):
         assert setting in text, setting
     assert "hunter2" not in text
     assert len(result.warnings) == len(set(result.warnings))
+    assert "SyncState" not in text  # carried over: [accounts.NAME.adopt]
 
 
 def test_mbsyncrc_parser_sections() -> None:
@@ -247,6 +250,12 @@ def test_offlineimaprc_accounts(tmp_path: Path) -> None:
         "layout": "nested",
         "local_names": "imap-utf-7",
         "interval": "300s",
+        "adopt": {
+            "tool": "offlineimap",
+            "metadata": "~/.offlineimap",
+            "account": "Personal",
+            "remote_repository": "PersonalRemote",
+        },
     }
     lab = data["Lab"]
     assert (lab["host"], lab["port"], lab["tls"], lab["sync"]) == (
@@ -261,6 +270,7 @@ def test_offlineimaprc_accounts(tmp_path: Path) -> None:
         "flat",  # offlineimap's default sep = .
         "imap-utf-7",
     )
+    assert (lab["adopt"]["account"], lab["adopt"]["remote_repository"]) == ("Lab", "LabRemote")
     assert "secret" not in result.to_toml()
 
 
@@ -404,3 +414,40 @@ def test_import_stdout_and_default_paths(tmp_path: Path) -> None:
     xdg.write_text("[general]\n", encoding="utf-8")
     env = {"HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path / "xdg")}
     assert default_offlineimaprc(env) == xdg
+
+
+@pytest.mark.parametrize(
+    ("state_lines", "expected"),
+    [
+        # mbsync's default: the global ~/.mbsync/, files named after the two stores
+        ("", {"sync_state": "~/.mbsync/", "state_stores": ["s", "m"]}),
+        ("SyncState ~/st/\n\n", {"sync_state": "~/st/", "state_stores": ["s", "m"]}),
+        ("SyncState *\n\n", {"sync_state": "*"}),
+    ],
+)
+def test_mbsync_sync_state_becomes_the_adopt_table(
+    state_lines: str, expected: dict[str, object]
+) -> None:
+    rc = (
+        f"{state_lines}IMAPStore s\nHost 127.0.0.1\nUser u\nSSLType None\n\n"
+        "MaildirStore m\nInbox ~/Mail/INBOX\nSubFolders Maildir++\n\n"
+        "Channel c\nFar :s:\nNear :m:\nPatterns *\nCreate Both\n"
+    )
+    data = tomllib.loads(import_mbsyncrc(rc).to_toml())["accounts"]["c"]
+    assert data["adopt"] == {"tool": "mbsync", **expected, "subfolders": "maildir++"}
+
+
+def test_a_channels_own_sync_state_is_a_plain_prefix() -> None:
+    rc = (
+        "IMAPStore s\nHost 127.0.0.1\nUser u\nSSLType None\n\n"
+        "MaildirStore m\nPath ~/Mail/\nInbox ~/Box\nSubFolders Verbatim\nFlatten .\n\n"
+        "Channel c\nFar :s:\nNear :m:\nPatterns *\nCreate Both\nSyncState ~/st/c-\n"
+    )
+    data = tomllib.loads(import_mbsyncrc(rc).to_toml())["accounts"]["c"]
+    assert data["adopt"] == {
+        "tool": "mbsync",
+        "sync_state": "~/st/c-",
+        "subfolders": "verbatim",
+        "inbox": "~/Box",  # not Path/INBOX: said, so the reader finds INBOX's subfolders
+        "flatten": ".",
+    }

@@ -13,15 +13,14 @@ What a switching user must get:
 - the same directories (no ``Projets/Été`` beside ``Projets/&AMk-t&AOk-``), no new
   server folder, no pre-existing file rewritten or moved (same inode) -- works today
   (``layout``/``local_names`` from the importers), as does the agreement between the
-  ``syncd.adopt`` readers and syncd's own folder mapping that the seeding will join on;
+  ``syncd.adopt`` readers and syncd's own folder mapping that the seeding joins on;
 - no duplicate on either side, both sides converged on the expected messages and flags,
   the post-switch changes propagated, and no message body fetched or appended but the
   two new messages' (Dovecot's logout counters).
 
 The second group needs the first sync to *seed* syncd's state from the other tool's
-(``syncd.adopt``: pairs by UID, its last-synced flags as the baseline).  Until that is
-wired those tests are ``xfail(strict=True)``: they flip to failures (XPASS) the day it
-lands, and the marks must go then.
+(``[accounts.NAME.adopt]``, written by ``syncd import``; :mod:`syncd.engine.seed`:
+pairs by UID, its last-synced flags as the baseline).
 
 Also: an mbsync state whose UIDVALIDITY is not the server's falls back to content
 pairing, and a first run killed (SIGKILL) half-way ends like an uninterrupted one.
@@ -35,6 +34,7 @@ import re
 import shutil
 import signal
 import subprocess
+import time
 from collections import Counter
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -53,10 +53,6 @@ from syncd.adopt.mbsync import MbsyncStore, read_mbsync_store
 from syncd.adopt.offlineimap import OfflineimapAccount, read_offlineimap_account
 from syncd.config import AccountConfig, load_config
 from syncd.folders import local_path
-
-SEEDING = pytest.mark.xfail(
-    strict=True, raises=AssertionError, reason="adoption seeding not wired yet (issue 10)"
-)
 
 ETE = "\u00c9t\u00e9"
 FOLDERS = {"INBOX": 6, "Archive": 4, "Lists/python": 5, f"Projets/{ETE}": 4}
@@ -415,7 +411,7 @@ def switch(variant: Variant, server: DevServer, home: Path) -> Switched:
     dirs_before = set(local_folders(root, variant.layout))
     server_before = set(server_snapshot(server, user))
     files_before = files(home / "Mail")
-    offset = server.log_offset()
+    offset = quiet_offset(server, user)
     synced = run_syncd("sync", config=config, env=tool_env(home), timeout=300)
     traffic = server.traffic(user, offset)
     return Switched(
@@ -443,6 +439,24 @@ def switch(variant: Variant, server: DevServer, home: Path) -> Switched:
     )
 
 
+def quiet_offset(server: DevServer, user: User, *, timeout: float = 10.0) -> int:
+    """The log offset to count a run's traffic from, once every session of ``user`` the
+    test opened so far has its logout line written.  Dovecot writes that line a moment
+    after the client has gone: a snapshot's line (every body fetched) landing after the
+    offset would be counted as the run's."""
+    logins = re.compile(rf"Login: user=<{re.escape(user.name)}>,.* session=<([^>]*)>")
+    logouts = re.compile(rf"imap\({re.escape(user.name)}\)<[^>]*><([^>]*)>: Info: Disconnected")
+    deadline = time.monotonic() + timeout
+    while True:
+        offset = server.log_offset()
+        text = server.log_file.read_bytes()[:offset].decode("utf-8", "replace")
+        if set(logins.findall(text)) <= set(logouts.findall(text)):
+            return offset
+        if time.monotonic() > deadline:
+            return offset
+        time.sleep(0.05)
+
+
 _switched: dict[str, Switched | Exception] = {}
 
 
@@ -468,15 +482,9 @@ def switched(
     return get
 
 
-MBSYNC = frozenset(v for v in VARIANTS if v.startswith("mbsync"))
-ALL = frozenset(VARIANTS)
-
-
-def variants(*, seeding: frozenset[str] | None = None) -> list[Any]:
-    """Every variant as a parameter; those in ``seeding`` xfail until the seeding is wired."""
-    return [
-        pytest.param(v, id=v, marks=[SEEDING] if v in (seeding or ()) else []) for v in VARIANTS
-    ]
+def variants() -> list[Any]:
+    """Every variant as a parameter."""
+    return [pytest.param(v, id=v) for v in VARIANTS]
 
 
 def duplicates(snapshot: Mapping[str, list[Any]], key: str) -> dict[str, int]:
@@ -546,7 +554,7 @@ def test_existing_files_are_left_where_they_are(
 def test_readers_and_syncd_agree_on_every_folders_directory(
     switched: Callable[[str], Switched], variant_id: str
 ) -> None:
-    """What the seeding will join on: each AdoptedFolder's directory is the one syncd's
+    """What the seeding joins on: each AdoptedFolder's directory is the one syncd's
     own mapping (the imported layout and local_names) gives its server name, and the
     readers found the tool's pairs (the post-switch changes aside)."""
     s = switched(variant_id)
@@ -562,12 +570,12 @@ def test_readers_and_syncd_agree_on_every_folders_directory(
     assert pairs == sum(FOLDERS.values()) - 1, [f.notes for f in s.adopted]
 
 
-# --------------------------------------------------------------------------- needs seeding
+# --------------------------------------------------------------------------- the seeding
 
 
-# offlineimap leaves the messages it downloaded as the server has them: syncd's content
-# pairing finds them today.  mbsync adds X-TUID to every one: nothing pairs.
-@pytest.mark.parametrize("variant_id", variants(seeding=MBSYNC))
+# The first sync starts from the tool's pairs and flags ([accounts.NAME.adopt], written
+# by the import); without them mbsync's X-TUID would defeat content pairing.
+@pytest.mark.parametrize("variant_id", variants())
 def test_no_duplicate_on_either_side(switched: Callable[[str], Switched], variant_id: str) -> None:
     s = switched(variant_id)
     assert duplicates(s.server_after, "sha256") == {}, "the same bytes twice on the server"
@@ -575,7 +583,7 @@ def test_no_duplicate_on_either_side(switched: Callable[[str], Switched], varian
     assert duplicates(s.local_after, "message_id") == {}, "a message twice in the Maildir"
 
 
-@pytest.mark.parametrize("variant_id", variants(seeding=ALL))
+@pytest.mark.parametrize("variant_id", variants())
 def test_both_sides_converge_with_the_changes_propagated(
     switched: Callable[[str], Switched], variant_id: str
 ) -> None:
@@ -593,14 +601,14 @@ def test_both_sides_converge_with_the_changes_propagated(
     assert local == s.expected
 
 
-@pytest.mark.parametrize("variant_id", variants(seeding=ALL))
+@pytest.mark.parametrize("variant_id", variants())
 def test_no_body_moves_but_the_new_messages(
     switched: Callable[[str], Switched], variant_id: str
 ) -> None:
     s = switched(variant_id)
     t = s.traffic
     assert t.sessions >= 1
-    assert t.body_count <= 1 and t.body_bytes <= s.new_far_size, t
+    assert t.body_count <= 1 and t.body_bytes <= s.new_far_size, (t, s.sync_run.stderr)
     # Every adopted message is > PAD bytes: one re-upload would show.
     assert t.in_bytes < s.new_near_size + COMMAND_SLACK, t
 
@@ -625,7 +633,6 @@ def _uidvalidity_of_another_server(home: Path) -> int:
     return count
 
 
-@SEEDING
 def test_mbsync_state_for_another_uidvalidity_falls_back_to_content(
     dovecot: DevServer, account: User, tmp_path: Path
 ) -> None:
@@ -650,7 +657,6 @@ def test_mbsync_state_for_another_uidvalidity_falls_back_to_content(
     }
 
 
-@SEEDING
 def test_first_run_killed_halfway_ends_like_an_uninterrupted_one(
     dovecot: DevServer, tmp_path: Path
 ) -> None:

@@ -43,6 +43,7 @@ def folder_sync(
         batch_bytes=max(1 << 20, DOWNLOAD_BATCH_BYTES // workers),
         writers=writers,
         budget=budget,
+        seed=job.seed,
     )
 
 

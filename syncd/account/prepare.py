@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from syncd import crashpoints
 from syncd.engine.reconcile import Policy
 from syncd.engine.report import FolderReport
+from syncd.engine.seed import Seed
 from syncd.engine.state import StateDB
 from syncd.errors import FolderError
 from syncd.folders import (
@@ -51,6 +52,7 @@ class Job:
     log: logging.LoggerAdapter[logging.Logger]
     last: bool = False  # the trash folder: synced after the folders that move mail into it
     status: StatusInfo | None = None  # the server's STATUS when already known
+    seed: Seed | None = None  # another tool's record, for a first sync (account.adoption)
 
 
 #: Asked for each folder about to be synced (the rules' hook); returns planned lines.

@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from syncd.account.adoption import attach_seeds
 from syncd.account.job import run_job, settle_job
 from syncd.account.lock import AccountLock
 from syncd.account.outcome import error_kind, one_line, partial_error
@@ -53,6 +54,7 @@ class AccountReport:
     error: str | None = None
     error_kind: str | None = None  # see syncd.account.outcome
     locked: bool = False
+    notes: list[str] = field(default_factory=list)  # account-level lines (adoption)
 
     @property
     def ok(self) -> bool:
@@ -266,6 +268,7 @@ class AccountSyncer:
             only=only,
             before_folder=before_folder if hooks is not None else None,
         )
+        report.notes += attach_seeds(self.account, jobs, db, self.log)
         first = self._settle_unchanged(
             [j for j in jobs if not j.last], db, options, report, targeted=only is not None
         )

@@ -10,6 +10,6 @@ Pure entry points (nothing is written, the server is not contacted):
   :func:`syncd.adopt.offlineimaprc.import_offlineimaprc` -> ``ImportResult``
 """
 
-from syncd.adopt.common import AdoptedFolder, AdoptedPair, AdoptError
+from syncd.adopt.common import AdoptedFolder, AdoptedPair, AdoptError, GonePair
 
-__all__ = ["AdoptError", "AdoptedFolder", "AdoptedPair"]
+__all__ = ["AdoptError", "AdoptedFolder", "AdoptedPair", "GonePair"]

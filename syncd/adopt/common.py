@@ -59,6 +59,16 @@ class AdoptedPair:
         return Pair(self.far, self.near, self.flags, None)
 
 
+@dataclass(frozen=True, slots=True)
+class GonePair:
+    """A message the other tool had on both sides whose local file is gone since its
+    last run: deleted locally, so to be deleted on the server (under the
+    mass-delete brake) unless it changed there since."""
+
+    far: int
+    flags: Flags
+
+
 @dataclass(frozen=True)
 class AdoptedFolder:
     """One folder as the other tool left it.
@@ -67,8 +77,9 @@ class AdoptedFolder:
     Unicode (``("Projets", "Été")``); ``server_name`` joins it with ``/`` (what
     ``syncd.folders.matches`` and the CLI use); :meth:`far_name` gives the name with
     the server's own delimiter, the key of syncd's state.  ``uidvalidity`` is the
-    server's, None when the tool did not record it.  ``skipped`` counts state entries
-    that could not become pairs (pending copies, placeholders, files gone), with
+    server's, None when the tool did not record it.  ``gone`` are the pairs whose
+    local file was deleted since the tool's last run.  ``skipped`` counts state
+    entries that could not become pairs (pending copies, placeholders), with
     ``notes`` saying why in one line each.
     """
 
@@ -79,6 +90,7 @@ class AdoptedFolder:
     source: Source
     skipped: int = 0
     notes: tuple[str, ...] = field(default=())
+    gone: tuple[GonePair, ...] = field(default=())
 
     @property
     def server_name(self) -> str:

@@ -33,6 +33,7 @@ from syncd.adopt.common import (
     AdoptedFolder,
     AdoptedPair,
     AdoptError,
+    GonePair,
     decode_component,
     is_maildir,
     letters_to_flags,
@@ -153,18 +154,25 @@ def read_mbsync_folder(box: str, folder: Path, store: MbsyncStore) -> AdoptedFol
                 raise AdoptError(f"{folder}: two files carry mbsync UID {number}")
             by_near[number] = unique_name(filename)
     pairs: list[AdoptedPair] = []
+    gone: list[GonePair] = []
     skipped = 0
     for record in state.records:
-        name = by_near.get(record.near)
-        if not record.complete or name is None:
+        if not record.complete:
             skipped += 1
             continue
-        pairs.append(AdoptedPair(record.far, name, letters_to_flags(record.flags)))
+        name = by_near.get(record.near)
+        if name is None:
+            gone.append(GonePair(record.far, letters_to_flags(record.flags)))
+        else:
+            pairs.append(AdoptedPair(record.far, name, letters_to_flags(record.flags)))
     if skipped:
-        notes.append(f"{folder}: {skipped} state entries are pending, expired or lost their file")
+        notes.append(f"{folder}: {skipped} state entries are pending or expired")
+    if gone:
+        notes.append(f"{folder}: {len(gone)} messages deleted here since mbsync's last run")
     return AdoptedFolder(
-        parts, folder, state.far_uidvalidity, tuple(pairs), "mbsync", skipped, tuple(notes)
-    )
+        parts, folder, state.far_uidvalidity, tuple(pairs), "mbsync", skipped, tuple(notes),
+        tuple(gone),
+    )  # fmt: skip
 
 
 def read_mbsync_store(store: MbsyncStore) -> list[AdoptedFolder]:

@@ -171,6 +171,7 @@ def _channel(
         result, where, keys, far_box=far_box, near_box=near_box, patterns=patterns, first=True
     )
     _policies(result, keys, channel, glob, where)
+    result.adopt[name] = _adopt_table(channel, glob, near, far_name, near_name)
     for key in far.options.keys() - _ACCOUNT_KEYS - {"account", "trash"}:
         result.warn(f"{far.spelled[key]} (IMAPStore {far.name}): not carried over")
     if "trash" in far.options:
@@ -271,6 +272,33 @@ def _maildir(result: ImportResult, keys: dict[str, Value], near: Section) -> Non
         result.warn(f"{near.spelled[key]} ({where}): not carried over")
 
 
+def _adopt_table(
+    channel: Section, glob: Section, near: Section, far_name: str, near_name: str
+) -> dict[str, Value]:
+    """``[accounts.NAME.adopt]``: where this channel's ``SyncState`` is (isync 1.4's
+    ``prepare_state``): ``*`` in each folder; a Channel's own path prefix; else the
+    global one (default ``~/.mbsync/``), whose files are named after the two stores."""
+    table: dict[str, Value] = {"tool": "mbsync"}
+    own = channel.options.get("syncstate")
+    if own is not None:
+        table["sync_state"] = unquote(own)
+    else:
+        table["sync_state"] = unquote(glob.options.get("syncstate", "~/.mbsync/"))
+        if table["sync_state"] != "*":
+            table["state_stores"] = [far_name, near_name]
+    opts = near.options
+    style = unquote(opts.get("subfolders", "")).lower()
+    if style in ("verbatim", "maildir++", "legacy"):
+        table["subfolders"] = style
+    path = unquote(opts["path"]).rstrip("/") if "path" in opts else None
+    inbox = unquote(opts.get("inbox", "~/Maildir")).rstrip("/")
+    if style != "maildir++" and (path is None or Path(inbox) != Path(path) / "INBOX"):
+        table["inbox"] = inbox
+    if "flatten" in opts:
+        table["flatten"] = unquote(opts["flatten"])
+    return table
+
+
 def _inbox_children_note(result: ImportResult, where: str, inbox: str) -> None:
     """mbsync's Maildir++ keeps ``INBOX/sub`` in ``Inbox/..sub``; syncd's maildir++
     layout (Dovecot's) in ``Inbox/.INBOX.sub``.  Say so when such a folder exists."""
@@ -360,12 +388,6 @@ def _policies(
     remove = (_opt(channel, glob, "remove") or "None").lower()
     if remove != "none":
         result.warn(f"Remove {remove.capitalize()} ({where}): not carried over")
-    state = _opt(channel, glob, "syncstate")
-    if state is not None:
-        result.warn(
-            f"SyncState {unquote(state)} ({where}): mbsync's own state; syncd keeps "
-            "its state in its state_dir (read it with syncd's adoption)"
-        )
     for key in sorted(channel.options.keys() - {"far", "near", "master", "slave", "patterns",
                                                 "pattern", "sync", "expunge", "create", "remove",
                                                 "syncstate"}):  # fmt: skip

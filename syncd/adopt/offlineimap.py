@@ -29,6 +29,7 @@ from syncd.adopt.common import (
     AdoptedFolder,
     AdoptedPair,
     AdoptError,
+    GonePair,
     decode_component,
     is_maildir,
     letters_to_flags,
@@ -176,14 +177,23 @@ def read_offlineimap_folder(
         for uid, letters in sorted(status.items())
         if uid > 0 and uid in by_uid
     ]
-    skipped = len(status) - len(pairs)
+    # A status entry without its file: deleted here since offlineimap's last run (or
+    # moved to another folder by hand, which offlineimap also takes as a deletion).
+    gone = tuple(
+        GonePair(uid, letters_to_flags(letters))
+        for uid, letters in sorted(status.items())
+        if uid > 0 and uid not in by_uid
+    )
+    skipped = len(status) - len(pairs) - len(gone)
     notes = []
     if skipped:
-        notes.append(f"{folder}: {skipped} status entries have no file with their UID")
+        notes.append(f"{folder}: {skipped} status entries are placeholders (UID <= 0)")
+    if gone:
+        notes.append(f"{folder}: {len(gone)} messages deleted here since offlineimap's last run")
     if foreign:
         notes.append(f"{folder}: {foreign} files carry another folder's FMD5 (moved by hand)")
     return AdoptedFolder(
-        parts, folder, uidvalidity, tuple(pairs), "offlineimap", skipped, tuple(notes)
+        parts, folder, uidvalidity, tuple(pairs), "offlineimap", skipped, tuple(notes), gone
     )
 
 

@@ -109,7 +109,15 @@ def _account(result: ImportResult, parser: configparser.ConfigParser, name: str)
         result.warn(f"synclabels ({where}): Gmail labels as X-Keywords are not carried over")
     for key in sorted(set(account) - _HANDLED_ACCOUNT - {"synclabels"} - set(parser.defaults())):
         result.warn(f"{key} ({where}): no syncd equivalent, not carried over")
-    result.accounts["".join(c if c.isalnum() or c in "_.-" else "-" for c in name)] = keys
+    key = "".join(c if c.isalnum() or c in "_.-" else "-" for c in name)
+    result.accounts[key] = keys
+    general = parser["general"] if parser.has_section("general") else {}
+    result.adopt[key] = {
+        "tool": "offlineimap",
+        "metadata": general.get("metadata", "~/.offlineimap").strip(),
+        "account": name,
+        "remote_repository": remote_name,
+    }
 
 
 def _remote(

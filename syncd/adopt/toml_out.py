@@ -16,18 +16,23 @@ Value = str | bool | int | list[str]
 class ImportResult:
     """``accounts``: account name -> syncd keys, in the order of the source file.
     ``warnings``: one line per setting not carried over (the CLI prints them on stderr).
+    ``adopt``: account name -> its ``[accounts.NAME.adopt]`` keys (where the tool's
+    state is, so that the first sync starts from it).
     ``source``: the file read, named in the header comment."""
 
     source: str
     tool: str
     accounts: dict[str, dict[str, Value]] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    adopt: dict[str, dict[str, Value]] = field(default_factory=dict)
 
     def warn(self, line: str) -> None:
         self.warnings.append(line)
 
     def to_toml(self) -> str:
-        return render(self.accounts, f"imported from {self.tool} config {self.source}")
+        return render(
+            self.accounts, f"imported from {self.tool} config {self.source}", adopt=self.adopt
+        )
 
 
 def _string(text: str) -> str:
@@ -49,12 +54,26 @@ def _value(value: Value) -> str:
     return "[" + ", ".join(_string(v) for v in value) + "]"
 
 
-def render(accounts: Mapping[str, Mapping[str, Value]], comment: str) -> str:
+def render(
+    accounts: Mapping[str, Mapping[str, Value]],
+    comment: str,
+    *,
+    adopt: Mapping[str, Mapping[str, Value]] | None = None,
+) -> str:
     lines = [f"# syncd configuration {comment}", "# check it with: syncd --config FILE check", ""]
     for name, keys in accounts.items():
         lines.append(f"[accounts.{_key(name)}]")
         lines += [f"{_key(k)} = {_value(v)}" for k, v in keys.items()]
         lines.append("")
+        table = (adopt or {}).get(name)
+        if table:
+            lines.append(
+                f"# where {table.get('tool', 'the tool')} keeps its state: the first sync of "
+                "each folder starts from it (nothing copied again)"
+            )
+            lines.append(f"[accounts.{_key(name)}.adopt]")
+            lines += [f"{_key(k)} = {_value(v)}" for k, v in table.items()]
+            lines.append("")
     return "\n".join(lines).rstrip("\n") + "\n"
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import click
 
 from syncd import __version__
+from syncd.cli.adopt import adopt
 from syncd.cli.check import check
 from syncd.cli.common import (
     EXIT_CONFIG,
@@ -121,6 +122,8 @@ def sync(
             syncer.close()
         if dry_run:
             for folder in report.folders:
+                for line in folder.adoption:
+                    click.echo(f"{name}/{folder.name}: adopt: {line}")
                 for line in folder.planned:
                     click.echo(f"{name}/{folder.name}: {line}")
         if report.locked:
@@ -236,3 +239,4 @@ cli.add_command(plugins)
 cli.add_command(init_command)
 cli.add_command(login)
 cli.add_command(import_group)
+cli.add_command(adopt)

@@ -30,6 +30,7 @@ Rules a user can rely on:
 
 from __future__ import annotations
 
+from syncd.config.adopt import AdoptSettings
 from syncd.config.load import config_path, default_config_path, load_config, read_config
 from syncd.config.schema import (
     ACCOUNT_NAME_RE,
@@ -60,6 +61,7 @@ __all__ = [
     "DEFAULT_TIMEOUT",
     "MAX_CONNECTIONS_LIMIT",
     "AccountConfig",
+    "AdoptSettings",
     "AuthMode",
     "Config",
     "Layout",

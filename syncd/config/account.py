@@ -9,6 +9,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Final, cast, get_args
 
+from syncd.config.adopt import AdoptSettings, parse_adopt_table
 from syncd.config.oauth2 import OAuth2Settings, parse_oauth2_table
 from syncd.config.schema import (
     DEFAULT_IDLE,
@@ -35,12 +36,12 @@ ACCOUNT_KEYS: Final = (
     "maildir", "layout", "folders", "exclude", "sync", "expunge", "timeout",
     "max_connections", "interval", "idle", "fsync", "new_to_new", "trash",
     "rules", "local_names", "auth", "oauth2", "oauth2_token_command", "protocol",
-    "keep_on_server", "delete_after_days", "allow_no_uidl", "collect_into",
+    "keep_on_server", "delete_after_days", "allow_no_uidl", "collect_into", "adopt",
 )  # fmt: skip
 #: Keys that mean nothing for a POP3 maildrop (one folder, no flags, no push).
 IMAP_ONLY_KEYS: Final = (
     "folders", "exclude", "sync", "expunge", "max_connections", "idle", "new_to_new",
-    "trash", "rules", "local_names",
+    "trash", "rules", "local_names", "adopt",
 )  # fmt: skip
 POP3_ONLY_KEYS: Final = ("keep_on_server", "delete_after_days", "allow_no_uidl", "collect_into")
 
@@ -70,6 +71,20 @@ def _oauth2_table(table: Table) -> OAuth2Settings | None:
         return None
     try:
         return parse_oauth2_table(raw, f"{table.problems.file}: {table.key('oauth2')}")
+    except ConfigError as exc:
+        table.problems.lines.append(str(exc))
+        return None
+
+
+def _adopt_table(table: Table, base: Path) -> AdoptSettings | None:
+    raw = table.data.get("adopt")
+    if raw is None:
+        return None
+    if not isinstance(raw, Mapping):
+        table.problem("adopt", f"must be a table ([{table.key('adopt')}])")
+        return None
+    try:
+        return parse_adopt_table(raw, f"{table.problems.file}: {table.key('adopt')}", base)
     except ConfigError as exc:
         table.problems.lines.append(str(exc))
         return None
@@ -188,6 +203,7 @@ def read_account(
         collect_into=table.get("collect_into", None, _collect_target)
         if protocol == "pop3"
         else None,
+        adopt=_adopt_table(table, base) if protocol != "pop3" else None,
     )
     return account if maildir is not None else None
 

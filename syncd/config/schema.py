@@ -12,6 +12,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Final, Literal
 
+from syncd.config.adopt import AdoptSettings
 from syncd.config.oauth2 import OAuth2Settings
 from syncd.config.values import quote
 from syncd.errors import ConfigError
@@ -75,6 +76,7 @@ class AccountConfig:
     delete_after_days: int | None = None
     allow_no_uidl: bool = False
     collect_into: tuple[str, str] | None = None  # (IMAP account, folder with "/")
+    adopt: AdoptSettings | None = None  # the [accounts.NAME.adopt] table (another tool's state)
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from syncd.engine.reconcile import reconcile as reconcile_plan
 from syncd.engine.recovery import pair_existing, recover_uidvalidity, resolve_intents
 from syncd.engine.refusals import Refusal
 from syncd.engine.report import FolderReport
+from syncd.engine.seed import Seed, seed_pairs
 from syncd.engine.state import FolderState, StateDB
 from syncd.errors import FolderError
 from syncd.flags import kept_local_only
@@ -47,6 +48,7 @@ class FolderSync:
         batch_bytes: int = DOWNLOAD_BATCH_BYTES,
         writers: ThreadPoolExecutor | None = None,
         budget: ByteBudget | None = None,
+        seed: Seed | None = None,
     ) -> None:
         self.far = far
         self.near = near
@@ -71,6 +73,8 @@ class FolderSync:
         self.budget = budget or ByteBudget(2 * batch_bytes)
         self.report = FolderReport(far.name)
         self._refusals: dict[str, Refusal] = {}
+        # Another tool's record of this folder, used by its first sync (no state yet).
+        self.seed = seed
 
     # --- the cycle -------------------------------------------------------------
 
@@ -243,7 +247,19 @@ class FolderSync:
             pairs = []
             if not dry:
                 self.db.replace_pairs(st.id, [])
-        if st.uidvalidity is None and not pairs and local:
+        seed = self.seed
+        if seed is not None and not (local or seed.pairs or seed.gone):
+            seed = None  # nothing here and no record of it: an ordinary new folder
+        if st.uidvalidity is None and not pairs and seed is not None:
+            # A Maildir another tool synced: start from its pairs and flags.  One
+            # transaction, so a crash leaves the whole seed or none of it.
+            pairs, self.report.adoption = seed_pairs(
+                seed=seed, view=view, far=self.far, near=self.near, local=local, log=self.log
+            )
+            if not dry:
+                self.db.replace_pairs(st.id, pairs, uidvalidity=view.uidvalidity)
+                crashpoints.step("adopt-seed")
+        elif st.uidvalidity is None and not pairs and local:
             # No state but mail on both sides (state lost, or a Maildir from another
             # tool): pair what both hold rather than copying it all both ways.
             pairs = pair_existing(far=self.far, near=self.near, local=local, log=self.log)

@@ -17,11 +17,20 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from syncd.errors import FolderError, MessageError
-from syncd.message import body_hash, message_id, wire_size
+from syncd.message import (
+    ADDED_HEADERS,
+    added_headers_size,
+    adopted_body_hash,
+    adopted_wire_size,
+    body_hash,
+    message_id,
+    wire_size,
+)
 from syncd.model import MsgKey, MsgMeta, Pair, intern_flags
 from syncd.stores.base import FarFolder, NearFolder, NearMessage
 
@@ -131,44 +140,86 @@ def resolve_intents(
     return [p for p in pairs if (p.far, p.near) not in gone] + adopted
 
 
+@dataclass
+class ContentMatch:
+    """What pairing by content found: ``found`` local name -> far key, and the
+    Message-ID of each side's candidates (None: it has none), to say why the rest
+    did not pair."""
+
+    found: dict[str, MsgKey] = field(default_factory=dict)
+    far_ids: dict[MsgKey, str | None] = field(default_factory=dict)
+    near_ids: dict[str, str | None] = field(default_factory=dict)
+
+
 def _match_on_far(
     far: FarFolder,
     items: Sequence[tuple[str, bytes, int]],
     infos: Mapping[MsgKey, MsgMeta],
-) -> dict[str, MsgKey]:
+) -> ContentMatch:
     """Find each local message (name, contents, wire size) among the far messages
     ``infos``: by Message-ID + size when that is unique, else by a hash of the
-    contents of same-size messages.  Each far UID is used at most once."""
-    headers = far.headers(list(infos), ["Message-ID"]) if infos else {}
+    contents of same-size (or same-Message-ID) messages.  Each far UID is used at
+    most once.
+
+    The headers other sync tools add (mbsync's X-TUID, offlineimap's X-OfflineIMAP
+    and X-Keywords: :data:`syncd.message.ADDED_HEADERS`) are left out on both sides:
+    a far message's size less its added header lines (fetched with the Message-ID,
+    no body) is compared too, and the hashes are taken without them -- so a Maildir
+    written by those tools pairs without downloading anything."""
+    fields = ["Message-ID", *ADDED_HEADERS]
+    headers = far.headers(list(infos), fields) if infos else {}
+    result = ContentMatch()
     index: dict[tuple[str | None, int | None], list[MsgKey]] = defaultdict(list)
     for uid, info in sorted(infos.items(), key=lambda item: _order(item[0])):
-        index[(message_id(headers.get(uid, b"")), info.size)].append(uid)
+        head = headers.get(uid, b"")
+        mid = result.far_ids[uid] = message_id(head)
+        far_sizes = {info.size}
+        if info.size is not None:
+            far_sizes.add(info.size - added_headers_size(head))
+        for far_size in far_sizes:
+            index[(mid, far_size)].append(uid)
     taken: set[MsgKey] = set()
-    found: dict[str, MsgKey] = {}
-    unmatched: list[tuple[str, bytes]] = []
+    found = result.found
+    unmatched: list[tuple[str, bytes, str | None, set[int]]] = []
     for name, data, size in items:
-        mid = message_id(data)
-        uids = [u for u in index.get((mid, size), []) if u not in taken]
+        mid = result.near_ids[name] = message_id(data)
+        sizes = {size, adopted_wire_size(data)}
+        uids = list(
+            dict.fromkeys(u for s in sizes for u in index.get((mid, s), []) if u not in taken)
+        )
         if mid is not None and len(uids) == 1:
             taken.add(uids[0])
             found[name] = uids[0]
         else:
-            unmatched.append((name, data))
+            unmatched.append((name, data, mid, sizes))
     if unmatched:
-        # No Message-ID, or several candidates: compare contents of same-size messages.
-        sizes = {wire_size(d) for _, d in unmatched}
+        # No Message-ID, several candidates, or the same Message-ID with another size:
+        # compare the contents (without the added headers) of those far messages.
+        sizes_wanted = set().union(*(s for *_, s in unmatched))
+        mids_wanted = {m for _, _, m, _ in unmatched if m is not None}
         cand = sorted(
-            (u for u, i in infos.items() if i.size in sizes and u not in taken), key=_order
+            (
+                u
+                for u, i in infos.items()
+                if u not in taken
+                and (
+                    i.size in sizes_wanted
+                    or (i.size is not None and i.size - added_headers_size(headers.get(u, b"")))
+                    in sizes_wanted
+                    or result.far_ids.get(u) in mids_wanted
+                )
+            ),
+            key=_order,
         )
         digests: dict[str, list[MsgKey]] = defaultdict(list)
         for body in far.fetch(cand):
-            digests[body_hash(body.data)].append(body.key)
-        for name, data in unmatched:
-            free = [u for u in digests.get(body_hash(data), []) if u not in taken]
+            digests[adopted_body_hash(body.data)].append(body.key)
+        for name, data, _, _ in unmatched:
+            free = [u for u in digests.get(adopted_body_hash(data), []) if u not in taken]
             if free:
                 taken.add(free[0])
                 found[name] = free[0]
-    return found
+    return result
 
 
 def _read_all(
@@ -199,17 +250,7 @@ def pair_existing(
     infos = far.list_all(sizes=True)
     if not infos:
         return []
-    items = [(n, d, wire_size(d)) for n, d in _read_all(near, sorted(local), local, log)]
-    found = _match_on_far(far, items, infos)
-    pairs = [
-        Pair(
-            uid,
-            name,
-            intern_flags((infos[uid].flags & local[name].flags) - {"\\Recent"}),
-            infos[uid].size,
-        )
-        for name, uid in found.items()
-    ]
+    pairs = pair_by_content(far=far, near=near, local=local, names=local, infos=infos, log=log)[0]
     if pairs:
         log.warning(
             "no sync state for this folder: paired %d messages already on both sides by "
@@ -217,6 +258,31 @@ def pair_existing(
             len(pairs),
         )
     return pairs
+
+
+def pair_by_content(
+    *,
+    far: FarFolder,
+    near: NearFolder,
+    local: Mapping[str, NearMessage],
+    names: Collection[str],
+    infos: Mapping[MsgKey, MsgMeta],
+    log: logging.LoggerAdapter[logging.Logger],
+) -> tuple[list[Pair], ContentMatch]:
+    """Pair the local messages ``names`` with the far messages ``infos`` by content
+    (:func:`_match_on_far`); the baseline is the flags both sides have now."""
+    items = [(n, d, adopted_wire_size(d)) for n, d in _read_all(near, sorted(names), local, log)]
+    match = _match_on_far(far, items, infos)
+    pairs = [
+        Pair(
+            uid,
+            name,
+            intern_flags((infos[uid].flags & local[name].flags) - {"\\Recent"}),
+            infos[uid].size,
+        )
+        for name, uid in match.found.items()
+    ]
+    return pairs, match
 
 
 def recover_uidvalidity(
@@ -247,7 +313,7 @@ def recover_uidvalidity(
         (n, d, old_pairs[n].size or wire_size(d))
         for n, d in _read_all(near, sorted(old_pairs), local, log)
     ]
-    found = _match_on_far(far, items, infos)
+    found = _match_on_far(far, items, infos).found
     if len(found) < REPAIR_MIN_SHARE * len(old_pairs):
         raise FolderError(
             f"UIDVALIDITY changed and only {len(found)} of {len(old_pairs)} messages were "

@@ -22,6 +22,8 @@ class FolderReport:
     error: str | None = None
     problem: str | None = None  # the first message-level refusal, for `syncd status`
     planned: list[str] = field(default_factory=list)
+    # The first sync of a folder another tool synced: what was paired and why not.
+    adoption: list[str] = field(default_factory=list)
 
     def changed(self) -> bool:
         return bool(
