@@ -249,7 +249,7 @@ def test_status_shows_a_pop3_account(tmp_path: Path, pop3d: DevServer, user: Use
     config = config_for(tmp_path, pop3d, user)
     run_syncd("sync", config=config, check=True)
     status = run_syncd("status", "--json", config=config, check=True)
-    rows = json.loads(status.stdout)["p"]
+    rows = json.loads(status.stdout)["accounts"]["p"]["folders"]
     assert [(r["folder"], r["server"], r["local"], r["error"]) for r in rows] == [
         ("INBOX", 2, 2, None)
     ]
@@ -545,7 +545,7 @@ def test_switching_a_pop3_account_to_imap_keeps_its_maildir(
     imap = account_config(pop3d, user, tmp_path / "Mail")
     config = write_config(tmp_path, {"p": imap})
     dry = run_syncd("sync", "--dry-run", config=config, check=True)
-    assert "p/INBOX: copy near" in dry.stdout and "delete" not in dry.stdout, dry.stdout
+    assert "new here [copy near" in dry.stdout and "delete" not in dry.stdout, dry.stdout
     assert "another protocol (POP3)" in dry.stderr
     run = run_syncd("sync", config=config, check=True)
     assert "0 downloaded, 1 uploaded" in run.stderr and "0 deleted here" in run.stderr

@@ -96,7 +96,15 @@ def migrate_1_to_2(db: sqlite3.Connection) -> None:
     change a column's type: rebuild ``pairs`` and ``intents`` under the new
     declarations, in the caller's transaction (a crash leaves version 1 intact).
     Every key of a version-1 database is an IMAP UID, stored as an integer, and
-    is copied as one."""
+    is copied as one.  A table that is not there yet is simply created later."""
+    present = {
+        row[0]
+        for row in db.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name IN ('pairs', 'intents')"
+        )
+    }
+    if present != {"pairs", "intents"}:
+        return
     for table in ("pairs", "intents"):
         db.execute(f"ALTER TABLE {table} RENAME TO {table}_v1")
     for stmt in SCHEMA.split(";"):
