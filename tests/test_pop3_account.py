@@ -577,3 +577,24 @@ def test_a_pop3_account_over_tls_verifies_the_server(
     table["ca_file"] = str(server.ca_file)
     run_syncd("sync", config=write_config(tmp_path, {"p": table}), check=True)
     assert local_ids(tmp_path) == Counter(ids)
+
+
+@pytest.mark.parametrize("login", ["apop", "user", "plain"])
+def test_pop3_login_chooses_the_login_method(
+    tmp_path: Path, pop3d: DevServer, user: User, login: str
+) -> None:
+    """pop3_login = "apop" logs in with APOP (RFC 1939: the password never crosses the
+    wire), "user" with USER/PASS, "plain" with SASL PLAIN (RFC 5034); Dovecot's log
+    names the mechanism it saw."""
+    put(pop3d, user, f"login-{login}", 1)
+    before = pop3d.log_offset()
+    run_syncd("sync", config=config_for(tmp_path, pop3d, user, pop3_login=login), check=True)
+    assert local_ids(tmp_path).total() == 1
+    expected = {"apop": "APOP", "user": "PLAIN", "plain": "PLAIN"}[login]
+    log = ""
+    for _ in range(50):  # Dovecot writes its log a moment later
+        log = pop3d.log_file.read_bytes()[before:].decode("utf-8", "replace")
+        if f"user=<{user.name}>, method=" in log:
+            break
+        time.sleep(0.1)
+    assert f"Login: user=<{user.name}>, method={expected}" in log, log

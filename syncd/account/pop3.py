@@ -70,6 +70,7 @@ def open_client(account: AccountConfig) -> Pop3Client:
         tls=account.tls,
         ca_file=account.ca_file,
         password=password_source_for(account),
+        auth=account.pop3_login,
         timeout=account.timeout,
         label=account.name,
     )

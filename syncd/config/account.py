@@ -23,6 +23,7 @@ from syncd.config.schema import (
     AuthMode,
     Layout,
     LocalNames,
+    Pop3Login,
     Protocol,
     SyncMode,
     TlsMode,
@@ -37,13 +38,16 @@ ACCOUNT_KEYS: Final = (
     "max_connections", "interval", "idle", "fsync", "new_to_new", "trash",
     "rules", "local_names", "auth", "oauth2", "oauth2_token_command", "protocol",
     "keep_on_server", "delete_after_days", "allow_no_uidl", "collect_into", "adopt",
+    "pop3_login",
 )  # fmt: skip
 #: Keys that mean nothing for a POP3 maildrop (one folder, no flags, no push).
 IMAP_ONLY_KEYS: Final = (
     "folders", "exclude", "sync", "expunge", "max_connections", "idle", "new_to_new",
     "trash", "rules", "local_names", "adopt",
 )  # fmt: skip
-POP3_ONLY_KEYS: Final = ("keep_on_server", "delete_after_days", "allow_no_uidl", "collect_into")
+POP3_ONLY_KEYS: Final = (
+    "keep_on_server", "delete_after_days", "allow_no_uidl", "collect_into", "pop3_login",
+)  # fmt: skip
 
 
 def _rules(value: object) -> tuple[Mapping[str, Any], ...]:
@@ -200,6 +204,7 @@ def read_account(
         keep_on_server=keep,
         delete_after_days=after_days,
         allow_no_uidl=no_uidl,
+        pop3_login=cast(Pop3Login, table.choice("pop3_login", get_args(Pop3Login))),
         collect_into=table.get("collect_into", None, _collect_target)
         if protocol == "pop3"
         else None,

@@ -21,6 +21,7 @@ TlsMode = Literal["tls", "starttls", "none"]
 Layout = Literal["maildir++", "nested", "flat"]
 LocalNames = Literal["utf-8", "imap-utf-7"]  # how folder names are spelled on disk
 SyncMode = Literal["both", "pull", "push"]
+Pop3Login = Literal["auto", "user", "plain", "apop"]
 AuthMode = Literal["password", "oauth2"]
 Protocol = Literal["imap", "pop3"]
 
@@ -75,6 +76,9 @@ class AccountConfig:
     keep_on_server: bool = True
     delete_after_days: int | None = None
     allow_no_uidl: bool = False
+    # POP3 only: "auto" = SASL PLAIN where the server offers it, else USER/PASS;
+    # "apop" = APOP (RFC 1939: the password never crosses the wire, even in TLS).
+    pop3_login: Pop3Login = "auto"
     collect_into: tuple[str, str] | None = None  # (IMAP account, folder with "/")
     adopt: AdoptSettings | None = None  # the [accounts.NAME.adopt] table (another tool's state)
 
