@@ -23,6 +23,8 @@ from imapclient.exceptions import LoginError
 from syncd.auth.credentials import Authenticator
 from syncd.errors import AccountError, ProtocolError
 from syncd.stores.imap.parse import LiteralTooLarge, clean_text, read_literal
+from syncd.stores.tls import cert_problem as _cert_problem
+from syncd.stores.tls import ssl_context as _ssl_context
 
 # The session's logger: users' log filters use that name.
 logger = logging.getLogger("syncd.imap.session")
@@ -219,29 +221,6 @@ def secure_and_login(
         raise AccountError(f"{where}: connection lost while logging in: {clean_text(exc)}") from exc
     except imaplib.IMAP4.error as exc:
         raise AccountError(f"{where}: {clean_text(exc)}") from exc
-
-
-def _ssl_context(ca_file: Path | None) -> ssl.SSLContext:
-    ctx = ssl.create_default_context()
-    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    if ca_file is not None:
-        try:
-            ctx.load_verify_locations(cafile=str(ca_file))
-        except (OSError, ssl.SSLError) as exc:
-            raise AccountError(f"cannot load ca_file {ca_file}: {exc}") from exc
-    return ctx
-
-
-def _cert_problem(exc: ssl.SSLCertVerificationError, ca_file: Path | None) -> str:
-    reason = exc.verify_message or exc.reason or str(exc)
-    text = f"certificate verify failed: {reason}"
-    if exc.verify_code in (18, 19, 20, 21):  # self-signed / unknown issuer
-        text += (
-            " (set ca_file to trust it)"
-            if ca_file is None
-            else f" (not signed by a CA in {ca_file} or the system store)"
-        )
-    return text
 
 
 def close_quietly(client: Any) -> None:

@@ -55,6 +55,8 @@ from syncd.stores.pop3.wire import (
     parse_capa,
     parse_listing,
 )
+from syncd.stores.tls import cert_problem as _cert_problem
+from syncd.stores.tls import ssl_context as _ssl_context
 
 logger = logging.getLogger("syncd.pop3.client")
 T = TypeVar("T")
@@ -442,19 +444,3 @@ class Pop3Client:
         return parse_listing(wire.multiline(), command, value)
 
 
-def _ssl_context(ca_file: Path | None) -> ssl.SSLContext:
-    ctx = ssl.create_default_context()
-    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    if ca_file is not None:
-        try:
-            ctx.load_verify_locations(cafile=str(ca_file))
-        except (OSError, ssl.SSLError) as exc:
-            raise AccountError(f"cannot load ca_file {ca_file}: {exc}") from exc
-    return ctx
-
-
-def _cert_problem(exc: ssl.SSLCertVerificationError, ca_file: Path | None) -> str:
-    text = f"certificate verify failed: {exc.verify_message or exc.reason or exc}"
-    if exc.verify_code in (18, 19, 20, 21):  # self-signed / unknown issuer
-        text += " (set ca_file to trust it)" if ca_file is None else f" (not signed by {ca_file})"
-    return text
