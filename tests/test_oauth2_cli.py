@@ -12,10 +12,8 @@ there.
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,10 +23,9 @@ import pytest
 import requests
 from support.imap import append
 from support.mail import make_message
-from support.oauth_server import OAuthServer, dovecot_oauth2_conf
+from support.oauth_server import OAuthServer, oauth_dovecot
 from support.run import account_config, run_syncd, write_config
 
-import devserver.dovecot as devserver
 from devserver.dovecot import DevServer, User
 
 REFUSED = re.compile(
@@ -45,18 +42,8 @@ def oauth() -> Iterator[OAuthServer]:
 
 @pytest.fixture(scope="module")
 def server(oauth: OAuthServer) -> Iterator[DevServer]:
-    # Not tmp_path: Dovecot's mail processes must reach the directory (see conftest.py).
-    root = Path(tempfile.mkdtemp(prefix="syncd-oauth-cli-"))
-    root.chmod(0o755)
-    try:
-        extra = dovecot_oauth2_conf(root / "oauth2", oauth, "oauthbearer xoauth2")
-        dovecot = devserver.start(root / "dovecot", extra_conf=extra)
-        try:
-            yield dovecot
-        finally:
-            dovecot.stop()
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
+    with oauth_dovecot(oauth) as dovecot:
+        yield dovecot
 
 
 class Run:

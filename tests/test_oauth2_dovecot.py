@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
-import shutil
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -23,9 +21,8 @@ import keyring
 import pytest
 import requests
 from keyrings.alt.file import PlaintextKeyring
-from support.oauth_server import OAuthServer, dovecot_oauth2_conf
+from support.oauth_server import OAuthServer, oauth_dovecot
 
-import devserver.dovecot as devserver
 from devserver.dovecot import DevServer, User
 from syncd.auth.credentials import Authenticator
 from syncd.auth.login import login_with_browser, login_with_device
@@ -47,18 +44,8 @@ def oauth() -> Iterator[OAuthServer]:
 
 
 def _start(oauth: OAuthServer, mechanisms: str) -> Iterator[DevServer]:
-    # Not tmp_path: Dovecot's mail processes must reach the directory (see conftest.py).
-    root = Path(tempfile.mkdtemp(prefix="syncd-oauth-"))
-    root.chmod(0o755)
-    try:
-        extra = dovecot_oauth2_conf(root / "oauth2", oauth, mechanisms)
-        server = devserver.start(root / "dovecot", extra_conf=extra)
-        try:
-            yield server
-        finally:
-            server.stop()
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
+    with oauth_dovecot(oauth, mechanisms) as dovecot:
+        yield dovecot
 
 
 @pytest.fixture(scope="module")

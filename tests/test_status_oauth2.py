@@ -8,8 +8,6 @@ the other account goes on.  No token appears in any output or state file.
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,12 +16,11 @@ from typing import Any
 import pytest
 from support.imap import append
 from support.mail import make_message
-from support.oauth_server import OAuthServer, dovecot_oauth2_conf
+from support.oauth_server import OAuthServer, oauth_dovecot
 from support.run import account_config, write_config
 from test_daemon_e2e import daemon, wait_for
 from test_oauth2_cli import Run, _oauth_account
 
-import devserver.dovecot as devserver
 from devserver.dovecot import DevServer
 
 REFUSED = (
@@ -40,18 +37,8 @@ def oauth() -> Iterator[OAuthServer]:
 
 @pytest.fixture(scope="module")
 def server(oauth: OAuthServer) -> Iterator[DevServer]:
-    # Not tmp_path: Dovecot's mail processes must reach the directory (see conftest.py).
-    root = Path(tempfile.mkdtemp(prefix="syncd-oauth-status-"))
-    root.chmod(0o755)
-    try:
-        extra = dovecot_oauth2_conf(root / "oauth2", oauth, "oauthbearer xoauth2")
-        dovecot = devserver.start(root / "dovecot", extra_conf=extra)
-        try:
-            yield dovecot
-        finally:
-            dovecot.stop()
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
+    with oauth_dovecot(oauth) as dovecot:
+        yield dovecot
 
 
 def _status(run: Run, *args: str) -> tuple[int, str]:

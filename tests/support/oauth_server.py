@@ -33,12 +33,16 @@ when it exits. :func:`dovecot_oauth2_conf` writes the passdb settings that make 
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import secrets
+import shutil
+import tempfile
 import threading
 import time
 import urllib.parse
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -381,3 +385,23 @@ def dovecot_oauth2_conf(
         f"  args = {ext}\n"
         "}\n"
     )
+
+
+@contextlib.contextmanager
+def oauth_dovecot(server: OAuthServer, mechanisms: str = "oauthbearer xoauth2") -> Iterator[Any]:
+    """A private Dovecot (``devserver.dovecot.DevServer``) that checks OAuth2 tokens
+    against *server*; stopped and removed on exit."""
+    import devserver.dovecot as devserver
+
+    # Not tmp_path: Dovecot's mail processes must reach the directory (see conftest.py).
+    root = Path(tempfile.mkdtemp(prefix="syncd-oauth-"))
+    root.chmod(0o755)
+    try:
+        extra = dovecot_oauth2_conf(root / "oauth2", server, mechanisms)
+        dovecot = devserver.start(root / "dovecot", extra_conf=extra)
+        try:
+            yield dovecot
+        finally:
+            dovecot.stop()
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
