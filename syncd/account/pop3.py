@@ -51,26 +51,16 @@ def open_client(account: AccountConfig) -> Pop3Client:
     """Connect and log in with the account's password source or OAuth2 token."""
     from syncd.auth.credentials import password_source_for
 
-    if account.auth == "oauth2":
-        return Pop3Client.connect(
-            host=account.host,
-            user=account.user,
-            port=account.port,
-            tls=account.tls,
-            ca_file=account.ca_file,
-            oauth2_token=_token_source(account),
-            auth="oauth2",
-            timeout=account.timeout,
-            label=account.name,
-        )
+    oauth2 = account.auth == "oauth2"
     return Pop3Client.connect(
         host=account.host,
         user=account.user,
         port=account.port,
         tls=account.tls,
         ca_file=account.ca_file,
-        password=password_source_for(account),
-        auth=account.pop3_login,
+        password=None if oauth2 else password_source_for(account),
+        oauth2_token=_token_source(account) if oauth2 else None,
+        auth="oauth2" if oauth2 else account.pop3_login,
         timeout=account.timeout,
         label=account.name,
     )

@@ -23,7 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from syncd.discover.model import Server
+from syncd.errors import AccountError
 from syncd.stores.imap.parse import clean_text
+from syncd.stores.tls import ssl_context
 
 
 class ProbeError(Exception):
@@ -40,14 +42,11 @@ class ProbeResult:
 
 
 def _context(ca_file: Path | None) -> ssl.SSLContext:
-    ctx = ssl.create_default_context()
-    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    if ca_file is not None:
-        try:
-            ctx.load_verify_locations(cafile=str(ca_file))
-        except (OSError, ssl.SSLError) as exc:
-            raise ProbeError(f"cannot load the CA file {ca_file}: {exc}") from None
-    return ctx
+    # The context the IMAP store uses: what passes the probe passes the sync.
+    try:
+        return ssl_context(ca_file)
+    except AccountError as exc:
+        raise ProbeError(str(exc)) from None
 
 
 def _caps(client: Any) -> frozenset[str]:
