@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import ast
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -101,9 +102,19 @@ def test_modules_stay_small() -> None:
 
 
 def test_the_wheel_ships_no_development_module(tmp_path: Path) -> None:
+    # Built from a copy of the tracked files: setuptools leaves a build/ directory
+    # behind, and a stale one in the checkout could hide or add modules.
+    source = tmp_path / "source"
+    tracked = subprocess.run(
+        ["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True
+    ).stdout.decode().split("\0")
+    for name in filter(None, tracked):
+        target = source / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / name, target)
     proc = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
-         "--quiet", "--wheel-dir", str(tmp_path), str(ROOT)],
+         "--quiet", "--wheel-dir", str(tmp_path), str(source)],
         capture_output=True, text=True, timeout=300, check=False,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
