@@ -49,27 +49,29 @@ def _getmail(tmp: Path, server: DevServer, user: User) -> tuple[list[str], Path]
         (maildir / sub).mkdir(parents=True)
     home = tmp / "getmail"
     home.mkdir()
-    # getmail refuses to deliver as root: it switches to `user`, who must own the Maildir.
-    as_user = ""
-    if os.geteuid() == 0:
-        as_user = "user = nobody\n"
-        for path in (maildir, *maildir.iterdir()):
-            shutil.chown(path, "nobody")
     rc = home / "getmailrc"
     rc.write_text(
         "[retriever]\ntype = SimplePOP3Retriever\n"
         f"server = {server.host}\nport = {server.pop3_port}\n"
         f"username = {user.name}\npassword = {user.password}\n\n"
-        f"[destination]\ntype = Maildir\npath = {maildir}/\n{as_user}\n"
+        f"[destination]\ntype = Maildir\npath = {maildir}/\n\n"
         "[options]\nverbose = 0\nread_all = false\ndelete = false\n",
         encoding="utf-8",
     )
+    if os.geteuid() == 0:
+        # getmail refuses to deliver as root (and, switching users per message, can
+        # hang waiting for its child): run all of it as nobody, who owns its files.
+        for path in (home, rc, maildir, *maildir.iterdir()):
+            shutil.chown(path, "nobody", "nogroup")
     return ["getmail", "--rcfile", str(rc), "--getmaildir", str(home)], maildir
 
 
 def _timed(argv: list[str]) -> float:
+    as_nobody = argv[0] == "getmail" and os.geteuid() == 0
     began = time.perf_counter()
-    proc = subprocess.run(argv, capture_output=True, text=True, check=False)
+    proc = subprocess.run(argv, capture_output=True, text=True, check=False,
+                          user="nobody" if as_nobody else None,
+                          group="nogroup" if as_nobody else None)  # fmt: skip
     took = time.perf_counter() - began
     if proc.returncode != 0:
         raise RuntimeError(f"{argv[0]} ... exited {proc.returncode}:\n{proc.stderr[-2000:]}")
