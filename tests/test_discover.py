@@ -526,13 +526,16 @@ def test_an_oauth2_account_without_its_client_id_is_not_written(tmp_path: Path) 
 
 
 def test_registering_init_keeps_syncd_start_up_light() -> None:
-    """`syncd check` must start fast: init's heavy libraries load only when it runs."""
+    """`syncd check` must start fast: init's heavy libraries load only when it runs,
+    and no subcommand's module is imported until that subcommand is used."""
     code = (
-        "import sys, syncd.cli.main\n"
+        "import sys, click, syncd.cli.main\n"
         "print(sorted({m.split('.')[0] for m in sys.modules} & {'dns', 'tomlkit'}))\n"
-        "print('init' in syncd.cli.main.cli.commands)"
+        "print(sorted(m for m in sys.modules if m.startswith('syncd.cli.')"
+        " and m not in ('syncd.cli.main', 'syncd.cli.common')))\n"
+        "print('init' in syncd.cli.main.cli.list_commands(click.Context(syncd.cli.main.cli)))"
     )
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout.split()
-    assert out == ["[]", "True"]
+    assert out == ["[]", "[]", "True"]

@@ -13,9 +13,9 @@ Exit codes (stable, for scripts):
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import click
 
@@ -67,9 +67,29 @@ class GlobalOptionsGroup(click.Group):
     ``--config FILE``), never one the subcommand declares itself, and nothing after
     ``--``."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        #: Subcommands imported only when used: each `syncd` run (a status bar's
+        #: `syncd status --short`, a reader's `syncd sync`) loads just its own.
+        self.lazy: dict[str, Callable[[], click.Command]] = {}
+
+    def add_lazy(self, name: str, load: Callable[[], click.Command]) -> None:
+        self.lazy[name] = load
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*self.commands, *self.lazy})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in self.lazy:
+            self.add_command(self.lazy[cmd_name](), cmd_name)
+        return super().get_command(ctx, cmd_name)
+
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         if ctx.parent is None and not ctx.resilient_parsing:
-            args = _hoist_global_options(args, self.commands)
+            at = next((i for i, a in enumerate(args) if a in self.list_commands(ctx)), None)
+            command = self.get_command(ctx, args[at]) if at is not None else None
+            if at is not None and command is not None:
+                args = _hoist_global_options(args, at, command)
         return super().parse_args(ctx, args)
 
 
@@ -81,11 +101,8 @@ def _own_options(command: click.Command) -> set[str]:
     return names
 
 
-def _hoist_global_options(args: list[str], commands: Mapping[str, click.Command]) -> list[str]:
-    at = next((i for i, a in enumerate(args) if a in commands), None)
-    if at is None:
-        return args
-    own = _own_options(commands[args[at]])
+def _hoist_global_options(args: list[str], at: int, command: click.Command) -> list[str]:
+    own = _own_options(command)
     before, after = list(args[: at + 1]), args[at + 1 :]
     rest: list[str] = []
     i = 0

@@ -14,8 +14,6 @@ from pathlib import Path
 import click
 
 from syncd import __version__
-from syncd.cli.adopt import adopt
-from syncd.cli.check import check
 from syncd.cli.common import (
     EXIT_CONFIG,
     EXIT_FAILED,
@@ -25,12 +23,6 @@ from syncd.cli.common import (
     GlobalOptionsGroup,
     select_accounts,
 )
-from syncd.cli.daemon import daemon
-from syncd.cli.importer import import_group
-from syncd.cli.init import init_command
-from syncd.cli.login import login
-from syncd.cli.rules import plugins, rules
-from syncd.cli.status import status
 from syncd.errors import ConfigError, CredentialError, SyncdError
 
 
@@ -230,13 +222,63 @@ def main(argv: list[str] | None = None) -> int:
     return EXIT_OK
 
 
-# Commands that live in their own modules, one line each.
-cli.add_command(check)
-cli.add_command(daemon)
-cli.add_command(status)
-cli.add_command(rules)
-cli.add_command(plugins)
-cli.add_command(init_command)
-cli.add_command(login)
-cli.add_command(import_group)
-cli.add_command(adopt)
+# The commands that live in their own modules, loaded only when one is run.
+def _check() -> click.Command:
+    from syncd.cli.check import check
+
+    return check
+
+
+def _daemon() -> click.Command:
+    from syncd.cli.daemon import daemon
+
+    return daemon
+
+
+def _status() -> click.Command:
+    from syncd.cli.status import status
+
+    return status
+
+
+def _rules() -> click.Command:
+    from syncd.cli.rules import rules
+
+    return rules
+
+
+def _plugins() -> click.Command:
+    from syncd.cli.rules import plugins
+
+    return plugins
+
+
+def _init() -> click.Command:
+    from syncd.cli.init import init_command
+
+    return init_command
+
+
+def _login() -> click.Command:
+    from syncd.cli.login import login
+
+    return login
+
+
+def _import() -> click.Command:
+    from syncd.cli.importer import import_group
+
+    return import_group
+
+
+def _adopt() -> click.Command:
+    from syncd.cli.adopt import adopt
+
+    return adopt
+
+
+for _name, _load in {
+    "check": _check, "daemon": _daemon, "status": _status, "rules": _rules,
+    "plugins": _plugins, "init": _init, "login": _login, "import": _import, "adopt": _adopt,
+}.items():  # fmt: skip
+    cli.add_lazy(_name, _load)
