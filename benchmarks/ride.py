@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import tools
+from benchmarks.measure import byte_compile
 from devserver.dovecot import populate, start
 
 HERE = Path(__file__).resolve().parent
@@ -108,16 +109,9 @@ def run(messages: int, repeat: int) -> dict[str, Any]:
             shutil.rmtree(tmp)
 
 
-def _byte_compile() -> None:
-    # As `pip install` does: with PYTHONDONTWRITEBYTECODE set (some shells, CI), every
-    # run would compile syncd's modules again and the timings would measure that.
-    project = Path(__file__).resolve().parent.parent
-    subprocess.run([sys.executable, "-m", "compileall", "-q", str(project / "syncd")],
-                   check=True, capture_output=True)  # fmt: skip
-
 
 def main() -> int:
-    _byte_compile()
+    byte_compile(Path(__file__).resolve().parent.parent)
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--messages", type=int, default=10_000)
     parser.add_argument("--repeat", type=int, default=15)
