@@ -17,8 +17,9 @@ folder without syncd state; the caller writes its pairs in one transaction.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from syncd.engine.recovery import pair_by_content
 from syncd.message import ADDED_HEADERS
@@ -154,37 +155,40 @@ def _unpaired(
     near_ids: Mapping[str, str | None],
 ) -> list[str]:
     """Why each message left unpaired is not paired (first :data:`EXPLAINED` per side)."""
-    lines: list[str] = []
     far_mids = {m for m in far_ids.values() if m is not None}
     near_mids = {m for m in near_ids.values() if m is not None}
-    if near:
-        lines.append(f"{len(near)} local messages not paired: to be uploaded")
-    for name in near[:EXPLAINED]:
-        mid = near_ids.get(name)
-        if mid is None and name not in near_ids:
-            why = "no server message left to compare with"
+    return _side(near, near_ids, far_mids, here="local", there="server",
+                 verb="uploaded", label="local") + _side(
+        far, far_ids, near_mids, here="server", there="local", verb="downloaded",
+        label="server UID",
+    )  # fmt: skip
+
+
+def _side(
+    keys: Sequence[MsgKey],
+    ids: Mapping[Any, str | None],
+    other_mids: set[str],
+    *,
+    here: str,
+    there: str,
+    verb: str,
+    label: str,
+) -> list[str]:
+    """:func:`_unpaired` for one side: ``here`` names it, ``there`` the other side."""
+    if not keys:
+        return []
+    lines = [f"{len(keys)} {here} messages not paired: to be {verb}"]
+    for key in keys[:EXPLAINED]:
+        mid = ids.get(key)
+        if mid is None and key not in ids:
+            why = f"no {there} message left to compare with"
         elif mid is None:
-            why = "no Message-ID, and no server message has the same contents"
-        elif mid in far_mids:
-            why = f"a server message has its Message-ID {mid} but other contents"
+            why = f"no Message-ID, and no {there} message has the same contents"
+        elif mid in other_mids:
+            why = f"a {there} message has its Message-ID {mid} but other contents"
         else:
-            why = f"no server message has its Message-ID {mid}"
-        lines.append(f"  not paired: local {name}: {why}")
-    if len(near) > EXPLAINED:
-        lines.append(f"  ... and {len(near) - EXPLAINED} more local messages")
-    if far:
-        lines.append(f"{len(far)} server messages not paired: to be downloaded")
-    for key in far[:EXPLAINED]:
-        mid = far_ids.get(key)
-        if mid is None and key not in far_ids:
-            why = "no local message left to compare with"
-        elif mid is None:
-            why = "no Message-ID, and no local message has the same contents"
-        elif mid in near_mids:
-            why = f"a local message has its Message-ID {mid} but other contents"
-        else:
-            why = f"no local message has its Message-ID {mid}"
-        lines.append(f"  not paired: server UID {key}: {why}")
-    if len(far) > EXPLAINED:
-        lines.append(f"  ... and {len(far) - EXPLAINED} more server messages")
+            why = f"no {there} message has its Message-ID {mid}"
+        lines.append(f"  not paired: {label} {key}: {why}")
+    if len(keys) > EXPLAINED:
+        lines.append(f"  ... and {len(keys) - EXPLAINED} more {here} messages")
     return lines
