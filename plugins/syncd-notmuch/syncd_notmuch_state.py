@@ -1,0 +1,88 @@
+"""The tag sync's memory: ``<state_dir>/<account>.notmuch.db`` (SQLite, mode 0600).
+
+- ``agreed``: per message id, the synced flags (IMAP names) both sides had
+  after the last run -- the baseline of the three-way merge;
+- ``pending``: ids whose last run could not finish (a file that could not be
+  renamed): looked at again next run even if nothing changed;
+- ``bookmark``: the notmuch database (uuid) and revision (lastmod) the last run
+  read up to; the next run asks only for messages changed after it.
+
+Everything a run learnt is written in one transaction at its end: a run that
+dies half-way leaves the previous state, and the next run merges again --
+against a baseline both sides have left, which changes nothing twice.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS agreed (id TEXT PRIMARY KEY, flags TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS pending (id TEXT PRIMARY KEY) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS bookmark (
+    one INTEGER PRIMARY KEY CHECK (one = 1), uuid TEXT NOT NULL, lastmod INTEGER NOT NULL
+);
+"""
+
+
+class TagState:
+    """One account's file; open for the length of a run, then :meth:`close`."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        os.close(fd)
+        self.path = path
+        self._db = sqlite3.connect(path, isolation_level=None)
+        self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def bookmark(self) -> tuple[str, int] | None:
+        row = self._db.execute("SELECT uuid, lastmod FROM bookmark").fetchone()
+        return (str(row[0]), int(row[1])) if row is not None else None
+
+    def pending(self) -> list[str]:
+        return [str(r[0]) for r in self._db.execute("SELECT id FROM pending ORDER BY id")]
+
+    def agreed(self, ids: Iterable[str]) -> dict[str, frozenset[str]]:
+        """The baseline of each id that has one."""
+        out: dict[str, frozenset[str]] = {}
+        wanted = list(ids)
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for key, flags in self._db.execute(
+                f"SELECT id, flags FROM agreed WHERE id IN ({marks})",  # noqa: S608 -- only ?s
+                chunk,
+            ):
+                out[str(key)] = frozenset(str(flags).split()) if flags else frozenset()
+        return out
+
+    def save(
+        self,
+        agreed: Mapping[str, frozenset[str]],
+        pending: Iterable[str],
+        bookmark: tuple[str, int],
+        forget: Iterable[str] = (),
+    ) -> None:
+        """Record a run: new baselines, the ids to retry (replacing the old
+        list), ids no longer in this account, and the bookmark."""
+        with self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.executemany(
+                "INSERT OR REPLACE INTO agreed (id, flags) VALUES (?, ?)",
+                ((key, " ".join(sorted(flags))) for key, flags in agreed.items()),
+            )
+            self._db.executemany("DELETE FROM agreed WHERE id = ?", ((k,) for k in forget))
+            self._db.execute("DELETE FROM pending")
+            self._db.executemany(
+                "INSERT OR IGNORE INTO pending (id) VALUES (?)", ((k,) for k in pending)
+            )
+            self._db.execute(
+                "INSERT OR REPLACE INTO bookmark (one, uuid, lastmod) VALUES (1, ?, ?)", bookmark
+            )
