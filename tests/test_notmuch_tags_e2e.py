@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -64,9 +63,7 @@ class Setup:
         wrapper.chmod(0o755)
         monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
         monkeypatch.syspath_prepend(str(PLUGIN_DIR))
-        for name in [m for m in sys.modules if m.startswith("syncd_notmuch")]:
-            monkeypatch.delitem(sys.modules, name)
-        import syncd_notmuch  # noqa: PLC0415 -- from the source tree, after sys.path is set
+        import syncd_notmuch  # from the source tree, now on sys.path (not installed)
 
         path = write_config(tmp_path, {"test": account_config(server, user, self.maildir)})
         settings = {"sync_tags": True, **(plugin_settings or {})}

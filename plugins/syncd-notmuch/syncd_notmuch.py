@@ -66,19 +66,17 @@ class NotmuchRunner:
         elif summary.changed_locally:
             self._index(account)
 
-    def _index(self, account: AccountInfo) -> bool:
-        """Run the configured ``notmuch new``; whether it worked."""
-        settings = account.settings_for(NAME)
+    def _index(self, account: AccountInfo, timeout: float | None = None) -> bool:
+        """Run the configured ``notmuch new`` (stopped after ``timeout`` seconds,
+        default the ``timeout`` setting); whether it worked."""
         command = self._command(account)
         if command is None:
             return False
+        if timeout is None:
+            timeout = _timeout(account)
         try:
             proc = subprocess.run(
-                command,
-                capture_output=True,
-                text=True,
-                timeout=min(float(settings.get("timeout", MAX_TIMEOUT)), MAX_TIMEOUT),
-                check=False,
+                command, capture_output=True, text=True, timeout=timeout, check=False
             )
         except (OSError, subprocess.TimeoutExpired) as exc:
             logger.warning("%s failed: %s", " ".join(command), exc)
@@ -111,21 +109,24 @@ class NotmuchRunner:
         A notmuch failure is a warning (the next sync tries again); a malformed
         ``tag_map`` raises ValueError, which syncd reports as this plugin's failure.
         """
-        settings = account.settings_for(NAME)
-        tagmap = TagMap.from_settings(settings)
+        tagmap = TagMap.from_settings(account.settings_for(NAME))
         if account.state_dir is None:
             logger.warning(
                 "notmuch tags of %s: syncd gave no state directory; not synced", account.name
             )
             return
+        if not account.maildir.expanduser().is_dir():
+            return  # before the first sync: nothing to index or tag yet
+        # One budget for the whole call: syncd_timeout covers it.
+        notmuch = Notmuch("notmuch", timeout=_timeout(account))
         command = self._command(account)
-        if command is None or not self._index(account):
+        if command is None or not self._index(account, notmuch.time_left()):
             return
-        program = command[0] if Path(command[0]).name == "notmuch" else "notmuch"
-        timeout = min(float(settings.get("timeout", MAX_TIMEOUT)), MAX_TIMEOUT)
+        if Path(command[0]).name == "notmuch":
+            notmuch.program = command[0]
         state = TagState(account.state_dir / f"{account.name}.{NAME}.db")
         try:
-            run = sync_tags(account, tagmap, Notmuch(program, timeout=timeout), state)
+            run = sync_tags(account, tagmap, notmuch, state)
         except NotmuchError as exc:
             logger.warning("notmuch tags of %s not synced: %s", account.name, exc)
             return
@@ -135,6 +136,10 @@ class NotmuchRunner:
             logger.info("%s", run)
         else:
             logger.debug("%s", run)
+
+
+def _timeout(account: AccountInfo) -> float:
+    return min(float(account.settings_for(NAME).get("timeout", MAX_TIMEOUT)), MAX_TIMEOUT)
 
 
 plugin = NotmuchRunner()

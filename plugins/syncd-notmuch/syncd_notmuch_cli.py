@@ -75,10 +75,14 @@ class Notmuch:
         self.program = program
         self.deadline = time.monotonic() + timeout
 
+    def time_left(self) -> float:
+        """Seconds until the deadline (at least 0)."""
+        return max(0.0, self.deadline - time.monotonic())
+
     def run(self, args: Sequence[str], *, stdin: str | None = None) -> str:
         """Run ``args`` (``args[0]`` is the program); its stdout.  NotmuchError
         when it cannot start, exits non-zero or runs past the deadline."""
-        left = self.deadline - time.monotonic()
+        left = self.time_left()
         if left <= 0:
             raise NotmuchError(f"{' '.join(args[:2])}: no time left for this run")
         try:

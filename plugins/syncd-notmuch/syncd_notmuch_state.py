@@ -69,11 +69,24 @@ class TagState:
         pending: Iterable[str],
         bookmark: tuple[str, int],
         forget: Iterable[str] = (),
+        *,
+        complete: bool = False,
     ) -> None:
         """Record a run: new baselines, the ids to retry (replacing the old
-        list), ids no longer in this account, and the bookmark."""
+        list), ids no longer in this account, and the bookmark.  ``complete``:
+        the run saw every message, so a baseline of an id neither in ``agreed``
+        nor in ``pending`` belongs to a message that is gone, and is dropped."""
+        pending = set(pending)
         with self._db:
             self._db.execute("BEGIN IMMEDIATE")
+            if complete:
+                self._db.execute("CREATE TEMP TABLE IF NOT EXISTS keep (id TEXT PRIMARY KEY)")
+                self._db.execute("DELETE FROM keep")
+                self._db.executemany(
+                    "INSERT OR IGNORE INTO keep (id) VALUES (?)",
+                    ((k,) for k in [*agreed, *pending]),
+                )
+                self._db.execute("DELETE FROM agreed WHERE id NOT IN (SELECT id FROM keep)")
             self._db.executemany(
                 "INSERT OR REPLACE INTO agreed (id, flags) VALUES (?, ?)",
                 ((key, " ".join(sorted(flags))) for key, flags in agreed.items()),

@@ -91,30 +91,35 @@ class TagMap:
 
     # -- conversions -------------------------------------------------------------------
 
+    def plain(self, name: str) -> bool:
+        """Whether ``name`` is synced as itself: the keyword and the tag of that name."""
+        return (
+            name not in self.ignore
+            and name not in self._by_tag
+            and name not in self._by_flag
+            and is_keyword_name(name)
+        )
+
     def takes_part(self, tag: str) -> bool:
-        """Whether ``tag`` is synced: mapped, or a keyword of the same name."""
-        if tag in self._by_tag:
-            return True
-        return tag not in self.ignore and tag not in self._by_flag and is_keyword_name(tag)
+        """Whether the tag ``tag`` is synced: mapped, or a keyword of the same name."""
+        return tag in self._by_tag or self.plain(tag)
 
     def managed(self, flags: Iterable[str]) -> frozenset[str]:
         """The flags of ``flags`` (a Maildir file's) that this map syncs."""
-        return frozenset(
-            f for f in flags if f in self._by_flag or (f[:1] != "\\" and self.takes_part(f))
-        )
+        return frozenset(f for f in flags if f in self._by_flag or self.plain(f))
 
     def flags_of_tags(self, tags: Iterable[str]) -> frozenset[str]:
         """The synced flags a message with ``tags`` has in IMAP terms."""
         have = set(tags)
         out = {e.flag for e in self.entries if (e.tag in have) != e.inverted}
-        out.update(t for t in have if t not in self._by_tag and self.takes_part(t))
+        out.update(t for t in have if self.plain(t))
         return frozenset(out)
 
     def tags_of_flags(self, flags: Iterable[str]) -> frozenset[str]:
         """The synced tags a message with the synced ``flags`` should have."""
         have = set(flags)
         out = {e.tag for e in self.entries if (e.flag in have) != e.inverted}
-        out.update(f for f in have if f not in self._by_flag and self.takes_part(f))
+        out.update(f for f in have if self.plain(f))
         return frozenset(out)
 
     def tag_changes(

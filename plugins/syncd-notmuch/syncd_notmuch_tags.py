@@ -115,7 +115,7 @@ def sync_tags(
     files.flush()
     if run.renamed:
         notmuch.new(hooks=False)
-    state.save(plan.agreed, plan.pending, (uuid, revision), plan.forget)
+    state.save(plan.agreed, plan.pending, (uuid, revision), plan.forget, complete=full)
     for error in run.errors:
         logger.warning("notmuch tags: %s", error)
     return run
