@@ -50,7 +50,9 @@ class Setup:
         self.maildir.mkdir()
         nm_config = tmp_path / "notmuch-config"
         nm_config.write_text(
+            # exclude_tags as `notmuch setup` writes it: excluded mail is synced too
             f"[database]\npath={self.maildir}\n[new]\ntags=unread;inbox;\n"
+            "[search]\nexclude_tags=deleted;spam;\n"
             f"[maildir]\nsynchronize_flags={str(synchronize_flags).lower()}\n",
             encoding="utf-8",
         )
@@ -157,28 +159,33 @@ def test_keywords_become_tags_and_tags_become_keywords(
     }
     assert s.tags(plain) == {"todo"}
     assert s.tags(read) == {"flagged"}
+    # notmuch's database inside the Maildir root is not taken for a folder.
+    assert set(server_snapshot(dovecot, account)) == {"INBOX"}
 
 
 def test_removals_travel_both_ways(
     tmp_path: Path, dovecot: DevServer, account: User, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    (one, uid_one), (two, _) = mail(
-        dovecot, account, ("$Junk", "work", "\\Seen"), ("work", "\\Flagged")
+    (one, uid_one), (two, _), (three, _) = mail(
+        dovecot, account, ("$Junk", "work", "\\Seen"), ("work", "\\Flagged"), ("$Junk",)
     )
     s = Setup(tmp_path, dovecot, account, monkeypatch)
     s.sync()
     assert s.tags(one) == {"spam", "work"}
     assert s.tags(two) == {"work", "flagged", "unread"}
+    assert s.tags(three) == {"spam", "unread"}
 
-    # Removed on the server: keyword `work` and \Seen of one...
+    # Removed on the server: keyword `work` and \Seen of one (still spam: a message
+    # notmuch's search.exclude_tags hides is synced all the same)...
     set_flags(dovecot, account, "INBOX", [uid_one], ["work", "\\Seen"], mode="remove")
-    # ...and in notmuch: `spam` of one, `flagged` and `work` of two.
-    s.tag(one, "-spam")
+    # ...and in notmuch: `flagged` and `work` of two, `spam` of three.
     s.tag(two, "-flagged", "-work")
+    s.tag(three, "-spam")
     s.sync()
-    assert s.tags(one) == {"unread"}
+    assert s.tags(one) == {"spam", "unread"}
     assert s.tags(two) == {"unread"}
-    assert s.server_flags() == {one: set(), two: set()}
+    assert s.tags(three) == {"unread"}
+    assert s.server_flags() == {one: {"$Junk"}, two: set(), three: set()}
 
 
 def test_a_conflict_merges_like_flags(

@@ -68,15 +68,19 @@ class NotmuchRunner:
 
     def _index(self, account: AccountInfo, timeout: float | None = None) -> bool:
         """Run the configured ``notmuch new`` (stopped after ``timeout`` seconds,
-        default the ``timeout`` setting); whether it worked."""
+        default the ``timeout`` setting); whether it worked.  Logged at INFO
+        after a sync that changed mail; before each tag sync run (twice per
+        sync, mostly with nothing new) only at DEBUG."""
         command = self._command(account)
         if command is None:
             return False
-        if timeout is None:
-            timeout = _timeout(account)
         try:
             proc = subprocess.run(
-                command, capture_output=True, text=True, timeout=timeout, check=False
+                command,
+                capture_output=True,
+                text=True,
+                timeout=_timeout(account) if timeout is None else timeout,
+                check=False,
             )
         except (OSError, subprocess.TimeoutExpired) as exc:
             logger.warning("%s failed: %s", " ".join(command), exc)
@@ -85,7 +89,12 @@ class NotmuchRunner:
             tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
             logger.warning("%s exited %d: %s", " ".join(command), proc.returncode, " / ".join(tail))
             return False
-        logger.info("%s: indexed the mail of %s", " ".join(command), account.name)
+        logger.log(
+            logging.DEBUG if timeout is not None else logging.INFO,
+            "%s: indexed the mail of %s",
+            " ".join(command),
+            account.name,
+        )
         return True
 
     def _command(self, account: AccountInfo) -> list[str] | None:
