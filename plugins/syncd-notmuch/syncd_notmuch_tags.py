@@ -3,8 +3,9 @@
 A run, after ``notmuch new`` has indexed the Maildir as it is:
 
 1. ask notmuch for the messages changed since the last run (``lastmod:``; all of
-   them the first time or when the database was rebuilt) plus the ones the
-   last run could not finish -- one ``notmuch show``;
+   them the first time or when the database was rebuilt -- then without the
+   old baselines, which a fresh index would seem to contradict everywhere) plus
+   the ones the last run could not finish -- one ``notmuch show``;
 2. per message with files under the account's Maildir: its synced flags in IMAP
    terms on each side -- the tags through the :class:`TagMap`, the union of its
    files' flags and keywords -- merged against the last agreed set with syncd's
@@ -87,7 +88,20 @@ def sync_tags(
     messages = notmuch.messages(query)
     roots = _roots(account.maildir)
     files = MaildirFiles(fsync=fsync)
-    plan = _plan(messages, roots, tagmap, files, state.agreed(m.id for m in messages), run)
+    baselines = state.agreed(m.id for m in messages)
+    if mark is not None and mark[0] != uuid:
+        # A rebuilt database has new.tags on every message and none of the user's:
+        # against the old baselines that would read as the user removing them all.
+        # Join both sides afresh instead, as on the first run.
+        logger.warning(
+            "notmuch tags of %s: the notmuch database is a new one (uuid %s, was %s); "
+            "joining its tags with the Maildir's flags and keywords afresh",
+            account.name,
+            uuid,
+            mark[0],
+        )
+        baselines = {key: frozenset() for key in baselines}
+    plan = _plan(messages, roots, tagmap, files, baselines, run)
     if full and messages and not run.looked_at:
         logger.warning(
             "notmuch tags of %s: none of notmuch's %d messages has a file under %s; is the "

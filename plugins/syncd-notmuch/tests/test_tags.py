@@ -129,3 +129,17 @@ def test_a_keyword_that_does_not_fit_keeps_its_tag(world: World) -> None:
     Notmuch().tag(["+again -- " + id_query("m@x")])
     world.run()
     assert world.tags("m@x") >= {*many, "again"}
+
+
+def test_a_rebuilt_database_loses_no_keyword(world: World) -> None:
+    """After ``rm -r .notmuch; notmuch new`` every message has new.tags only: that
+    must not read as the user removing every tag (and keyword, and \\Seen)."""
+    world.deliver("INBOX", "1.h", "m@x", "S")
+    world.run()
+    Notmuch().tag(["+work -- " + id_query("m@x")])
+    world.run()
+    assert MaildirFiles().flags(world.files("m@x")[0]) == {"\\Seen", "work"}
+    shutil.rmtree(world.root / ".notmuch")
+    world.run()
+    assert world.tags("m@x") == {"work"}
+    assert MaildirFiles().flags(world.files("m@x")[0]) == {"\\Seen", "work"}
