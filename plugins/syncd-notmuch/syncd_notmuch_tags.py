@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from syncd_notmuch_cli import Notmuch, NotmuchMessage, batch_line, id_query
-from syncd_notmuch_state import TagState
+from syncd_notmuch_state import Agreed, Bookmark, TagState
 from syncd_notmuch_tagmap import TagMap
 
 from syncd.api import AccountInfo, MaildirFiles, SyncdError, merge_flags
@@ -65,7 +65,7 @@ class TagRun:
 class _Plan:
     lines: list[str] = field(default_factory=list)
     renames: list[tuple[str, Path, frozenset[str]]] = field(default_factory=list)
-    agreed: dict[str, frozenset[str]] = field(default_factory=dict)
+    agreed: dict[str, Agreed] = field(default_factory=dict)
     pending: set[str] = field(default_factory=set)
     forget: list[str] = field(default_factory=list)
 
@@ -80,16 +80,19 @@ def sync_tags(
     uuid, revision = notmuch.revision()
     mark = state.bookmark()
     retry = state.pending()
-    full = mark is None or mark[0] != uuid or len(retry) > MAX_RETRY_IDS
+    # notmuch's revision is the highest lastmod in the database: it falls back
+    # when the database was emptied (every message deleted), and changes
+    # numbered at or below the bookmark would be missed -- look at everything.
+    full = mark is None or mark.uuid != uuid or revision < mark.floor or len(retry) > MAX_RETRY_IDS
     if mark is None or full:
         query = "*"
     else:
-        query = " or ".join([f"lastmod:{mark[1] + 1}..", *map(id_query, retry)])
+        query = " or ".join([f"lastmod:{mark.lastmod + 1}..", *map(id_query, retry)])
     messages = notmuch.messages(query)
     roots = _roots(account.maildir)
     files = MaildirFiles(fsync=fsync)
     baselines = state.agreed(m.id for m in messages)
-    if mark is not None and mark[0] != uuid:
+    if mark is not None and mark.uuid != uuid:
         # A rebuilt database has new.tags on every message and none of the user's:
         # against the old baselines that would read as the user removing them all.
         # Join both sides afresh instead, as on the first run.
@@ -98,9 +101,9 @@ def sync_tags(
             "joining its tags with the Maildir's flags and keywords afresh",
             account.name,
             uuid,
-            mark[0],
+            mark.uuid,
         )
-        baselines = {key: frozenset() for key in baselines}
+        baselines = {}
     plan = _plan(messages, roots, tagmap, files, baselines, run)
     if full and messages and not run.looked_at:
         logger.warning(
@@ -125,11 +128,14 @@ def sync_tags(
         if key in plan.agreed:
             # What did not fit in the file name (a 27th keyword) is not agreed:
             # the tag stays, and the next change of the message tries again.
-            plan.agreed[key] &= stored
+            plan.agreed[key] = Agreed(plan.agreed[key].flags & stored, plan.agreed[key].files)
     files.flush()
     if run.renamed:
         notmuch.new(hooks=False)
-    state.save(plan.agreed, plan.pending, (uuid, revision), plan.forget, complete=full)
+    # Each write (a tag, a re-index) raises the revision by at least one.
+    floor = revision + (1 if plan.lines or run.renamed else 0)
+    bookmark = Bookmark(uuid, revision, floor)
+    state.save(plan.agreed, plan.pending, bookmark, plan.forget, complete=full)
     for error in run.errors:
         logger.warning("notmuch tags: %s", error)
     return run
@@ -140,7 +146,7 @@ def _plan(  # noqa: PLR0917 -- private, called once, every argument needed
     roots: tuple[str, ...],
     tagmap: TagMap,
     files: MaildirFiles,
-    baselines: dict[str, frozenset[str]],
+    baselines: dict[str, Agreed],
     run: TagRun,
 ) -> _Plan:
     plan = _Plan()
@@ -161,7 +167,14 @@ def _plan(  # noqa: PLR0917 -- private, called once, every argument needed
         for flags in on_disk.values():
             far |= tagmap.managed(flags)
         near = tagmap.flags_of_tags(msg.tags)
-        result = merge_flags(baselines.get(msg.id, frozenset()), far, near)
+        names = frozenset(_unique_name(f) for f in mine)
+        base = baselines.get(msg.id)
+        if base is not None and base.files and not base.files & names:
+            # None of the files it had: moved (a new copy, the old one deleted) or
+            # deleted and indexed again -- then notmuch gave it new.tags and none
+            # of the user's, which must not read as removals.  Join both sides.
+            base = None
+        result = merge_flags(base.flags if base is not None else frozenset(), far, near)
         add, remove = tagmap.tag_changes(msg.tags, result)
         if add or remove:
             plan.lines.append(batch_line(msg.id, add, remove))
@@ -169,8 +182,14 @@ def _plan(  # noqa: PLR0917 -- private, called once, every argument needed
             wanted = (flags - tagmap.managed(flags)) | result
             if wanted != flags:
                 plan.renames.append((msg.id, path, wanted))
-        plan.agreed[msg.id] = result
+        plan.agreed[msg.id] = Agreed(result, names)
     return plan
+
+
+def _unique_name(path: Path) -> str:
+    """A Maildir file's unique name: its name without the ``:2,`` info."""
+    head, sep, _ = path.name.rpartition(":2,")
+    return head if sep else path.name
 
 
 def _roots(maildir: Path) -> tuple[str, ...]:

@@ -143,3 +143,41 @@ def test_a_rebuilt_database_loses_no_keyword(world: World) -> None:
     world.run()
     assert world.tags("m@x") == {"work"}
     assert MaildirFiles().flags(world.files("m@x")[0]) == {"\\Seen", "work"}
+
+
+def test_a_message_indexed_again_loses_no_keyword(world: World) -> None:
+    """syncd synced one folder, deleting a message's only copy there; `notmuch new`
+    dropped it; a later sync downloaded it into another folder, and notmuch indexed
+    it afresh with new.tags only.  That is no removal of the user's tags."""
+    world.deliver("INBOX", "0.h", "other@x", "S")  # the database never empties
+    path = world.deliver("INBOX", "1.h", "m@x", "S")
+    world.run()
+    Notmuch().tag(["+work -- " + id_query("m@x")])
+    world.run()
+    kept = MaildirFiles().flags(world.files("m@x")[0])
+    assert kept == {"\\Seen", "work"}
+    world.files("m@x")[0].unlink()
+    Notmuch().new()
+    assert Notmuch().messages(id_query("m@x")) == []
+    archive = world.deliver(".Archive", "2.h", "m@x", "Sa")
+    (archive.parent.parent / "dovecot-keywords").write_text("0 work\n")
+    world.run()
+    assert world.tags("m@x") == {"work"}
+    assert MaildirFiles().flags(world.files("m@x")[0]) == {"\\Seen", "work"}
+    assert not path.exists()
+
+
+def test_an_emptied_database_is_looked_at_whole(world: World) -> None:
+    """notmuch's revision falls back to 0 when its last message goes: messages
+    indexed after that are numbered below the bookmark and must not be missed."""
+    world.deliver("INBOX", "1.h", "m@x", "S")
+    world.run()
+    Notmuch().tag(["+a +b +c -- " + id_query("m@x")])
+    world.run()
+    world.files("m@x")[0].unlink()
+    Notmuch().new()
+    world.deliver("INBOX", "2.h", "n@x", "")
+    Notmuch().new()
+    Notmuch().tag(["+todo -- " + id_query("n@x")])
+    world.run()
+    assert MaildirFiles().flags(world.files("n@x")[0]) == {"todo"}
