@@ -61,6 +61,15 @@ def test_a_file_a_reader_renamed_meanwhile_is_followed_as_a_delta(folder: Path) 
     assert files.flags(moved) == {"\\Seen", "\\Flagged", "work"}
 
 
+def test_a_file_already_renamed_to_the_wanted_name_is_no_error(folder: Path) -> None:
+    files = MaildirFiles(fsync=False)
+    path = deliver(folder, b"x", "")
+    done = path.with_name(path.name + "S")  # notmuch tagged -unread and renamed it
+    path.rename(done)
+    assert files.set_flags(path, {"\\Seen"}) == done
+    assert done.exists()
+
+
 @pytest.mark.parametrize("where", ["tmp", "elsewhere"])
 def test_a_path_outside_cur_and_new_is_refused(folder: Path, where: str) -> None:
     with pytest.raises(SyncdError, match=r"is not in a Maildir folder's cur/ or new/"):

@@ -188,13 +188,18 @@ def test_removals_travel_both_ways(
     assert s.server_flags() == {one: {"$Junk"}, two: set(), three: set()}
 
 
+@pytest.mark.parametrize("synchronize_flags", [False, True], ids=["nm-flags-off", "nm-flags-on"])
 def test_a_conflict_merges_like_flags(
-    tmp_path: Path, dovecot: DevServer, account: User, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
+    dovecot: DevServer,
+    account: User,
+    monkeypatch: pytest.MonkeyPatch,
+    synchronize_flags: bool,
 ) -> None:
     """Both sides changed the same message since they last agreed (on {a, b}):
     each side's additions and removals apply, as syncd merges flags."""
     ((mid, uid),) = mail(dovecot, account, ("\\Seen", "a", "b"))
-    s = Setup(tmp_path, dovecot, account, monkeypatch)
+    s = Setup(tmp_path, dovecot, account, monkeypatch, synchronize_flags=synchronize_flags)
     s.sync()
     assert s.tags(mid) == {"a", "b"}
 

@@ -11,6 +11,7 @@ file a mail reader renamed meanwhile is followed exactly as in a sync.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -69,7 +70,16 @@ class MaildirFiles:
         name exists.
         """
         folder, msg = self._message(path)
-        moved = folder.set_flags(msg, intern_flags(frozenset(flags)))
+        wanted = frozenset(flags)
+        if not os.path.lexists(path):
+            # Renamed since: maybe to exactly the name wanted (notmuch renames files
+            # when it tags with maildir.synchronize_flags), which is no error.
+            current = folder.locate(msg.name)
+            if current is None:
+                raise MessageError(f"cannot change flags of {printable(path)}: the file is gone")
+            wanted = (current.flags | (wanted - msg.flags)) - (msg.flags - wanted)
+            msg = current
+        moved = folder.set_flags(msg, intern_flags(wanted))
         if moved is not msg:
             self._touched.add(folder.path)
         return folder.path_of(moved)
