@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from support.imap import append, server_snapshot, set_flags
 from support.mail import make_message
-from support.run import account_config, write_config
+from support.run import account_config, run_syncd, write_config
 
 from devserver.dovecot import DevServer, User
 from syncd.account.syncer import AccountSyncer
@@ -259,3 +259,26 @@ def test_a_run_costs_the_same_notmuch_processes_for_2_or_20_messages(
     flags = s.server_flags()
     assert all(flags[mid] == {"many", "many-imap"} for mid, _ in messages[2:])
     assert all(s.tags(mid) == {"unread", "many", "many-imap"} for mid, _ in messages[2:])
+
+
+def test_syncd_sync_runs_it_when_enabled_by_name(
+    tmp_path: Path, dovecot: DevServer, account: User, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As users run it: `syncd sync`, the plugin installed (a .dist-info with its
+    entry point) and named in `[plugins] enable`."""
+    ((mid, _),) = mail(dovecot, account, ("$Junk",))
+    s = Setup(tmp_path, dovecot, account, monkeypatch)
+    site = tmp_path / "site"
+    info = site / "syncd_notmuch-0.1.0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: syncd-notmuch\nVersion: 0.1.0\n")
+    (info / "entry_points.txt").write_text("[syncd]\nnotmuch = syncd_notmuch:plugin\n")
+    config = tmp_path / "config.toml"
+    with config.open("a", encoding="utf-8") as f:
+        f.write('[plugins]\nenable = ["notmuch"]\n')
+    path = os.pathsep.join([str(site), str(PLUGIN_DIR), os.environ.get("PYTHONPATH", "")])
+    run_syncd("sync", config=config, env={"PYTHONPATH": path}, check=True)
+    assert s.tags(mid) == {"spam", "unread"}
+    s.tag(mid, "-unread", "+later")
+    run_syncd("sync", config=config, env={"PYTHONPATH": path}, check=True)
+    assert s.server_flags() == {mid: {"$Junk", "\\Seen", "later"}}
