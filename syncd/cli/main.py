@@ -6,6 +6,8 @@ Other commands live in their own modules (``check``, ``daemon``, ``status``,
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import os
 import sys
 import time
@@ -72,13 +74,21 @@ def cli(ctx: click.Context, config_file: Path | None, verbose: int, quiet: bool)
     help="Offer again the local messages the server refused as too big. Without it "
     "they are held back until the file or the server's limit changes, or for a day.",
 )
+@click.option(
+    "--no-progress",
+    is_flag=True,
+    help="No live progress line on a terminal (shown per account on copies that take "
+    "more than a second: messages, bytes, rate, time left).",
+)
 @click.pass_obj
 def sync(
     obj: Context,
+    *,
     accounts: tuple[str, ...],
     dry_run: bool,
     allow_mass_delete: bool,
     retry_refused: bool,
+    no_progress: bool,
 ) -> None:
     """Sync ACCOUNTS (default: all) once, both ways, and exit.
 
@@ -98,18 +108,28 @@ def sync(
             sys.exit(code)
 
     from syncd.account.factory import syncer_for
-    from syncd.engine.options import RunOptions
+    from syncd.cli.live import LiveLine, wanted
+    from syncd.engine.options import RunOptions, progress_every
     from syncd.ext.hooks import load_hooks
 
     options = RunOptions(
-        dry_run=dry_run, allow_mass_delete=allow_mass_delete, retry_refused=retry_refused
+        dry_run=dry_run,
+        allow_mass_delete=allow_mass_delete,
+        retry_refused=retry_refused,
+        progress_every=progress_every(),
     )
+    live = wanted(sys.stderr, verbosity=obj.verbosity, enabled=not no_progress)
     failed = locked = False
     for name in selected:
         started = time.monotonic()
         syncer = syncer_for(config, config.accounts[name], load_hooks(config, options))
         try:
-            report = syncer.sync(options)
+            with contextlib.ExitStack() as stack:
+                run = options
+                if live:
+                    shown = stack.enter_context(LiveLine(name, sys.stderr))
+                    run = dataclasses.replace(options, progress=shown.meter)
+                report = syncer.sync(run)
         finally:
             syncer.close()
         if dry_run:

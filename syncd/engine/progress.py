@@ -59,7 +59,7 @@ def duration_text(seconds: float) -> str:
 @dataclass(frozen=True)
 class Snapshot:
     """The copies of a sync at one moment.  ``rate``: bytes per second over the last
-    :data:`WINDOW` seconds (None: not measured yet); ``eta``: seconds left at that
+    :data:`WINDOW` seconds (None: nothing copied yet); ``eta``: seconds left at that
     rate (None: unknown -- nothing measured, or nothing moving); ``folder``: the
     folder that copied last (``INBOX +2`` when others copy alongside it)."""
 
@@ -75,6 +75,16 @@ class Snapshot:
     @property
     def finished(self) -> bool:
         return self.messages_done >= self.messages_total
+
+    @property
+    def percent(self) -> int:
+        """How far, in whole percent: by bytes when their total is known."""
+        done, total = (
+            (self.bytes_done, self.bytes_total)
+            if self.bytes_total
+            else (self.messages_done, self.messages_total)
+        )
+        return min(100, 100 * done // total) if total else 100
 
     def parts(self, *, decimals: int = 1, rate: bool = True) -> list[str]:
         out = [f"{self.messages_done}/{self.messages_total} messages"]
@@ -188,7 +198,7 @@ class Meter:
             now = self.clock()
             self._prune(now)
             rate = eta = None
-            if self._samples:
+            if self._messages_done:  # nothing copied yet: nothing measured
                 t0, m0, b0 = self._samples[0]
                 span = now - t0
                 if span > 0:
