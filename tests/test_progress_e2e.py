@@ -37,9 +37,9 @@ LOG_LINE = re.compile(
 
 
 def _bulk(i: int) -> bytes:
-    return make_message(
-        f"bulk {i}", message_id=f"<bulk{i}@progress.test>", size_pad=1500
-    ).replace(b"\r\n", b"\n")
+    return make_message(f"bulk {i}", message_id=f"<bulk{i}@progress.test>", size_pad=1500).replace(
+        b"\r\n", b"\n"
+    )
 
 
 def test_log_lines_carry_bytes_rate_and_time_left_without_a_terminal(
@@ -66,7 +66,9 @@ def test_log_lines_carry_bytes_rate_and_time_left_without_a_terminal(
     assert len(folder_messages(folder_path(maildir, "maildir++", "INBOX"))) == 300
 
 
-def _run_on_a_terminal(args: list[str], env: dict[str, str], timeout: float = 120) -> tuple[int, str]:
+def _run_on_a_terminal(
+    args: list[str], env: dict[str, str], timeout: float = 120
+) -> tuple[int, str]:
     """Run ``args`` with stdin, stdout and stderr on a pseudo-terminal; its exit status
     and everything it wrote there."""
     master, slave = os.openpty()
