@@ -3,11 +3,20 @@ its text forms, with an injected clock: no waiting, no timing in an assertion.""
 
 from __future__ import annotations
 
+import io
+import json
 import logging
+import os
+import re
 import threading
+import time
+from pathlib import Path
 
 import pytest
+from support.run import offline_config
 
+from syncd.cli.live import LiveLine, wanted
+from syncd.daemon.progress import ProgressPublisher
 from syncd.engine.options import PROGRESS_EVERY, progress_every
 from syncd.engine.progress import (
     FolderProgress,
@@ -18,6 +27,9 @@ from syncd.engine.progress import (
     size_text,
 )
 from syncd.logsetup import account_logger
+from syncd.status.collect import as_json, collect
+from syncd.status.render import short_line, text_lines
+from syncd.status.runtime import IDLE, SYNCING, AccountRuntime, StatusFile, read_daemons
 
 
 class Clock:
@@ -230,3 +242,104 @@ def test_folder_progress_is_silent_on_small_copies_and_under_a_live_line(
 def test_progress_every_from_the_environment(value: str | None, every: float) -> None:
     env = {} if value is None else {"SYNCD_PROGRESS_EVERY": value}
     assert progress_every(env) == every
+
+
+# --------------------------------------------------------------------------- in syncd status
+
+
+def test_the_daemons_progress_reaches_every_form_of_status(tmp_path: Path) -> None:
+    config = offline_config(tmp_path)
+    status = StatusFile(config.state_dir)
+    status.start()
+    status.set("a", AccountRuntime(state=SYNCING, since=1.0))
+    snap = Snapshot(2480, 3000, 120_400_000, 150_200_000, 3_100_000.0, 9.0, 40.0, "INBOX")
+    status.set_progress("a", snap)
+    assert read_daemons(config.state_dir)[0].accounts["a"].progress == snap  # round trip
+
+    found = collect(config, ["a"])
+    assert found.accounts[0].progress == snap
+    assert "  syncing: 2480/3000 messages, 120/150 MB, 0:09 left" in text_lines(found)
+    assert short_line(found) == "a ↻ syncing 80%"
+    assert as_json(found)["accounts"]["a"]["progress"] == {
+        "folder": "INBOX",
+        "messages_done": 2480,
+        "messages_total": 3000,
+        "bytes_done": 120_400_000,
+        "bytes_total": 150_200_000,
+        "rate": 3_100_000.0,
+        "eta": 9.0,
+        "elapsed": 40.0,
+    }
+
+    status.set("a", AccountRuntime(state=IDLE, since=2.0))  # the sync is over: no progress
+    found = collect(config, ["a"])
+    assert found.accounts[0].progress is None
+    assert as_json(found)["accounts"]["a"]["progress"] is None
+    assert not any("syncing:" in line for line in text_lines(found))
+    status.remove()
+
+
+def test_a_status_file_without_progress_still_reads(tmp_path: Path) -> None:
+    """Files written before progress existed (or by an older daemon) have no key."""
+    status = StatusFile(tmp_path)
+    status.start()
+    status.set("a", AccountRuntime(state=SYNCING, since=1.0))
+    data = json.loads(status.path.read_text())
+    del data["accounts"]["a"]["progress"]
+    status.path.write_text(json.dumps(data))
+    assert read_daemons(tmp_path)[0].accounts["a"].progress is None
+    status.remove()
+
+
+def test_the_daemons_publisher_writes_progress_while_a_sync_copies(tmp_path: Path) -> None:
+    status = StatusFile(tmp_path)
+    status.start()
+    status.set("a", AccountRuntime(state=SYNCING, since=1.0))
+    with ProgressPublisher(status, "a", every=0.01) as meter:
+        meter.plan(10, 1000, "INBOX")
+        meter.advance(4, 400, "INBOX")
+        deadline = time.monotonic() + 30
+        while _progress_of(status, "a") is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        progress = read_daemons(tmp_path)[0].accounts["a"].progress
+        assert progress is not None and (progress.messages_done, progress.bytes_total) == (4, 1000)
+    assert read_daemons(tmp_path)[0].accounts["a"].progress is None  # gone when it ends
+    status.remove()
+
+
+def _progress_of(status: StatusFile, account: str) -> Snapshot | None:
+    runtime = status.get(account)
+    return runtime.progress if runtime is not None else None
+
+
+# --------------------------------------------------------------------------- the live line
+
+
+def test_the_live_line_is_only_for_a_terminal_and_not_with_q(tmp_path: Path) -> None:
+    with (tmp_path / "out").open("w") as out:
+        assert not wanted(out, verbosity=0)
+    master, slave = os.openpty()
+    try:
+        with os.fdopen(slave, "w", closefd=False) as tty:
+            assert wanted(tty, verbosity=0)
+            assert not wanted(tty, verbosity=-1)  # -q
+            assert not wanted(tty, verbosity=0, enabled=False)  # --no-progress
+    finally:
+        os.close(master)
+        os.close(slave)
+
+
+def test_the_live_line_renders_one_row_per_account() -> None:
+    from rich.console import Console
+
+    live = LiveLine("work", io.StringIO())
+    clock = Clock()
+    live.meter = Meter(clock=clock, quiet=True)
+    live.meter.plan(3000, 150_200_000, "INBOX")
+    clock.now += 40
+    live.meter.advance(2480, 120_400_000, "INBOX")
+    console = Console(file=io.StringIO(), width=120, color_system=None)
+    console.print(live.render())
+    line = console.file.getvalue()  # type: ignore[attr-defined]
+    assert re.match(r"work  INBOX  2480/3000 msgs  120\.4/150\.2 MB  3\.0 MB/s  0:10 left  ", line)
+    assert line.count("\n") == 1
