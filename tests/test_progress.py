@@ -186,16 +186,23 @@ def test_threads_feeding_one_meter_lose_nothing() -> None:
     assert snap.finished
 
 
-def test_on_change_is_throttled_but_planning_is_told_at_once() -> None:
+def test_busy_since_marks_each_stretch_of_copies() -> None:
     clock = Clock()
-    seen: list[int] = []
-    meter = Meter(clock=clock, on_change=lambda m: seen.append(m.snapshot().messages_done))
-    meter.plan(100, 1000)
-    for _ in range(5):
-        meter.advance(1, 10)  # same instant: not told again
-    clock.now += 1.0
-    meter.advance(1, 10)
-    assert seen == [0, 6]
+    meter = Meter(clock=clock)
+    assert meter.busy_since is None
+    meter.plan(2, 20, "A")
+    assert meter.busy_since == 1000.0
+    clock.now += 5
+    meter.plan(1, 10, "B")  # more on top of unfinished copies: the same stretch
+    assert meter.busy_since == 1000.0
+    meter.advance(3, 30)
+    assert meter.busy_since is None
+    clock.now += 5
+    meter.plan(4, 40, "C")  # a later folder starts a new stretch
+    assert meter.busy_since == 1010.0
+    meter.drop(4, 40, "C")
+    assert meter.busy_since is None
+    assert meter.started == 1000.0
 
 
 def test_folder_progress_logs_bytes_rate_and_time_left(caplog: pytest.LogCaptureFixture) -> None:

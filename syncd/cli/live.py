@@ -5,7 +5,7 @@ rich::
 
     work  INBOX  2480/3000 msgs  120.4/150.2 MB  3.1 MB/s  0:09 left  ━━━━━━━━━━━╺━━━━
 
-It appears only once a copy has run for :data:`SHOW_AFTER` seconds, so a short
+It appears only once copies have run for :data:`SHOW_AFTER` seconds without a break, so a short
 run prints exactly what it printed before, and it is cleared when the account is
 done (its summary line follows).  While it shows, log lines are printed above it
 and the periodic progress log lines are left out (the line says the same).
@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 from types import TracebackType
 from typing import TYPE_CHECKING, Final, TextIO
 
@@ -85,13 +84,10 @@ class LiveLine:
 
     def _watch(self) -> None:
         while not self._stop.wait(_POLL):
-            started = self.meter.started
-            if started is None or time.monotonic() - started < self.show_after:
-                continue
-            if self.meter.snapshot().finished:
-                continue  # nothing left to copy now; a later folder may start again
-            self._start()
-            return
+            busy = self.meter.busy_since
+            if busy is not None and self.meter.clock() - busy >= self.show_after:
+                self._start()
+                return
 
     def _start(self) -> None:
         import sys
@@ -99,7 +95,7 @@ class LiveLine:
         from rich.console import Console
         from rich.live import Live
 
-        console = Console(file=self.stream, stderr=self.stream is sys.__stderr__)
+        console = Console(file=self.stream)
         live = Live(
             console=console,
             get_renderable=self.render,

@@ -119,38 +119,35 @@ class Meter:
     """Copies planned and done, for one account (or one folder).  Thread-safe.
 
     ``quiet``: a live display shows this progress, so the periodic log lines are
-    left out.  ``on_change`` is called (outside the lock, in the copying thread)
-    after each change, at most every ``notify_every`` seconds, and at once when
-    copies are planned: the daemon publishes the snapshot in its status file."""
+    left out."""
 
     def __init__(
-        self,
-        *,
-        clock: Clock = time.monotonic,
-        window: float = WINDOW,
-        quiet: bool = False,
-        on_change: Callable[[Meter], None] | None = None,
-        notify_every: float = 1.0,
+        self, *, clock: Clock = time.monotonic, window: float = WINDOW, quiet: bool = False
     ) -> None:
         self.clock = clock
         self.window = window
         self.quiet = quiet
-        self.on_change = on_change
-        self.notify_every = notify_every
         self._lock = threading.Lock()
         self._messages_total = self._bytes_total = 0
         self._messages_done = self._bytes_done = 0
         self._started: float | None = None
+        self._busy_since: float | None = None
         self._samples: deque[tuple[float, int, int]] = deque()  # (time, messages, bytes)
         self._active: dict[str, int] = {}  # folder -> copies it still has planned
         self._last_folder: str | None = None
-        self._notified: float | None = None
 
     @property
     def started(self) -> float | None:
         """When the first copy was planned (the clock's time), or None."""
         with self._lock:
             return self._started
+
+    @property
+    def busy_since(self) -> float | None:
+        """Since when copies have been waiting without a break (None: none now), so
+        a display can leave out a copy that is over in a moment."""
+        with self._lock:
+            return self._busy_since
 
     def plan(self, messages: int, size: int, folder: str | None = None) -> None:
         """``messages`` copies of ``size`` bytes in all are about to start."""
@@ -161,12 +158,13 @@ class Meter:
             if self._started is None:
                 self._started = now
                 self._samples.append((now, 0, 0))
+            if self._messages_done >= self._messages_total:
+                self._busy_since = now
             self._messages_total += messages
             self._bytes_total += size
             if folder is not None:
                 self._active[folder] = self._active.get(folder, 0) + messages
                 self._last_folder = self._last_folder or folder
-        self._notify(force=True)
 
     def advance(self, messages: int, size: int, folder: str | None = None) -> None:
         """``messages`` copies of ``size`` bytes are done (or given up: they count)."""
@@ -179,7 +177,8 @@ class Meter:
             if folder is not None:
                 self._active[folder] = self._active.get(folder, 0) - messages
                 self._last_folder = folder
-        self._notify()
+            if self._messages_done >= self._messages_total:
+                self._busy_since = None
 
     def drop(self, messages: int, size: int, folder: str | None = None) -> None:
         """Planned copies that will not be made in this run (gone meanwhile, stopped):
@@ -191,7 +190,8 @@ class Meter:
                 self._active.pop(folder, None)
                 if self._last_folder == folder:
                     self._last_folder = next(iter(self._active), folder)
-        self._notify(force=True)
+            if self._messages_done >= self._messages_total:
+                self._busy_since = None
 
     def snapshot(self) -> Snapshot:
         with self._lock:
@@ -229,17 +229,6 @@ class Meter:
         samples = self._samples
         while len(samples) >= 2 and samples[1][0] <= now - self.window:
             samples.popleft()
-
-    def _notify(self, *, force: bool = False) -> None:
-        if self.on_change is None:
-            return
-        now = self.clock()
-        with self._lock:
-            due = force or self._notified is None or now - self._notified >= self.notify_every
-            if due:
-                self._notified = now
-        if due:
-            self.on_change(self)
 
 
 class FolderProgress:
