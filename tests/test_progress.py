@@ -110,6 +110,17 @@ def test_rate_follows_the_recent_window() -> None:
     assert snap.eta == pytest.approx(30.0)
 
 
+def test_samples_stay_bounded_however_fast_copies_go() -> None:
+    clock = Clock()
+    meter = Meter(clock=clock, window=10.0)
+    meter.plan(100_000, 100_000_000)
+    for _ in range(100_000):  # 100 000 messages in 20 s
+        clock.now += 0.0002
+        meter.advance(1, 1000)
+    assert len(meter._samples) <= 2 * 100 + 2
+    assert meter.snapshot().rate == pytest.approx(5_000_000, rel=0.01)
+
+
 def test_a_stall_longer_than_the_window_reads_as_no_rate() -> None:
     clock = Clock()
     meter = Meter(clock=clock, window=10.0)

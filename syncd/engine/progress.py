@@ -26,6 +26,8 @@ from typing import Final
 #: Seconds the rate is measured over: recent enough to follow a link that slows down,
 #: long enough not to jump with every batch.
 WINDOW: Final = 10.0
+#: At most about this many samples per window are kept, however fast copies go.
+SAMPLES: Final = 100
 #: A folder's copy logs its progress only from this many messages on.
 LOG_FROM_MESSAGES: Final = 200
 
@@ -172,7 +174,12 @@ class Meter:
             now = self.clock()
             self._messages_done += messages
             self._bytes_done += size
-            self._samples.append((now, self._messages_done, self._bytes_done))
+            sample = (now, self._messages_done, self._bytes_done)
+            samples = self._samples
+            if len(samples) >= 2 and now - samples[-2][0] < self.window / SAMPLES:
+                samples[-1] = sample  # thousands of messages a second: a bounded deque
+            else:
+                samples.append(sample)
             self._prune(now)
             if folder is not None:
                 self._active[folder] = self._active.get(folder, 0) - messages
