@@ -116,6 +116,7 @@ def test_a_live_line_on_a_terminal_then_the_summary(
     )
     assert live, out
     assert "\x1b[" in out  # drawn and redrawn in place
+    assert "INFO work/INBOX: 12 downloaded, 0 uploaded" in out  # logged above the line
     assert re.search(r"work: 1 folders ok; 12 downloaded, 0 uploaded", out), out
     # The summary comes after the last drawing of the line (which was erased).
     assert out.rindex("msgs") < out.index("work: 1 folders ok")

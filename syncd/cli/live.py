@@ -78,10 +78,6 @@ class LiveLine:
             if self._log_stream is not None:
                 set_log_stream(self._log_stream)
 
-    @property
-    def shown(self) -> bool:
-        return self._live is not None
-
     def _watch(self) -> None:
         while not self._stop.wait(_POLL):
             busy = self.meter.busy_since
@@ -95,19 +91,21 @@ class LiveLine:
         from rich.console import Console
         from rich.live import Live
 
-        console = Console(file=self.stream)
+        redirect = self.stream is sys.stderr
         live = Live(
-            console=console,
+            console=Console(file=self.stream),
             get_renderable=self.render,
             transient=True,
             refresh_per_second=4,
             redirect_stdout=False,
-            redirect_stderr=self.stream is sys.stderr,
+            redirect_stderr=redirect,
         )
         live.start(refresh=True)
         self._live = live
-        # Log lines go through the live display (printed above the line), not over it.
-        self._log_stream = set_log_stream(sys.stderr if live.is_started else self.stream)
+        if redirect:
+            # sys.stderr is now rich's proxy: log lines are printed above the line,
+            # not over it.
+            self._log_stream = set_log_stream(sys.stderr)
 
     def render(self) -> RenderableType:
         from rich.progress_bar import ProgressBar
