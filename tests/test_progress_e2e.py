@@ -19,6 +19,7 @@ import select
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from faults.proxy import front
@@ -67,10 +68,13 @@ def test_log_lines_carry_bytes_rate_and_time_left_without_a_terminal(
 
 
 def _run_on_a_terminal(
-    args: list[str], env: dict[str, str], timeout: float = 120
+    args: list[str],
+    env: dict[str, str],
+    timeout: float = 120,
+    on_output: Callable[[str], None] | None = None,
 ) -> tuple[int, str]:
     """Run ``args`` with stdin, stdout and stderr on a pseudo-terminal; its exit status
-    and everything it wrote there."""
+    and everything it wrote there (``on_output`` sees it so far after each read)."""
     master, slave = os.openpty()
     proc = subprocess.Popen(
         args, stdin=slave, stdout=slave, stderr=slave, env={**os.environ, **env}, close_fds=True
@@ -90,6 +94,8 @@ def _run_on_a_terminal(
             if not chunk:
                 break
             out += chunk
+            if on_output is not None:
+                on_output(out.decode("utf-8", errors="replace"))
     finally:
         os.close(master)
     return proc.wait(timeout), out.decode("utf-8", errors="replace")
@@ -199,3 +205,52 @@ def test_a_daemon_mid_sync_reports_its_progress_in_status(
             assert after["progress"] is None
             assert d.stop() == 0
     assert len(folder_messages(folder_path(maildir, "maildir++", "INBOX"))) == 2500
+
+
+def test_syncd_sync_riding_the_daemon_shows_the_daemons_progress_live(
+    tmp_path: Path, dovecot: DevServer, account: User
+) -> None:
+    """The daemon's sync is held at its second batch of bodies until the terminal shows
+    the live line of ``syncd sync`` (which the daemon does the sync for)."""
+    for i in range(12):
+        append(dovecot, account, "INBOX", make_message(f"big {i}", size_pad=400_000))
+    held, release = threading.Event(), threading.Event()
+    fetches: list[str] = []
+
+    def on_command(text: str) -> None:
+        if "BODY.PEEK[]" in text.upper():
+            fetches.append(text)
+            if len(fetches) == 2:
+                held.set()
+                release.wait(120)
+
+    def on_output(out: str) -> None:
+        if "msgs" in out:
+            release.set()
+
+    maildir = tmp_path / "Mail"
+    with front(dovecot, on_command=on_command) as proxy:
+        config = write_config(
+            tmp_path,
+            {
+                "work": account_config(
+                    dovecot, account, maildir, port=proxy.port, interval="1h", idle=[],
+                    timeout=300,
+                )
+            },
+        )  # fmt: skip
+        with daemon(config, tmp_path) as d:
+            try:
+                wait_for(held.is_set, "the daemon's second batch of bodies", d)
+                code, out = _run_on_a_terminal(
+                    [sys.executable, "-m", "syncd", "--config", str(config), "sync"],
+                    {"TERM": "xterm-256color", "COLUMNS": "150"},
+                    on_output=on_output,
+                )
+            finally:
+                release.set()
+            assert d.stop() == 0
+    assert code == 0, out
+    assert re.search(r"work +INBOX +\d+/12 msgs +[\d.]+/[\d.]+ MB", out), out
+    assert "work: 1 folders ok" in out, out
+    assert len(folder_messages(folder_path(maildir, "maildir++", "INBOX"))) == 12

@@ -10,7 +10,8 @@ run prints exactly what it printed before, and it is cleared when the account is
 done (its summary line follows).  While it shows, log lines are printed above it
 and the periodic progress log lines are left out (the line says the same).
 Only on a terminal, never with ``-q`` or ``--no-progress``: under systemd, in a
-pipe or a test, the log lines carry the progress instead.  rich is imported only
+pipe or a test, the log lines carry the progress instead.  When a running daemon
+does the sync, the lines show the progress it publishes in its status file.  rich is imported only
 when the line is shown.
 """
 
@@ -18,10 +19,11 @@ from __future__ import annotations
 
 import os
 import threading
+from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Final, TextIO
+from typing import TYPE_CHECKING, Final, Self, TextIO
 
-from syncd.engine.progress import Meter
+from syncd.engine.progress import Meter, Snapshot
 from syncd.logsetup import set_log_stream
 
 if TYPE_CHECKING:
@@ -45,23 +47,29 @@ def wanted(stream: TextIO, *, verbosity: int, enabled: bool = True) -> bool:
         return False
 
 
-class LiveLine:
-    """Around one account's sync: ``with LiveLine("work", sys.stderr) as live:`` then
-    sync with ``RunOptions(progress=live.meter)``."""
+class _Display:
+    """One live line per account, drawn with rich once :meth:`_due`; a watcher thread
+    decides when.  Subclasses say where the progress comes from (:meth:`rows`)."""
 
-    def __init__(self, account: str, stream: TextIO, *, show_after: float = SHOW_AFTER) -> None:
-        self.account = account
+    def __init__(self, name: str, stream: TextIO, *, show_after: float = SHOW_AFTER) -> None:
         self.stream = stream
         self.show_after = show_after
-        self.meter = Meter(quiet=True)
         self._stop = threading.Event()
-        self._watcher = threading.Thread(
-            target=self._watch, name=f"progress-{account}", daemon=True
-        )
+        self._watcher = threading.Thread(target=self._watch, name=f"progress-{name}", daemon=True)
         self._live: Live | None = None
         self._log_stream: TextIO | None = None
 
-    def __enter__(self) -> LiveLine:
+    def rows(self) -> list[tuple[str, Snapshot]]:
+        """The accounts to show now, each with its copies so far."""
+        raise NotImplementedError
+
+    def _due(self) -> bool:
+        raise NotImplementedError
+
+    def _poll(self) -> None:
+        """Called by the watcher every :data:`_POLL` seconds."""
+
+    def __enter__(self) -> Self:
         self._watcher.start()
         return self
 
@@ -80,10 +88,9 @@ class LiveLine:
 
     def _watch(self) -> None:
         while not self._stop.wait(_POLL):
-            busy = self.meter.busy_since
-            if busy is not None and self.meter.clock() - busy >= self.show_after:
+            self._poll()
+            if self._live is None and self._due():
                 self._start()
-                return
 
     def _start(self) -> None:
         import sys
@@ -111,13 +118,69 @@ class LiveLine:
         from rich.progress_bar import ProgressBar
         from rich.table import Table
 
-        snap = self.meter.snapshot()
         grid = Table.grid(padding=(0, 2))
-        row = [self.account, *snap.columns()]
-        for _ in row:
+        for _ in range(6):
             grid.add_column(no_wrap=True)
         grid.add_column(width=_BAR_WIDTH)
-        total = snap.bytes_total or snap.messages_total
-        done = snap.bytes_done if snap.bytes_total else snap.messages_done
-        grid.add_row(*row, ProgressBar(total=max(total, 1), completed=done, width=_BAR_WIDTH))
+        for account, snap in self.rows():
+            total = snap.bytes_total or snap.messages_total
+            done = snap.bytes_done if snap.bytes_total else snap.messages_done
+            bar = ProgressBar(total=max(total, 1), completed=done, width=_BAR_WIDTH)
+            grid.add_row(account, *snap.columns(), bar)
         return grid
+
+
+class LiveLine(_Display):
+    """Around one account's sync here: ``with LiveLine("work", sys.stderr) as live:``
+    then sync with ``RunOptions(progress=live.meter)``."""
+
+    def __init__(self, account: str, stream: TextIO, *, show_after: float = SHOW_AFTER) -> None:
+        super().__init__(account, stream, show_after=show_after)
+        self.account = account
+        self.meter = Meter(quiet=True)
+
+    def rows(self) -> list[tuple[str, Snapshot]]:
+        return [(self.account, self.meter.snapshot())]
+
+    def _due(self) -> bool:
+        busy = self.meter.busy_since
+        return busy is not None and self.meter.clock() - busy >= self.show_after
+
+
+class DaemonLines(_Display):
+    """While ``syncd sync`` waits for the running daemon to sync ``accounts``: the
+    progress the daemon publishes in its status file, one line per account that
+    copies."""
+
+    def __init__(
+        self,
+        state_dir: Path,
+        accounts: list[str],
+        stream: TextIO,
+        *,
+        show_after: float = SHOW_AFTER,
+    ) -> None:
+        super().__init__("daemon", stream, show_after=show_after)
+        self.state_dir = state_dir
+        self.accounts = accounts
+        self._rows: list[tuple[str, Snapshot]] = []
+        self._lock = threading.Lock()
+
+    def rows(self) -> list[tuple[str, Snapshot]]:
+        with self._lock:
+            return list(self._rows)
+
+    def _poll(self) -> None:
+        from syncd.status.runtime import read_daemons
+
+        found: list[tuple[str, Snapshot]] = []
+        for daemon in read_daemons(self.state_dir):
+            for name in self.accounts:
+                runtime = daemon.accounts.get(name)
+                if runtime is not None and runtime.progress is not None:
+                    found.append((name, runtime.progress))
+        with self._lock:
+            self._rows = found
+
+    def _due(self) -> bool:
+        return any(not snap.finished and snap.elapsed >= self.show_after for _, snap in self.rows())
