@@ -7,8 +7,8 @@
   off or failing, the next run, and the daemon itself (pid, since, version).
 
 The result's :func:`as_json` is the documented, versioned ``--json`` format
-(docs-status.md); keep it stable: add keys, never rename or remove them without
-raising :data:`STATUS_SCHEMA`.
+(the README's "syncd status --json, schema 1"); keep it stable: add keys, never
+rename or remove them without raising :data:`STATUS_SCHEMA`.
 """
 
 from __future__ import annotations

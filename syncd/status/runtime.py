@@ -10,7 +10,8 @@ leaves it behind, so readers check that its pid is alive (and started before the
 file was written: not another program given the pid since) before they believe it
 (:func:`read_daemons`), and the next daemon removes stale ones.
 
-Contents (the ``daemon`` part of ``syncd status --json``, see docs-status.md)::
+Contents (the ``daemon`` part of ``syncd status --json``; the README's
+"syncd status --json, schema 1")::
 
     {"schema": 1, "pid": 4242, "since": 1733500000.0, "version": "0.1.0",
      "updated": 1733500100.0,
