@@ -177,19 +177,33 @@ class AccountSyncer:
             raise ValueError("the sync's options and its hooks' options disagree on dry_run")
         report = AccountReport(self.account.name)
         started = time.time()
+        lock = AccountLock(self.config.state_dir, self.account.name)
         try:
-            lock = AccountLock(self.config.state_dir, self.account.name)
             lock.acquire(wait=lock_wait)
-            try:
-                if self.hooks is not None:
-                    self.hooks.before_account(account=self.account)
-                self._sync(options, report, folders)
-            finally:
-                lock.release()
         except LockedError as exc:
+            # Another syncd syncs the account: this sync never started, so no hook
+            # runs for it (the other process runs them).
             report.locked = True
             report.error = str(exc)
             self.log.error("%s", exc)
+            return report
+        try:
+            self._sync_locked(options, report, folders)
+        finally:
+            lock.release()
+        if not options.dry_run:
+            self._record(started, report)
+        return report
+
+    def _sync_locked(
+        self, options: RunOptions, report: AccountReport, folders: Collection[str] | None
+    ) -> None:
+        """The sync with the account lock held; the hooks run inside it, as the
+        hookspecs promise (``syncd_after_sync`` with the lock still held)."""
+        try:
+            if self.hooks is not None:
+                self.hooks.before_account(account=self.account)
+            self._sync(options, report, folders)
         except (AccountError, CredentialError) as exc:
             report.error, report.error_kind = str(exc), error_kind(exc)
             self.log.error("%s", exc)
@@ -202,9 +216,6 @@ class AccountSyncer:
         finally:
             if self.hooks is not None:
                 self.hooks.after_account(account=self.account, report=report)
-        if not report.locked and not options.dry_run:
-            self._record(started, report)
-        return report
 
     def _record(self, started: float, report: AccountReport) -> None:
         """Keep the attempt's outcome in the state for ``syncd status`` (a one-shot sync
