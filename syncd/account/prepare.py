@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from syncd import crashpoints
+from syncd.account.folderlife import FolderLife, settle_folders
 from syncd.engine.reconcile import Policy
 from syncd.engine.report import FolderReport
 from syncd.engine.seed import Seed
@@ -70,6 +71,7 @@ def prepare_folders(
     log: logging.LoggerAdapter[logging.Logger],
     only: Collection[str] | None = None,
     before_folder: BeforeFolder | None = None,
+    allow_mass_delete: bool = False,
 ) -> list[Job]:
     """Pair the folders of both sides, create the missing server folders and run
     ``before_folder`` (rules) for each, all on the main connection; returns what to
@@ -84,12 +86,27 @@ def prepare_folders(
         near_parts, problems = discover(account.maildir, account.layout, names=account.local_names)
         for problem in problems:
             log.warning("%s", problem)
+    # Folders renamed or deleted since the last sync, on either side (folderlife).
+    life = settle_folders(
+        account,
+        session,
+        db,
+        FolderLife(far, near_parts),
+        push=policy.push,
+        pull=policy.pull,
+        dry_run=dry_run,
+        allow_delete=allow_mass_delete,
+        errors=errors,
+    )
+    far, near_parts = life.far, life.near
     wanted = {split_name(n, "/") for n in only} if only is not None else None
     names = sorted(
         {
             p
             for p in (*far, *near_parts)
-            if matches(p, account.folders, account.exclude) and (wanted is None or p in wanted)
+            if matches(p, account.folders, account.exclude)
+            and (wanted is None or p in wanted)
+            and p not in life.skip
         },
         key=inbox_first,
     )

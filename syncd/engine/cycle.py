@@ -209,7 +209,9 @@ class FolderSync:
         dry = self.options.dry_run
         if st.uidvalidity is not None and self.db.count_pairs(st.id):
             self.log.warning(
-                "local folder %s is gone; fetching it again from the server", self.near.describe()
+                "local folder %s is gone; fetching it again from the server (to delete it "
+                "on the server too, run `syncd sync --allow-mass-delete`)",
+                self.near.describe(),
             )
             # Forget the pairs and the modseq: a delta would not list the messages
             # that now need downloading again.

@@ -171,6 +171,25 @@ class StateDB:
                 (*fields.values(), folder_id),
             )
 
+    def rename_folder(self, old: str, new: str) -> None:
+        """The folder ``old`` is now called ``new``: its pairs, baseline and intents
+        follow it, in one transaction.  A row already under ``new`` that was never
+        synced (no UIDVALIDITY) is dropped first; one that was raises ValueError."""
+        with self.transaction():
+            row = self._db.execute(
+                "SELECT id, uidvalidity FROM folders WHERE name = ?", (new,)
+            ).fetchone()
+            if row is not None:
+                if row[1] is not None:
+                    raise ValueError(f"folder {new!r} is already in the state")
+                self._db.execute("DELETE FROM folders WHERE id = ?", (row[0],))
+            self._db.execute("UPDATE folders SET name = ? WHERE name = ?", (new, old))
+
+    def forget_folder(self, name: str) -> None:
+        """Drop the folder ``name`` and all it holds (pairs, intents...) from the state."""
+        with self.transaction():
+            self._db.execute("DELETE FROM folders WHERE name = ?", (name,))
+
     def record_result(self, folder_id: int, error: str | None) -> None:
         self.update_folder(folder_id, last_sync=time.time(), last_error=error)
 

@@ -248,3 +248,18 @@ class MailboxCommands(CommandRunner):
         if code is not None and code[0] == "ALREADYEXISTS":
             return
         raise FolderError(f"{self._where}: CREATE {name} failed: {clean_text(text)}")
+
+    def rename_folder(self, old: str, new: str) -> None:
+        """RENAME ``old`` to ``new`` (its children move with it, RFC 3501 §6.3.5).
+        FolderError when the server refuses."""
+        wire_old, wire_new = self._wire_name(old), self._wire_name(new)
+        typ, data, responses = self._command("RENAME", "RENAME", wire_old, wire_new)
+        self._file_events(responses)
+        self._check(typ, data, f"RENAME {old} {new}")
+
+    def delete_folder(self, name: str) -> None:
+        """DELETE ``name`` (its messages go with it).  FolderError when refused."""
+        wire = self._wire_name(name)
+        typ, data, responses = self._command("DELETE", "DELETE", wire)
+        self._file_events(responses)
+        self._check(typ, data, f"DELETE {name}")

@@ -1,0 +1,199 @@
+"""Folder life-cycle (issue 15) against the real Dovecot, through the `syncd` command:
+a folder renamed on either side is renamed on the other without moving a message body
+(Dovecot's logout counters, both directions), also with a child folder and across a
+crash between the server's RENAME and the state; a folder deleted on one side is
+deleted on the other only when empty there or when the user allows it."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+from pathlib import Path
+
+import pytest
+from support import summary
+from support.imap import delete_folder, server_snapshot, session
+from support.maildir import folder_path, local_snapshot
+from support.run import account_config, run_syncd, write_config
+from test_switch_e2e import quiet_offset
+
+from devserver.dovecot import DevServer, Traffic, User, populate
+
+LAYOUTS = ["maildir++", "nested"]
+FILLED = {"INBOX": 2, "Lists": 3, "Lists/python": 4, "Archive": 2}
+
+
+def _setup(tmp_path: Path, server: DevServer, user: User, layout: str) -> tuple[Path, Path]:
+    maildir = tmp_path / "Mail"
+    config = write_config(
+        tmp_path, {"test": account_config(server, user, maildir, layout=layout)}
+    )
+    populate(server, user, folders=FILLED)
+    proc = run_syncd("sync", config=config)
+    assert proc.returncode == 0, proc.stderr
+    return config, maildir
+
+
+def _sync(
+    server: DevServer, user: User, config: Path, *args: str, env: dict[str, str] | None = None
+) -> tuple[str, Traffic, int]:
+    offset = quiet_offset(server, user)
+    proc = run_syncd("sync", *args, config=config, env=env)
+    return proc.stderr + proc.stdout, server.traffic(user, offset), proc.returncode
+
+
+def _counts(snapshot: dict[str, list[object]]) -> dict[str, int]:
+    return {name: len(messages) for name, messages in snapshot.items()}
+
+
+def _in_step(server: DevServer, user: User, maildir: Path, layout: str) -> None:
+    assert summary(local_snapshot(maildir, layout)) == summary(  # type: ignore[arg-type]
+        server_snapshot(server, user)
+    )
+
+
+def _server_rename(server: DevServer, user: User, old: str, new: str) -> None:
+    with session(server, user) as client:
+        client.rename_folder(old, new)
+
+
+def _no_body_moved(traffic: Traffic) -> None:
+    # No BODY[] fetched, and far less sent than the 7 messages moved would be (an
+    # APPEND would count every byte of each here).
+    assert traffic.body_count == 0, traffic
+    assert traffic.in_bytes < 2_000, traffic
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_a_server_rename_renames_the_local_folder_and_moves_no_body(
+    tmp_path: Path, dovecot: DevServer, account: User, layout: str
+) -> None:
+    config, maildir = _setup(tmp_path, dovecot, account, layout)
+    _server_rename(dovecot, account, "Lists", "Old")  # its child moves with it
+    out, traffic, rc = _sync(dovecot, account, config)
+    assert rc == 0, out
+    assert "renamed on the server to Old: renamed here too, no message copied" in out
+    _no_body_moved(traffic)
+    local = _counts(local_snapshot(maildir, layout))  # type: ignore[arg-type]
+    assert local == {"INBOX": 2, "Old": 3, "Old/python": 4, "Archive": 2}
+    _in_step(dovecot, account, maildir, layout)
+    again, traffic, rc = _sync(dovecot, account, config)
+    assert rc == 0 and "renamed" not in again and "gone" not in again, again
+    assert traffic.body_count == 0
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_a_local_rename_renames_the_server_folder_and_moves_no_body(
+    tmp_path: Path, dovecot: DevServer, account: User, layout: str
+) -> None:
+    config, maildir = _setup(tmp_path, dovecot, account, layout)
+    if layout == "nested":
+        (maildir / "Lists").rename(maildir / "Old")  # the child moves with it
+    else:
+        (maildir / ".Lists").rename(maildir / ".Old")
+        (maildir / ".Lists.python").rename(maildir / ".Old.python")
+    out, traffic, rc = _sync(dovecot, account, config)
+    assert rc == 0, out
+    assert "renamed here to Old: renamed on the server too, no message copied" in out
+    _no_body_moved(traffic)
+    remote = _counts(server_snapshot(dovecot, account))
+    assert remote == {"INBOX": 2, "Old": 3, "Old/python": 4, "Archive": 2}
+    _in_step(dovecot, account, maildir, layout)
+    again, traffic, rc = _sync(dovecot, account, config)
+    assert rc == 0 and "renamed" not in again, again
+    assert traffic.body_count == 0
+
+
+def test_a_crash_between_the_server_rename_and_the_state_duplicates_nothing(
+    tmp_path: Path, dovecot: DevServer, account: User
+) -> None:
+    config, maildir = _setup(tmp_path, dovecot, account, "maildir++")
+    (maildir / ".Archive").rename(maildir / ".Kept")
+    steps = tmp_path / "steps.log"
+    _out, _traffic, rc = _sync(
+        dovecot,
+        account,
+        config,
+        env={"SYNCD_TEST_CRASH_AT": "1", "SYNCD_TEST_CRASH_LOG": str(steps)},
+    )
+    assert rc == -signal.SIGKILL
+    assert steps.read_text(encoding="utf-8").split() == ["1", "folder-rename"]
+    # the server renamed, the state still says Archive
+    assert _counts(server_snapshot(dovecot, account))["Kept"] == 2
+    out, traffic, rc = _sync(dovecot, account, config)
+    assert rc == 0, out
+    _no_body_moved(traffic)
+    assert _counts(server_snapshot(dovecot, account)) == {
+        "INBOX": 2, "Lists": 3, "Lists/python": 4, "Kept": 2
+    }  # fmt: skip
+    _in_step(dovecot, account, maildir, "maildir++")
+
+
+def test_a_dry_run_says_which_rename_it_would_make_and_makes_none(
+    tmp_path: Path, dovecot: DevServer, account: User
+) -> None:
+    config, maildir = _setup(tmp_path, dovecot, account, "maildir++")
+    _server_rename(dovecot, account, "Archive", "Kept")
+    out, traffic, rc = _sync(dovecot, account, config, "--dry-run")
+    assert rc == 0, out
+    assert "rename near folder Archive -> Kept" in out
+    assert traffic.body_count == 0
+    assert (maildir / ".Archive" / "cur").is_dir() and not (maildir / ".Kept").exists()
+
+
+def test_a_server_deletion_deletes_an_empty_local_folder_and_keeps_a_full_one(
+    tmp_path: Path, dovecot: DevServer, account: User
+) -> None:
+    config, maildir = _setup(tmp_path, dovecot, account, "maildir++")
+    populate(dovecot, account, folders={"Empty": 0})
+    run_syncd("sync", config=config, check=True)
+    assert (maildir / ".Empty" / "cur").is_dir()
+    delete_folder(dovecot, account, "Empty")
+    delete_folder(dovecot, account, "Archive")
+    out, traffic, rc = _sync(dovecot, account, config)
+    assert rc == 0, out
+    assert not (maildir / ".Empty").exists()
+    assert "Empty: deleted on the server: the local folder (0 messages) is deleted too" in out
+    lines = [line for line in out.splitlines() if "test/Archive" in line]
+    assert len(lines) == 1 and "--allow-mass-delete" in lines[0], out
+    assert len(local_snapshot(maildir, "maildir++")["Archive"]) == 2
+    assert "Archive" not in server_snapshot(dovecot, account)  # not uploaded again
+    assert traffic.in_bytes < 2_000
+    out, _traffic, rc = _sync(dovecot, account, config, "--allow-mass-delete")
+    assert rc == 0, out
+    assert not (maildir / ".Archive").exists()
+    _in_step(dovecot, account, maildir, "maildir++")
+
+
+def test_a_local_deletion_deletes_an_empty_server_folder_or_when_allowed(
+    tmp_path: Path, dovecot: DevServer, account: User
+) -> None:
+    config, maildir = _setup(tmp_path, dovecot, account, "nested")
+    populate(dovecot, account, folders={"Empty": 0})
+    run_syncd("sync", config=config, check=True)
+    shutil.rmtree(maildir / "Empty")
+    shutil.rmtree(maildir / "Archive")
+    out, _traffic, rc = _sync(dovecot, account, config, "--allow-mass-delete")
+    assert rc == 0, out
+    remote = _counts(server_snapshot(dovecot, account))
+    assert remote == {"INBOX": 2, "Lists": 3, "Lists/python": 4}
+    assert "deleted here: the server folder (2 messages) is deleted too" in out
+    _in_step(dovecot, account, maildir, "nested")
+
+
+def test_inbox_and_trash_are_never_deleted(
+    tmp_path: Path, dovecot: DevServer, account: User
+) -> None:
+    maildir = tmp_path / "Mail"
+    config = write_config(
+        tmp_path,
+        {"test": account_config(dovecot, account, maildir, layout="nested", trash="Trash")},
+    )
+    populate(dovecot, account, folders={"INBOX": 2, "Trash": 1})
+    run_syncd("sync", config=config, check=True)
+    shutil.rmtree(maildir / "INBOX")
+    shutil.rmtree(maildir / "Trash")
+    out, _traffic, rc = _sync(dovecot, account, config, "--allow-mass-delete")
+    assert rc == 0, out
+    assert _counts(server_snapshot(dovecot, account)) == {"INBOX": 2, "Trash": 1}
+    _in_step(dovecot, account, maildir, "nested")
