@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from support import summary
 from support.imap import delete_folder, server_snapshot, session
-from support.maildir import folder_path, local_snapshot
+from support.maildir import local_snapshot
 from support.run import account_config, run_syncd, write_config
 from test_switch_e2e import quiet_offset
 
@@ -25,9 +25,7 @@ FILLED = {"INBOX": 2, "Lists": 3, "Lists/python": 4, "Archive": 2}
 
 def _setup(tmp_path: Path, server: DevServer, user: User, layout: str) -> tuple[Path, Path]:
     maildir = tmp_path / "Mail"
-    config = write_config(
-        tmp_path, {"test": account_config(server, user, maildir, layout=layout)}
-    )
+    config = write_config(tmp_path, {"test": account_config(server, user, maildir, layout=layout)})
     populate(server, user, folders=FILLED)
     proc = run_syncd("sync", config=config)
     assert proc.returncode == 0, proc.stderr
