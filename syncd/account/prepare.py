@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from syncd import crashpoints
 from syncd.account.folderlife import FolderLife, settle_folders
+from syncd.account.subscribe import subscribed_filter
 from syncd.engine.reconcile import Policy
 from syncd.engine.report import FolderReport
 from syncd.engine.seed import Seed
@@ -99,6 +100,17 @@ def prepare_folders(
         errors=errors,
     )
     far, near_parts = life.far, life.near
+    keep = subscribed_filter(
+        account,
+        session,
+        db,
+        targeted=only is not None,
+        push=policy.push,
+        pull=policy.pull,
+        dry_run=dry_run,
+        errors=errors,
+        log=log,
+    )
     wanted = {split_name(n, "/") for n in only} if only is not None else None
     names = sorted(
         {
@@ -107,6 +119,7 @@ def prepare_folders(
             if matches(p, account.folders, account.exclude)
             and (wanted is None or p in wanted)
             and p not in life.skip
+            and (keep is None or p in keep)
         },
         key=inbox_first,
     )
@@ -201,6 +214,8 @@ def prepare_folders(
                 or not selectable(info.flags)
                 or not matches(parts, account.folders, account.exclude)
                 or (wanted is not None and parts not in wanted)
+                or parts in life.skip
+                or (keep is not None and parts not in keep)
             ):
                 continue
             far[parts] = info.name

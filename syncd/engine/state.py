@@ -202,6 +202,19 @@ class StateDB:
                 [(now, n) for n in names],
             )
 
+    # --- folder subscriptions: the last set both sides agreed on ---------------
+
+    def subscriptions(self) -> set[tuple[str, ...]]:
+        rows = self._db.execute("SELECT name FROM subscriptions")
+        return {tuple(r[0].split("\t")) for r in rows}
+
+    def set_subscriptions(self, agreed: Iterable[tuple[str, ...]]) -> None:
+        with self.transaction():
+            self._db.execute("DELETE FROM subscriptions")
+            self._db.executemany(
+                "INSERT INTO subscriptions(name) VALUES (?)", [("\t".join(p),) for p in agreed]
+            )
+
     # --- the account's last attempt ------------------------------------------
 
     def last_attempt(self) -> Attempt | None:

@@ -263,3 +263,37 @@ class MailboxCommands(CommandRunner):
         typ, data, responses = self._command("DELETE", "DELETE", wire)
         self._file_events(responses)
         self._check(typ, data, f"DELETE {name}")
+
+    def subscribed(self) -> list[FolderInfo]:
+        """``LSUB "" "*"``: the subscribed names, decoded (undecodable ones skipped;
+        LIST already reported them).  A subscribed name need not exist."""
+        typ, data, responses = self._command("LSUB", "LSUB", '""', '"*"')
+        self._check(typ, data, "LSUB")
+        out: list[FolderInfo] = []
+        entries = [dat for rtyp, dat in responses if rtyp == "LSUB"]
+        for group in group_fetch_entries(entries):
+            try:
+                parsed = parse_response(group)
+            except (IMAPClientProtocolError, ValueError):
+                continue
+            if len(parsed) != 3 or not isinstance(parsed[0], tuple):
+                continue
+            attrs, delim, raw = parsed
+            raw_name = str(raw).encode("ascii") if isinstance(raw, int) else raw
+            if not isinstance(raw_name, bytes):
+                continue
+            try:
+                name = decode_mailbox_name(raw_name)
+            except ValueError:
+                continue
+            flags = frozenset(a.decode("ascii", "replace") for a in attrs if isinstance(a, bytes))
+            out.append(FolderInfo(name, delimiter_text(delim), flags))
+        self._file_events(r for r in responses if r[0] != "LSUB")
+        return out
+
+    def subscribe(self, name: str, *, on: bool = True) -> None:
+        """SUBSCRIBE ``name`` (UNSUBSCRIBE when not ``on``).  FolderError when refused."""
+        command = "SUBSCRIBE" if on else "UNSUBSCRIBE"
+        typ, data, responses = self._command(command, command, self._wire_name(name))
+        self._file_events(responses)
+        self._check(typ, data, f"{command} {name}")
