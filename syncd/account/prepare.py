@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from syncd import crashpoints
 from syncd.account.folderlife import FolderLife, settle_folders
+from syncd.account.rights import policy_for_rights
 from syncd.account.subscribe import subscribed_filter
 from syncd.engine.reconcile import Policy
 from syncd.engine.report import FolderReport
@@ -180,6 +181,9 @@ def prepare_folders(
             elif not near.exists() and not policy.pull:
                 return
             planned = before_folder(far_name) if before_folder is not None else []
+            job_policy = policy_for_rights(
+                session, db, far_name, policy, folder_log, dry_run=dry_run
+            )
         except FolderError as exc:
             folder_log.error("%s", exc)
             errors.append(FolderReport(shown, error=str(exc)))
@@ -192,7 +196,7 @@ def prepare_folders(
                 shown,
                 far_name,
                 near,
-                policy,
+                job_policy,
                 trash,
                 account.new_to_new,
                 planned,

@@ -25,6 +25,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from syncd.engine.folderstate import FolderExtras
 from syncd.engine.refusals import Refusal
 from syncd.engine.schema import SCHEMA, SCHEMA_VERSION, migrate_1_to_2
 from syncd.errors import AccountError
@@ -79,7 +80,7 @@ class Intent:
     uidnext: int | None
 
 
-class StateDB:
+class StateDB(FolderExtras):
     """The state of one account.  Not thread-safe: one writer per account."""
 
     def __init__(self, path: Path) -> None:
@@ -171,25 +172,6 @@ class StateDB:
                 (*fields.values(), folder_id),
             )
 
-    def rename_folder(self, old: str, new: str) -> None:
-        """The folder ``old`` is now called ``new``: its pairs, baseline and intents
-        follow it, in one transaction.  A row already under ``new`` that was never
-        synced (no UIDVALIDITY) is dropped first; one that was raises ValueError."""
-        with self.transaction():
-            row = self._db.execute(
-                "SELECT id, uidvalidity FROM folders WHERE name = ?", (new,)
-            ).fetchone()
-            if row is not None:
-                if row[1] is not None:
-                    raise ValueError(f"folder {new!r} is already in the state")
-                self._db.execute("DELETE FROM folders WHERE id = ?", (row[0],))
-            self._db.execute("UPDATE folders SET name = ? WHERE name = ?", (new, old))
-
-    def forget_folder(self, name: str) -> None:
-        """Drop the folder ``name`` and all it holds (pairs, intents...) from the state."""
-        with self.transaction():
-            self._db.execute("DELETE FROM folders WHERE name = ?", (name,))
-
     def record_result(self, folder_id: int, error: str | None) -> None:
         self.update_folder(folder_id, last_sync=time.time(), last_error=error)
 
@@ -200,19 +182,6 @@ class StateDB:
             self._db.executemany(
                 "UPDATE folders SET last_sync = ?, last_error = NULL WHERE name = ?",
                 [(now, n) for n in names],
-            )
-
-    # --- folder subscriptions: the last set both sides agreed on ---------------
-
-    def subscriptions(self) -> set[tuple[str, ...]]:
-        rows = self._db.execute("SELECT name FROM subscriptions")
-        return {tuple(r[0].split("\t")) for r in rows}
-
-    def set_subscriptions(self, agreed: Iterable[tuple[str, ...]]) -> None:
-        with self.transaction():
-            self._db.execute("DELETE FROM subscriptions")
-            self._db.executemany(
-                "INSERT INTO subscriptions(name) VALUES (?)", [("\t".join(p),) for p in agreed]
             )
 
     # --- the account's last attempt ------------------------------------------

@@ -297,3 +297,24 @@ class MailboxCommands(CommandRunner):
         typ, data, responses = self._command(command, command, self._wire_name(name))
         self._file_events(responses)
         self._check(typ, data, f"{command} {name}")
+
+    def myrights(self, name: str) -> str:
+        """``MYRIGHTS name`` (RFC 4314): the user's rights on the mailbox, as letters
+        (``lrswipkxte...``).  Only when the server has ACL.  FolderError when refused."""
+        typ, data, responses = self._command("MYRIGHTS", "MYRIGHTS", self._wire_name(name))
+        self._check(typ, data, f"MYRIGHTS {name}")
+        rights = ""
+        for rtyp, dat in responses:
+            if rtyp != "MYRIGHTS" or not isinstance(dat, bytes):
+                continue
+            try:
+                parsed = parse_response([dat])
+            except (IMAPClientProtocolError, ValueError):
+                continue
+            if len(parsed) == 2:
+                value = parsed[1]
+                rights = (
+                    value.decode("ascii", "replace") if isinstance(value, bytes) else str(value)
+                )
+        self._file_events(r for r in responses if r[0] != "MYRIGHTS")
+        return rights
