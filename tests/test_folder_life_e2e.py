@@ -18,6 +18,7 @@ from support.run import account_config, run_syncd, write_config
 from test_switch_e2e import quiet_offset
 
 from devserver.dovecot import DevServer, Traffic, User, populate
+from syncd.stores.maildir.subscriptions import read_subscriptions
 
 LAYOUTS = ["maildir++", "nested"]
 FILLED = {"INBOX": 2, "Lists": 3, "Lists/python": 4, "Archive": 2}
@@ -195,3 +196,65 @@ def test_inbox_and_trash_are_never_deleted(
     assert rc == 0, out
     assert _counts(server_snapshot(dovecot, account)) == {"INBOX": 2, "Trash": 1}
     _in_step(dovecot, account, maildir, "nested")
+
+
+def test_a_crash_between_the_local_rename_and_the_state_duplicates_nothing(
+    tmp_path: Path, dovecot: DevServer, account: User
+) -> None:
+    config, maildir = _setup(tmp_path, dovecot, account, "nested")
+    _server_rename(dovecot, account, "Archive", "Kept")
+    _out, _traffic, rc = _sync(dovecot, account, config, env={"SYNCD_TEST_CRASH_AT": "1"})
+    assert rc == -signal.SIGKILL
+    assert (maildir / "Kept" / "cur").is_dir() and not (maildir / "Archive").exists()
+    out, traffic, rc = _sync(dovecot, account, config)
+    assert rc == 0, out
+    _no_body_moved(traffic)
+    local = _counts(local_snapshot(maildir, "nested"))
+    assert local == {"INBOX": 2, "Lists": 3, "Lists/python": 4, "Kept": 2}
+    _in_step(dovecot, account, maildir, "nested")
+
+
+def test_a_renamed_folder_keeps_its_subscription_both_ways(
+    tmp_path: Path, dovecot: DevServer, account: User
+) -> None:
+    maildir = tmp_path / "Mail"
+    config = write_config(
+        tmp_path,
+        {"test": account_config(dovecot, account, maildir, layout="nested", subscribed_only=True)},
+    )
+    populate(dovecot, account, folders=FILLED)
+    with session(dovecot, account) as client:
+        for name in ("Lists", "Lists/python", "Archive"):
+            client.subscribe_folder(name)
+    run_syncd("sync", config=config, check=True)
+    _server_rename(dovecot, account, "Lists", "Old")  # Dovecot leaves the subscriptions
+    out, traffic, rc = _sync(dovecot, account, config)
+    assert rc == 0, out
+    _no_body_moved(traffic)
+    (maildir / "Archive").rename(maildir / "Kept")
+    out, traffic, rc = _sync(dovecot, account, config)
+    assert rc == 0, out
+    _no_body_moved(traffic)
+    expected = {"Old", "Old/python", "Kept"}
+    with session(dovecot, account) as client:
+        assert {name for _f, _d, name in client.list_sub_folders()} == expected
+    local_subs = read_subscriptions(maildir, layout="nested") or set()
+    assert {"/".join(p) for p in local_subs} == expected
+    local = _counts(local_snapshot(maildir, "nested"))
+    assert local == {"INBOX": 2, "Old": 3, "Old/python": 4, "Kept": 2}
+
+
+def test_a_local_parent_rename_takes_the_server_children_and_their_copies_along(
+    tmp_path: Path, dovecot: DevServer, account: User
+) -> None:
+    """maildir++ keeps a child apart (``.Lists.python``): renaming only ``.Lists`` here
+    renames ``Lists/python`` on the server too (RENAME moves children), and the same
+    run renames the child's local copy to match."""
+    config, maildir = _setup(tmp_path, dovecot, account, "maildir++")
+    (maildir / ".Lists").rename(maildir / ".Old")
+    out, traffic, rc = _sync(dovecot, account, config)
+    assert rc == 0, out
+    _no_body_moved(traffic)
+    local = _counts(local_snapshot(maildir, "maildir++"))
+    assert local == {"INBOX": 2, "Old": 3, "Old/python": 4, "Archive": 2}
+    _in_step(dovecot, account, maildir, "maildir++")

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from syncd import crashpoints
+from syncd.account.subscribe import move_subscription
 from syncd.engine.folderplan import (
     DeleteFar,
     DeleteNear,
@@ -238,9 +239,12 @@ def _carry_out(
         return False
     try:
         if isinstance(step, RenameNear):
-            _rename_near(account, db, step, log, life)
+            if not _rename_near(account, db, step, log, life):
+                return False
+            move_subscription(account, session, db, step.old.parts, step.new, log=log)
         elif isinstance(step, RenameFar):
             _rename_far(session, db, step, log, delimiter)
+            move_subscription(account, session, db, step.old.parts, step.new, log=log)
         elif isinstance(step, DeleteNear):
             _remove_maildir(_near(account, step.old.parts).path)
             crashpoints.step("folder-delete")
@@ -272,7 +276,8 @@ def _rename_near(
     step: RenameNear,
     log: logging.LoggerAdapter[logging.Logger],
     life: FolderLife,
-) -> None:
+) -> bool:
+    """Rename the near folder and the state; False when a folder is in the way."""
     src = _near(account, step.old.parts).path
     dst = _near(account, step.new).path
     if src.exists() and dst.exists():
@@ -283,7 +288,7 @@ def _rename_near(
             printable(dst),
         )
         life.skip |= {step.old.parts, step.new}
-        return
+        return False
     if src.exists():
         dst.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         src.rename(dst)
@@ -294,6 +299,7 @@ def _rename_near(
         crashpoints.step("folder-rename")
     db.rename_folder(step.old.name, step.new_name)
     log.info("renamed on the server to %s: renamed here too, no message copied", step.new_name)
+    return True
 
 
 def _rename_far(

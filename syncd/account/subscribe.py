@@ -122,3 +122,44 @@ def subscribed_filter(
         return None
     always = {("INBOX",)} | ({split_name(account.trash, "/")} if account.trash else set())
     return agreed | always
+
+
+def move_subscription(
+    account: AccountConfig,
+    session: ImapSession,
+    db: StateDB,
+    old: Parts,
+    new: Parts,
+    *,
+    log: logging.LoggerAdapter[logging.Logger],
+) -> None:
+    """A folder was renamed ``old`` -> ``new``: its subscription follows it on both
+    sides and in the baseline (a server's RENAME leaves subscriptions where they
+    are -- Dovecot's does).  Nothing happens for a folder subscribed nowhere."""
+    delimiter = session.delimiter()
+    base = db.subscriptions()
+    try:
+        listed = {
+            split_name(info.name, info.delimiter or delimiter): info.name
+            for info in session.subscribed()
+        }
+        near = (
+            read_subscriptions(account.maildir, layout=account.layout, names=account.local_names)
+            if account.maildir.is_dir()
+            else None
+        )
+        if old in listed:
+            session.subscribe(join_name(new, delimiter))
+            session.subscribe(listed[old], on=False)
+        if near is not None and old in near:
+            write_subscriptions(
+                account.maildir,
+                (near - {old}) | {new},
+                names=account.local_names,
+                fsync=account.fsync,
+            )
+    except (FolderError, UnsafeNameError) as exc:
+        log.warning("the subscription did not follow the rename: %s", exc)
+        return
+    if old in base:
+        db.set_subscriptions((base - {old}) | {new})
