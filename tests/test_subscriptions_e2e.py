@@ -6,11 +6,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+from support import StartServer
 from support.imap import session
 from support.maildir import local_snapshot
 from support.run import account_config, run_syncd, write_config
 
-from devserver.dovecot import DevServer, User, populate
+from devserver.dovecot import DevServer, User, capabilities_without, populate
 from syncd.stores.maildir.subscriptions import read_subscriptions, write_subscriptions
 
 FOLDERS = {"INBOX": 1, "Archive": 2, "Lists/python": 1, "Drafts": 1}
@@ -32,7 +34,17 @@ def _local(maildir: Path) -> set[str]:
     return {"/".join(p) for p in found or ()}
 
 
-def test_subscriptions_flow_both_ways(tmp_path: Path, dovecot: DevServer, account: User) -> None:
+@pytest.mark.parametrize("listing", ["LIST (SUBSCRIBED)", "LSUB"])
+def test_subscriptions_flow_both_ways(
+    tmp_path: Path, dovecot_server: StartServer, listing: str
+) -> None:
+    # Without LIST-EXTENDED syncd asks LSUB instead.
+    dovecot = (
+        dovecot_server()
+        if listing != "LSUB"
+        else dovecot_server(capability=capabilities_without("LIST-EXTENDED"))
+    )
+    account = dovecot.add_user()
     populate(dovecot, account, folders=FOLDERS)
     with session(dovecot, account) as client:
         client.subscribe_folder("INBOX")

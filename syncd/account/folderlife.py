@@ -261,7 +261,8 @@ def _carry_out(
         elif isinstance(step, Forget):
             db.forget_folder(step.old.name)
             log.info("gone on both sides; forgotten")
-    except (FolderError, UnsafeNameError, OSError) as exc:
+    # ValueError: the state holds the new name already (another folder synced there).
+    except (FolderError, UnsafeNameError, OSError, ValueError) as exc:
         line = f"{step} failed: {exc}"
         log.error("%s", line)
         errors.append(FolderReport(shown, error=line))

@@ -265,12 +265,20 @@ class MailboxCommands(CommandRunner):
         self._check(typ, data, f"DELETE {name}")
 
     def subscribed(self) -> list[FolderInfo]:
-        """``LSUB "" "*"``: the subscribed names, decoded (undecodable ones skipped;
-        LIST already reported them).  A subscribed name need not exist."""
-        typ, data, responses = self._command("LSUB", "LSUB", '""', '"*"')
-        self._check(typ, data, "LSUB")
+        """The subscribed names, decoded (undecodable ones skipped; LIST already
+        reported them): ``LIST (SUBSCRIBED) "" "*"`` where the server has
+        LIST-EXTENDED (RFC 5258; IMAP4rev2 has no LSUB), else ``LSUB "" "*"``.  A
+        subscribed name need not exist."""
+        extended = bool({"LIST-EXTENDED", "IMAP4REV2"} & self.capabilities)
+        if extended:
+            kind = "LIST"
+            typ, data, responses = self._command("LIST", "LIST", "(SUBSCRIBED)", '""', '"*"')
+        else:
+            kind = "LSUB"
+            typ, data, responses = self._command("LSUB", "LSUB", '""', '"*"')
+        self._check(typ, data, kind)
         out: list[FolderInfo] = []
-        entries = [dat for rtyp, dat in responses if rtyp == "LSUB"]
+        entries = [dat for rtyp, dat in responses if rtyp == kind]
         for group in group_fetch_entries(entries):
             try:
                 parsed = parse_response(group)
@@ -287,8 +295,10 @@ class MailboxCommands(CommandRunner):
             except ValueError:
                 continue
             flags = frozenset(a.decode("ascii", "replace") for a in attrs if isinstance(a, bytes))
+            if extended and "\\SUBSCRIBED" not in {f.upper() for f in flags}:
+                continue  # a parent listed for its subscribed children
             out.append(FolderInfo(name, delimiter_text(delim), flags))
-        self._file_events(r for r in responses if r[0] != "LSUB")
+        self._file_events(r for r in responses if r[0] != kind)
         return out
 
     def subscribe(self, name: str, *, on: bool = True) -> None:
