@@ -172,6 +172,13 @@ def test_a_local_deletion_deletes_an_empty_server_folder_or_when_allowed(
     run_syncd("sync", config=config, check=True)
     shutil.rmtree(maildir / "Empty")
     shutil.rmtree(maildir / "Archive")
+    out, _traffic, rc = _sync(dovecot, account, config)
+    assert rc == 0, out
+    assert "Empty" not in server_snapshot(dovecot, account)  # empty there: deleted
+    lines = [line for line in out.splitlines() if "test/Archive" in line and "gone" in line]
+    assert len(lines) == 1 and "run `syncd sync --allow-mass-delete`" in lines[0], out
+    assert len(local_snapshot(maildir, "nested")["Archive"]) == 2  # fetched again
+    shutil.rmtree(maildir / "Archive")
     out, _traffic, rc = _sync(dovecot, account, config, "--allow-mass-delete")
     assert rc == 0, out
     remote = _counts(server_snapshot(dovecot, account))
@@ -190,6 +197,11 @@ def test_inbox_and_trash_are_never_deleted(
     )
     populate(dovecot, account, folders={"INBOX": 2, "Trash": 1})
     run_syncd("sync", config=config, check=True)
+    shutil.rmtree(maildir / "INBOX")
+    shutil.rmtree(maildir / "Trash")
+    out, _traffic, rc = _sync(dovecot, account, config)
+    assert rc == 0, out
+    assert "gone" in out and "--allow-mass-delete" not in out, out  # no hint for these
     shutil.rmtree(maildir / "INBOX")
     shutil.rmtree(maildir / "Trash")
     out, _traffic, rc = _sync(dovecot, account, config, "--allow-mass-delete")
