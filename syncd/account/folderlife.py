@@ -246,6 +246,8 @@ def _carry_out(
             _rename_far(session, db, step, log, delimiter)
             move_subscription(account, session, db, step.old.parts, step.new, log=log)
         elif isinstance(step, DeleteNear):
+            if not step.count and _names(account, step.old.parts):
+                return False  # mail arrived since it was counted: next run decides
             _remove_maildir(_near(account, step.old.parts).path)
             crashpoints.step("folder-delete")
             db.forget_folder(step.old.name)
@@ -254,6 +256,8 @@ def _carry_out(
                 step.count,
             )
         elif isinstance(step, DeleteFar):
+            if not step.count and session.status(step.old.name).messages:
+                return False  # mail arrived since it was counted: next run decides
             session.delete_folder(step.old.name)
             crashpoints.step("folder-delete")
             db.forget_folder(step.old.name)
