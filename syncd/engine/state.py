@@ -9,6 +9,9 @@ cleared in the same transaction that records its result, so a crash between
 the two leaves an intent that the next run resolves (adopting what was
 already copied) instead of copying again.
 
+Renaming and forgetting a folder, the last agreed subscriptions and the rights
+granted on each folder (MYRIGHTS) are :mod:`syncd.engine.folderstate`, mixed in.
+
 Per account (one row, ``account_attempts``): the last attempt to sync it, by a
 one-shot ``syncd sync`` or the daemon alike, its outcome and error, the last
 success and since when it has been failing -- what ``syncd status`` reports.
