@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 from support import summary
 from support.imap import delete_folder, server_snapshot, session
-from support.maildir import local_snapshot
+from support.mail import make_message
+from support.maildir import deliver, local_snapshot
 from support.run import account_config, run_syncd, write_config
 from test_switch_e2e import quiet_offset
 
@@ -270,3 +271,49 @@ def test_a_local_parent_rename_takes_the_server_children_and_their_copies_along(
     local = _counts(local_snapshot(maildir, "maildir++"))
     assert local == {"INBOX": 2, "Old": 3, "Old/python": 4, "Archive": 2}
     _in_step(dovecot, account, maildir, "maildir++")
+
+
+def _both_renamed(tmp_path: Path, server: DevServer, user: User) -> tuple[Path, Path]:
+    """Synced, then Lists renamed on the server, Archive renamed here, Empty deleted
+    here, and one new local message in the renamed Archive."""
+    tmp_path.mkdir(parents=True)
+    config, maildir = _setup(tmp_path, server, user, "nested")
+    populate(server, user, folders={"Empty": 0})
+    run_syncd("sync", config=config, check=True)
+    _server_rename(server, user, "Lists", "Old")
+    (maildir / "Archive").rename(maildir / "Kept")
+    shutil.rmtree(maildir / "Empty")
+    deliver(maildir / "Kept", make_message(subject="new here"), "S")
+    return config, maildir
+
+
+def test_a_crash_at_every_step_of_a_folder_life_cycle_run(
+    tmp_path: Path, dovecot: DevServer
+) -> None:
+    """Kill the run at each durable step in turn, run again: the end state is the
+    uninterrupted run's, nothing twice, and no message body moved."""
+    user = dovecot.add_user()
+    config, maildir = _both_renamed(tmp_path / "ref", dovecot, user)
+    log = tmp_path / "steps.log"
+    run_syncd("sync", config=config, env={"SYNCD_TEST_CRASH_LOG": str(log)}, check=True)
+    steps = log.read_text(encoding="utf-8").splitlines()
+    names = [line.split()[1] for line in steps]
+    assert names.count("folder-rename") == 2 and "folder-delete" in names, steps
+    expected = _counts(server_snapshot(dovecot, user))
+    assert expected == {"INBOX": 2, "Old": 3, "Old/python": 4, "Kept": 3}
+    for n in range(1, len(steps) + 1):
+        user = dovecot.add_user()
+        config, maildir = _both_renamed(tmp_path / f"n{n}", dovecot, user)
+        offset = quiet_offset(dovecot, user)
+        crashed = run_syncd("sync", config=config, env={"SYNCD_TEST_CRASH_AT": str(n)})
+        assert crashed.returncode == -signal.SIGKILL, (n, crashed.stderr)
+        run_syncd("sync", config=config, check=True)
+        # Only a crash right after the new message's APPEND reads a body: the upload's
+        # recovery reads it back to recognise it.  No folder's messages move.
+        appended = steps[n - 1].endswith("upload-append")
+        assert dovecot.traffic(user, offset).body_count == int(appended), (n, steps[n - 1])
+        snapshot = server_snapshot(dovecot, user)
+        for folder, views in snapshot.items():
+            assert len({v.sha256 for v in views}) == len(views), (n, folder)
+        assert _counts(snapshot) == expected, (n, steps[n - 1])
+        _in_step(dovecot, user, maildir, "nested")
