@@ -209,7 +209,7 @@ CASES: list[tuple[str, Listings, dict[str, bool], list[Step]]] = [
         "push only: the near side is not changed",
         listings([A], [("X",)], [("A",)], far_uidvalidity={("X",): 10}),
         {"pull": False},
-        [KeepNear(A, 0)],
+        [KeepNear(A, 0, deletable=False)],
     ),
     (
         "one rename on each side at once",

@@ -223,10 +223,12 @@ def _carry_out(
     if isinstance(step, KeepNear):
         log.warning(
             "the server folder is gone; the local copy (%d messages, %s) is kept and not "
-            "uploaded again: delete it, or run `syncd sync --allow-mass-delete` to delete it "
-            "here too",
+            "uploaded again: delete it%s",
             step.count,
             printable(_near(account, step.old.parts).path),
+            ", or run `syncd sync --allow-mass-delete` to delete it here too"
+            if step.deletable
+            else " to stop this warning",
         )
         life.skip.add(step.old.parts)
         return False

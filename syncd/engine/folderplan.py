@@ -94,6 +94,7 @@ class KeepNear:
 
     old: Known
     count: int
+    deletable: bool = True  # False: the near side is never written (sync = push)
 
     def __str__(self) -> str:
         return f"keep near folder {_shown(self.old.parts)} ({self.count} messages)"
@@ -203,7 +204,7 @@ def plan_folders(
         if pull and (count == 0 or allow_delete):
             steps.append(DeleteNear(old, count))
         else:
-            steps.append(KeepNear(old, count))
+            steps.append(KeepNear(old, count, deletable=pull))
     if push:
         for old in gone_near:
             if old.parts in renamed:
