@@ -278,6 +278,7 @@ class AccountSyncer:
             log=self.log,
             only=only,
             before_folder=before_folder if hooks is not None else None,
+            allow_mass_delete=options.allow_mass_delete,
         )
         report.notes += attach_seeds(self.account, jobs, db, self.log)
         first = self._settle_unchanged(

@@ -77,6 +77,14 @@ CREATE TABLE IF NOT EXISTS local_only_flags (
     flag TEXT NOT NULL,
     PRIMARY KEY (folder_id, flag)
 );
+CREATE TABLE IF NOT EXISTS subscriptions (
+    name TEXT PRIMARY KEY
+);
+CREATE TABLE IF NOT EXISTS folder_rights (
+    name TEXT PRIMARY KEY,
+    rights TEXT NOT NULL,
+    at REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS account_attempts (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     started REAL NOT NULL,
