@@ -33,6 +33,7 @@ from syncd.stores.base import (
     Refused,
     Skipped,
 )
+from syncd.stores.memory_headers import header_lines
 
 logger = logging.getLogger(__name__)
 
@@ -70,24 +71,6 @@ class _Mailbox:
     uidnext: int = 1
     modseq: int = 1
     messages: dict[int, _FarMessage] = field(default_factory=dict)
-
-
-def _header_lines(data: bytes, fields: Sequence[str]) -> bytes:
-    """The header lines (with continuations) named in ``fields``, as a server returns them."""
-    wanted = {f.lower().encode() for f in fields}
-    out: list[bytes] = []
-    keep = False
-    for line in data.split(b"\n"):
-        if line in (b"", b"\r"):
-            break
-        if line[:1] in (b" ", b"\t"):
-            if keep:
-                out.append(line + b"\n")
-            continue
-        keep = line.split(b":", 1)[0].strip().lower() in wanted
-        if keep:
-            out.append(line + b"\n")
-    return b"".join(out)
 
 
 class MemoryFar:
@@ -246,7 +229,7 @@ class MemoryFarFolder:
         with self.store.lock:
             msgs = self._box.messages
             return {
-                k: _header_lines(msgs[k].data, fields)
+                k: header_lines(msgs[k].data, fields)
                 for k in keys
                 if isinstance(k, int) and k in msgs
             }
@@ -320,7 +303,8 @@ class MemoryFarFolder:
                     box.modseq += 1
         return True
 
-    def move_to(self, keys: Sequence[MsgKey], target: str) -> None:
+    def move_to(self, keys: Sequence[MsgKey], target: str) -> dict[MsgKey, MsgKey]:
+        mapping: dict[MsgKey, MsgKey] = {}
         with self.store.lock:
             box, dest = self._box, self.store.box(target)
             moved = [int(k) for k in keys if isinstance(k, int) and k in box.messages]
@@ -328,6 +312,7 @@ class MemoryFarFolder:
                 msg = box.messages[uid]
                 dest.modseq += 1
                 dest.messages[dest.uidnext] = replace(msg, modseq=dest.modseq)
+                mapping[uid] = dest.uidnext
                 dest.uidnext += 1
         if self._has(Capability.MOVE):
             with self.store.lock:
@@ -337,6 +322,7 @@ class MemoryFarFolder:
         else:  # COPY, then delete the originals
             self.mark_deleted(moved)
             self.expunge(moved)
+        return mapping if self._has(Capability.EXPUNGE) else {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -479,6 +465,21 @@ class MemoryNear:
                 raise MessageError(f"not deleting {self.describe(msg)}: changed since the scan")
             del self.messages[msg.name]
             self._bump(own=True)
+
+    def locate(self, name: str) -> NearMessage | None:
+        return self.messages.get(name)
+
+    def move_into(self, msg: NearMessage, target: NearFolder) -> NearMessage:
+        if not isinstance(target, MemoryNear) or msg.name in target.messages:
+            raise MessageError(f"cannot move {self.describe(msg)} into {target.describe()}")
+        with self._lock, target._lock:
+            current = self.messages.pop(msg.name, None)
+            if current is None:
+                raise MessageError(f"cannot move {self.describe(msg)}: gone")
+            target.messages[msg.name] = current
+            self._bump(own=True)
+            target._bump(own=True)
+        return current
 
     def flush(self) -> None:
         self.flushes += 1

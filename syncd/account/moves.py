@@ -1,0 +1,100 @@
+"""The account's pass over moves between folders, before its folders are synced.
+
+The concrete stores are built here for the engine's move pass
+(:mod:`syncd.engine.moves` finds, :mod:`syncd.engine.relocate` makes): a message a
+mail reader moved between two local folders is moved on the server (``UID MOVE``:
+nothing uploaded), one moved on the server is renamed between the Maildir folders
+(nothing downloaded).  Only folders that changed are looked at, and only when at
+least two changed on the same side.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from syncd.engine import movelog
+from syncd.engine.moves import MoveFolder, changed, find_moves, gather
+from syncd.engine.options import RunOptions
+from syncd.engine.relocate import carry_out, resolve_moves
+from syncd.engine.report import FolderReport
+from syncd.engine.state import StateDB
+from syncd.errors import FolderError, ProtocolError
+from syncd.stores.imap.store import ImapFolder
+from syncd.stores.maildir.store import MaildirStore
+
+if TYPE_CHECKING:
+    from syncd.account.prepare import Job
+    from syncd.stores.imap.session import ImapSession
+
+
+def move_between_folders(
+    session: ImapSession,
+    db: StateDB,
+    options: RunOptions,
+    *,
+    jobs: Sequence[Job],
+    busy: Sequence[Job],
+    log: logging.LoggerAdapter[logging.Logger],
+) -> set[str]:
+    """Settle the moves an interrupted run left, then find and make (or, in a dry
+    run, plan: the target folder's ``move ...`` lines) the moves between the
+    ``busy`` folders (those not settled as unchanged).  Returns the server names of
+    folders with a move still unsettled: they must not be synced this time."""
+    folders: dict[int, MoveFolder] = {}
+    job_of: dict[int, Job] = {}
+    for job in jobs:
+        st = db.folder(job.far_name)
+        if st is None or st.uidvalidity is None:
+            continue
+        folders[st.id] = MoveFolder(
+            far=ImapFolder(session, job.far_name, job.log, status=job.status),
+            near=MaildirStore(job.near),
+            policy=job.policy,
+            state=st,
+            log=job.log,
+            planned=job.planned,
+        )
+        job_of[st.id] = job
+    left: set[int] = set()
+    try:
+        if not options.dry_run:
+            left = resolve_moves(db, folders, log)
+        wanted = {id(j) for j in busy}
+        candidates = [f for i, f in folders.items() if id(job_of[i]) in wanted and i not in left]
+        looks = {f.id: changed(f) for f in candidates}
+        look = set()
+        for side in (0, 1):
+            moved = [f.id for f in candidates if looks[f.id][side]]
+            if len(moved) >= 2:
+                look.update(moved)
+        gathered = [
+            f for f in candidates if f.id in look and gather(f, db, dry_run=options.dry_run)
+        ]
+        moves = find_moves(gathered, log)
+        if options.dry_run:
+            for move in moves:
+                folders[move.dst].planned.append(move.line(folders))
+        elif moves:
+            carry_out(db, moves, folders, log)
+            for move in moves:  # their STATUS changed: the fast path asks again
+                job_of[move.src].status = job_of[move.dst].status = None
+    except (FolderError, ProtocolError) as exc:
+        log.warning("moves between folders not looked for this time: %s", exc)
+    if not options.dry_run:
+        for intent in movelog.pending(db):
+            left |= {intent.src_folder, intent.dst_folder}
+    return {job_of[i].far_name for i in left if i in job_of}
+
+
+def unsettled(job: Job) -> FolderReport:
+    """The report of a folder left out of this run: a move from or to it that an
+    interrupted run left could not be settled (a targeted run without the other
+    folder, or the server failed meanwhile); syncing it now could copy the message
+    twice."""
+    return FolderReport(
+        job.shown,
+        error="a move between folders that an interrupted run left is not settled yet; "
+        "not synced this time",
+    )
