@@ -93,7 +93,9 @@ class MoveFolder:
         """Whether this folder may take part in a move made on ``side``."""
         p = self.policy
         if side is Side.FAR:
-            need = Capability.MOVE | Capability.EXPUNGE | Capability.UID_STABLE
+            # move_to works without MOVE (COPY + delete); EXPUNGE (UIDPLUS) gives the
+            # new keys and makes the deletion exact.
+            need = Capability.APPEND | Capability.EXPUNGE | Capability.UID_STABLE
             return p.push and p.expunge and need in self.far.capabilities
         return p.pull and p.far_deletes and Capability.MOVE in self.near.capabilities
 
