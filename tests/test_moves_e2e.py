@@ -196,6 +196,11 @@ def test_dry_run_says_move_and_changes_nothing(
         and line.endswith("from INBOX to Archive (moved here: no upload)")
         for line in out.splitlines()
     ), out
+    # the plan reads as the run goes: no upload, no deletion
+    assert "0 downloaded, 0 uploaded, 0 flag changes, 0 deleted here, 0 deleted on the server" in (
+        _counts(out)
+    ), out
+    assert "[delete far" not in out and "[copy near" not in out, out
     assert server_snapshot(dovecot, account) == before
     assert "0 uploaded" in _counts(_sync(config))
 

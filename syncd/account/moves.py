@@ -12,21 +12,34 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from syncd.engine import movelog
-from syncd.engine.moves import MoveFolder, changed, find_moves, gather
+from syncd.engine.moves import Move, MoveFolder, changed, find_moves, gather
 from syncd.engine.options import RunOptions
 from syncd.engine.relocate import carry_out, resolve_moves
 from syncd.engine.report import FolderReport
 from syncd.engine.state import StateDB
 from syncd.errors import FolderError, ProtocolError
+from syncd.model import Side
 from syncd.stores.imap.store import ImapFolder
 from syncd.stores.maildir.store import MaildirStore
 
 if TYPE_CHECKING:
     from syncd.account.prepare import Job
     from syncd.stores.imap.session import ImapSession
+
+
+@dataclass
+class MovePass:
+    """What the pass leaves for the folder syncs: ``held``, the server names of
+    folders with a move still unsettled (they must not be synced this time); in a
+    dry run, ``superseded``: per folder, the plan steps a move replaces (its
+    deletion in the source, its copy in the target), left out of the plan."""
+
+    held: set[str] = field(default_factory=set)
+    superseded: dict[str, set[str]] = field(default_factory=dict)
 
 
 def move_between_folders(
@@ -37,11 +50,11 @@ def move_between_folders(
     jobs: Sequence[Job],
     busy: Sequence[Job],
     log: logging.LoggerAdapter[logging.Logger],
-) -> set[str]:
+) -> MovePass:
     """Settle the moves an interrupted run left, then find and make (or, in a dry
     run, plan: the target folder's ``move ...`` lines) the moves between the
-    ``busy`` folders (those not settled as unchanged).  Returns the server names of
-    folders with a move still unsettled: they must not be synced this time."""
+    ``busy`` folders (those not settled as unchanged)."""
+    result = MovePass()
     folders: dict[int, MoveFolder] = {}
     job_of: dict[int, Job] = {}
     for job in jobs:
@@ -76,6 +89,10 @@ def move_between_folders(
         if options.dry_run:
             for move in moves:
                 folders[move.dst].planned.append(move.line(folders))
+                src, dst = job_of[move.src].far_name, job_of[move.dst].far_name
+                gone, new = _superseded(move)
+                result.superseded.setdefault(src, set()).add(gone)
+                result.superseded.setdefault(dst, set()).add(new)
         elif moves:
             carry_out(db, moves, folders, log)
             for move in moves:  # their STATUS changed: the fast path asks again
@@ -85,7 +102,40 @@ def move_between_folders(
     if not options.dry_run:
         for intent in movelog.pending(db):
             left |= {intent.src_folder, intent.dst_folder}
-    return {job_of[i].far_name for i in left if i in job_of}
+    result.held = {job_of[i].far_name for i in left if i in job_of}
+    return result
+
+
+def _superseded(move: Move) -> tuple[str, str]:
+    """The plan steps (as the dry run prints them, in brackets) that ``move``
+    replaces: the deletion in its source folder, the copy into its target."""
+    far, near = move.pair.far, move.pair.near
+    if move.side is Side.FAR:
+        return f"[delete far {far}]", f"[copy near {move.key} -> far "
+    return f"[delete near {near}]", f"[copy far {move.key} -> near "
+
+
+_COUNTS = {"[delete far": "deleted_far", "[delete near": "deleted_near",
+           "[copy near": "uploaded", "[copy far": "downloaded"}  # fmt: skip
+
+
+def drop_superseded(reports: Sequence[FolderReport], superseded: dict[str, set[str]]) -> None:
+    """A dry run: leave out of the folders' plans (and counts) the deletions and
+    copies that a move replaces, so that it reads as the real run would go."""
+    for report in reports:
+        steps = superseded.get(report.name)
+        if not steps:
+            continue
+        kept = []
+        for line in report.planned:
+            step = next((s for s in steps if s in line), None)
+            if step is None or line.startswith("move "):
+                kept.append(line)
+                continue
+            for prefix, attr in _COUNTS.items():
+                if step.startswith(prefix):
+                    setattr(report, attr, max(0, getattr(report, attr) - 1))
+        report.planned = kept
 
 
 def unsettled(job: Job) -> FolderReport:

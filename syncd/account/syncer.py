@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from syncd.account.adoption import attach_seeds
 from syncd.account.job import run_job, settle_job
 from syncd.account.lock import AccountLock
-from syncd.account.moves import move_between_folders, unsettled
+from syncd.account.moves import drop_superseded, move_between_folders, unsettled
 from syncd.account.outcome import error_kind, one_line, partial_error
 from syncd.account.prepare import Job, prepare_folders
 from syncd.engine.options import (
@@ -285,10 +285,10 @@ class AccountSyncer:
             [j for j in jobs if not j.last], db, options, report, targeted=only is not None
         )
         last = [j for j in jobs if j.last]
-        held = move_between_folders(
+        moves = move_between_folders(
             self._main(), db, options, jobs=jobs, busy=[*first, *last], log=self.log
         )
-        if held:
+        if held := moves.held:
             report.folders += [unsettled(j) for j in [*first, *last] if j.far_name in held]
             first = [j for j in first if j.far_name not in held]
             last = [j for j in last if j.far_name not in held]
@@ -303,6 +303,7 @@ class AccountSyncer:
         for job in last:
             _check_cancel(options)
             report.folders.append(self._watch(self._run(job, self._main(), db, options)))
+        drop_superseded(report.folders, moves.superseded)
 
     def _run(
         self, job: Job, session: ImapSession, db: StateDB, options: RunOptions, **kw: Any

@@ -34,7 +34,7 @@ from typing import TypeVar
 from syncd.engine.reconcile import Policy
 from syncd.engine.state import FolderState, StateDB
 from syncd.errors import MessageError
-from syncd.message import message_id, wire_size
+from syncd.message import message_id
 from syncd.model import MsgKey, MsgMeta, Pair, Side
 from syncd.stores.base import Capability, Checkpoint, FarFolder, NearFolder, NearMessage
 
@@ -262,11 +262,11 @@ def _near_print(folder: MoveFolder, name: str, log: Log) -> tuple[str | None, in
     if known is not None:
         return known
     try:
-        data = folder.near.read(folder.local[name])
+        head, size = folder.near.head_and_size(folder.local[name])
     except (MessageError, KeyError) as exc:
         log.debug("not compared for a move: %s", exc)
         return None, 0
-    folder.prints[name] = found = (message_id(data), wire_size(data))
+    folder.prints[name] = found = (message_id(head), size)
     return found
 
 

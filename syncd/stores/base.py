@@ -287,6 +287,11 @@ class NearFolder(Protocol):
     def read(self, msg: NearMessage) -> bytes:
         """The message in wire form (CRLF).  MessageError when it cannot be read."""
 
+    def head_and_size(self, msg: NearMessage) -> tuple[bytes, int]:
+        """The header block of ``msg`` in wire form and its wire size (what a far
+        side would report as its size), converting no body: to compare contents
+        cheaply.  MessageError when it cannot be read."""
+
     def new_name(self) -> str:
         """A fresh unique name for :meth:`deliver` (recorded in an intent first)."""
 

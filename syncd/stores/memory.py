@@ -1,11 +1,10 @@
 """In-memory far and near stores: the seam's reference implementation.
 
-They run the engine without a server or a disk (the contract suite's engine
-cases take milliseconds) and show what a new store must provide.  Switches turn
+They run the engine without a server or a disk (the contract suite's engine cases
+take milliseconds) and show what a new store must provide.  Switches turn
 capabilities off (MODSEQ, MOVE, UIDPLUS-like exact expunge and append keys,
 keywords); :meth:`MemoryFar.change_uidvalidity` renumbers a folder as a rebuilt
-server index would; the ``other_*`` helpers change a side as another client would.
-"""
+server index would; the ``other_*`` helpers change a side as another client would."""
 
 from __future__ import annotations
 
@@ -74,8 +73,7 @@ class _Mailbox:
 
 
 class MemoryFar:
-    """A far account held in memory: mailboxes by name.  Thread-safe enough for one
-    engine per folder (a lock guards every change)."""
+    """A far account held in memory: mailboxes by name, a lock guarding each change."""
 
     def __init__(
         self,
@@ -340,8 +338,7 @@ class MemoryMessage:
 
 
 class MemoryNear:
-    """A near folder held in memory.  ``keywords=False`` makes it a store that keeps
-    system flags only (every keyword is unkeepable)."""
+    """A near folder held in memory; without KEYWORDS it keeps system flags only."""
 
     def __init__(
         self, capabilities: Capability = NEAR_DEFAULT, *, exists: bool = True, name: str = "INBOX"
@@ -426,6 +423,9 @@ class MemoryNear:
         if current is None:
             raise MessageError(f"cannot read {self.describe(msg)}: gone")
         return current.data
+
+    def head_and_size(self, msg: NearMessage) -> tuple[bytes, int]:
+        return self.read(msg), len(self.read(msg))
 
     def new_name(self) -> str:
         return f"m{next(self._counter)}"
