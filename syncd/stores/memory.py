@@ -32,7 +32,7 @@ from syncd.stores.base import (
     Refused,
     Skipped,
 )
-from syncd.stores.memory_headers import header_lines
+from syncd.stores.memory_headers import header_lines, wire_head
 
 logger = logging.getLogger(__name__)
 
@@ -425,7 +425,7 @@ class MemoryNear:
         return current.data
 
     def head_and_size(self, msg: NearMessage) -> tuple[bytes, int]:
-        return self.read(msg), len(self.read(msg))
+        return wire_head(self.read(msg))
 
     def new_name(self) -> str:
         return f"m{next(self._counter)}"

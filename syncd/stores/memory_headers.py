@@ -1,5 +1,6 @@
 """Header lines picked from a message as an IMAP server returns them
-(``BODY.PEEK[HEADER.FIELDS (...)]``), for the in-memory far store."""
+(``BODY.PEEK[HEADER.FIELDS (...)]``), and a message's header block, for the
+in-memory stores."""
 
 from __future__ import annotations
 
@@ -22,3 +23,9 @@ def header_lines(data: bytes, fields: Sequence[str]) -> bytes:
         if keep:
             out.append(line + b"\n")
     return b"".join(out)
+
+
+def wire_head(data: bytes) -> tuple[bytes, int]:
+    """The header block of a wire-form message (through its blank line) and its size."""
+    head, blank, _ = data.partition(b"\r\n\r\n")
+    return head + blank, len(data)
