@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from syncd.engine import movelog
-from syncd.engine.moves import Move, MoveFolder, changed, find_moves, gather
-from syncd.engine.options import RunOptions
+from syncd.engine.moves import Move, MoveFolder, find_moves, gather, hints, worth_gathering
+from syncd.engine.options import RunOptions, SyncCancelled
 from syncd.engine.relocate import carry_out, resolve_moves
 from syncd.engine.report import FolderReport
 from syncd.engine.state import StateDB
@@ -50,11 +50,17 @@ def move_between_folders(
     jobs: Sequence[Job],
     busy: Sequence[Job],
     log: logging.LoggerAdapter[logging.Logger],
+    targeted: bool = False,
 ) -> MovePass:
     """Settle the moves an interrupted run left, then find and make (or, in a dry
     run, plan: the target folder's ``move ...`` lines) the moves between the
-    ``busy`` folders (those not settled as unchanged)."""
+    ``busy`` folders (those not settled as unchanged).  A move left by an
+    interrupted run whose other folder is not in a ``targeted`` run holds its
+    folder back until a run with both; in a full run, such a folder is no longer
+    synced at all and the move is forgotten."""
     result = MovePass()
+    if len(busy) < 2 and (options.dry_run or not movelog.pending(db)):
+        return result  # a move needs two changed folders (a single folder's sync: none)
     folders: dict[int, MoveFolder] = {}
     job_of: dict[int, Job] = {}
     for job in jobs:
@@ -74,17 +80,21 @@ def move_between_folders(
     try:
         if not options.dry_run:
             left = resolve_moves(db, folders, log)
+            if left and not targeted:
+                log.warning("forgot the moves of an interrupted run into or out of a folder "
+                            "no longer synced")  # fmt: skip
+                movelog.forget(db, left)
+                left = set()
         wanted = {id(j) for j in busy}
         candidates = [f for i, f in folders.items() if id(job_of[i]) in wanted and i not in left]
-        looks = {f.id: changed(f) for f in candidates}
-        look = set()
-        for side in (0, 1):
-            moved = [f.id for f in candidates if looks[f.id][side]]
-            if len(moved) >= 2:
-                look.update(moved)
-        gathered = [
-            f for f in candidates if f.id in look and gather(f, db, dry_run=options.dry_run)
-        ]
+        look = worth_gathering({f.id: hints(f) for f in candidates})
+        gathered = []
+        for folder in candidates:
+            if folder.id in look:
+                if options.cancel is not None and options.cancel.is_set():
+                    raise SyncCancelled
+                if _gather(folder, db, options):
+                    gathered.append(folder)
         moves = find_moves(gathered, log)
         if options.dry_run:
             for move in moves:
@@ -104,6 +114,14 @@ def move_between_folders(
             left |= {intent.src_folder, intent.dst_folder}
     result.held = {job_of[i].far_name for i in left if i in job_of}
     return result
+
+
+def _gather(folder: MoveFolder, db: StateDB, options: RunOptions) -> bool:
+    try:
+        return gather(folder, db, dry_run=options.dry_run)
+    except FolderError as exc:  # its own sync says it properly
+        folder.log.debug("not looked at for moves between folders: %s", exc)
+        return False
 
 
 def _superseded(move: Move) -> tuple[str, str]:

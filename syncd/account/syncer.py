@@ -286,8 +286,9 @@ class AccountSyncer:
         )
         last = [j for j in jobs if j.last]
         moves = move_between_folders(
-            self._main(), db, options, jobs=jobs, busy=[*first, *last], log=self.log
-        )
+            self._main(), db, options, jobs=jobs, busy=[*first, *last], log=self.log,
+            targeted=only is not None,
+        )  # fmt: skip
         if held := moves.held:
             report.folders += [unsettled(j) for j in [*first, *last] if j.far_name in held]
             first = [j for j in first if j.far_name not in held]

@@ -117,3 +117,10 @@ def _with_id(m: MoveIntent, ident: int) -> MoveIntent:
         m.uidnext,
         ident,
     )
+
+
+def forget(db: StateDB, folder_ids: Iterable[int]) -> None:
+    """Drop the moves into or out of ``folder_ids`` (folders no longer synced)."""
+    ids = [(i, i) for i in folder_ids]
+    with db.transaction():
+        db.connection.executemany("DELETE FROM moves WHERE src_folder = ? OR dst_folder = ?", ids)

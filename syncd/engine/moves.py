@@ -122,19 +122,45 @@ class Move:
         return f"move near {self.pair.near} from {a} to {b} (moved on the server: no download)"
 
 
-def changed(folder: MoveFolder) -> tuple[bool, bool]:
-    """Whether the folder may have changed (far, near) since its last clean sync --
-    cheaply: the near signature, the far status (True when the store has none)."""
+@dataclass(frozen=True, slots=True)
+class Hints:
+    """What may have changed in a folder since its last clean sync, told cheaply
+    (the near signature, the far status): whether local files may have come or
+    gone (``near``), server messages gone (``far_gone``) or come (``far_new``).
+    A far side without a status may have done anything."""
+
+    near: bool
+    far_gone: bool
+    far_new: bool
+
+
+def hints(folder: MoveFolder) -> Hints:
     st = folder.state
     near = folder.near.signature() != st.near_signature
     status = folder.far.status() if Capability.MODSEQ in folder.far.capabilities else None
-    far = (
+    if (
         status is None
         or st.highestmodseq is None
-        or (status.uidvalidity, status.uidnext, status.messages, status.highestmodseq)
-        != (st.uidvalidity, st.uidnext, st.far_count, st.highestmodseq)
-    )
-    return far, near
+        or st.uidnext is None
+        or st.far_count is None
+        or status.uidvalidity != st.uidvalidity
+        or status.uidnext is None
+    ):
+        return Hints(near, True, True)
+    arrived = status.uidnext - st.uidnext  # at most this many came
+    return Hints(near, status.messages < st.far_count + arrived, arrived > 0)
+
+
+def worth_gathering(found: Mapping[int, Hints]) -> set[int]:
+    """The folders that can take part in a move: near changes in two folders or
+    more; a server folder that lost messages and another that gained some."""
+    near = {i for i, h in found.items() if h.near}
+    out = near if len(near) >= 2 else set()
+    gone = {i for i, h in found.items() if h.far_gone}
+    new = {i for i, h in found.items() if h.far_new}
+    if gone and new and len(gone | new) >= 2:
+        out |= {i for i in gone if new - {i}} | {i for i in new if gone - {i}}
+    return out
 
 
 def gather(folder: MoveFolder, db: StateDB, *, dry_run: bool) -> bool:

@@ -13,7 +13,15 @@ from contract_support import message
 
 from syncd import crashpoints
 from syncd.engine.cycle import FolderSync
-from syncd.engine.moves import Move, MoveFolder, find_moves, gather, one_to_one
+from syncd.engine.moves import (
+    Hints,
+    Move,
+    MoveFolder,
+    find_moves,
+    gather,
+    one_to_one,
+    worth_gathering,
+)
 from syncd.engine.options import RunOptions
 from syncd.engine.reconcile import Policy
 from syncd.engine.relocate import carry_out, resolve_moves
@@ -34,6 +42,23 @@ def test_one_to_one_takes_only_unambiguous_pairs_across_folders() -> None:
     targets = {"a": [(2, "t1")], "b": [(1, "t2")], "c": [(3, "t3")], "d": [(2, "t4"), (3, "t5")]}
     # b: the same folder (a copy inside it); c: two sources; d: two targets
     assert one_to_one(sources, targets) == [(1, "s1", 2, "t1")]
+
+
+@pytest.mark.parametrize(
+    ("found", "gathered"),
+    [
+        ({1: (1, 0, 0), 2: (1, 0, 0), 3: (0, 0, 0)}, {1, 2}),  # local changes in two folders
+        ({1: (1, 0, 0), 2: (0, 0, 0)}, set()),  # in one folder only: no move
+        ({1: (0, 1, 0), 2: (0, 0, 1), 3: (0, 0, 1), 4: (0, 0, 0)}, {1, 2, 3}),  # gone, new
+        ({1: (0, 1, 1), 2: (0, 0, 0)}, set()),  # gone and new in the same folder
+        ({1: (0, 0, 0), 2: (0, 0, 0)}, set()),  # flag changes only
+    ],
+)
+def test_only_folders_that_can_take_part_are_gathered(
+    found: dict[int, tuple[int, int, int]], gathered: set[int]
+) -> None:
+    hints = {i: Hints(*(bool(x) for x in h)) for i, h in found.items()}
+    assert worth_gathering(hints) == gathered
 
 
 class Account:
