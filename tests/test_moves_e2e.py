@@ -23,6 +23,9 @@ from support.run import account_config, run_syncd, write_config
 from test_switch_e2e import quiet_offset
 
 from devserver.dovecot import DevServer, User
+from syncd.account.syncer import AccountSyncer
+from syncd.config import load_config
+from syncd.engine.options import RunOptions
 
 BODY = 40_000  # bytes of filler per message: one body on the wire would show
 N = 6
@@ -243,3 +246,27 @@ def test_a_kill_at_every_step_of_a_move_loses_and_doubles_nothing(
         assert _same_both_sides(dovecot, user, maildir) == expected, (n, steps[n - 1])
         assert "0 downloaded, 0 uploaded" in _counts(out), (n, steps[n - 1], out)
         assert _pending_moves(home) == 0
+
+
+def test_a_targeted_run_holds_a_folder_whose_move_is_unsettled(
+    tmp_path: Path, dovecot: DevServer, account: User
+) -> None:
+    config, maildir = _setup(tmp_path, dovecot, account)
+    _move_here(maildir, ["<m0@t>"])
+    # killed right after the UID MOVE, before the state knew
+    crashed = run_syncd("sync", config=config, env={"SYNCD_TEST_CRASH_AT": "2"})
+    assert crashed.returncode == -signal.SIGKILL, crashed.stderr
+    loaded = load_config(config)
+    syncer = AccountSyncer(loaded, loaded.accounts["t"])
+    try:
+        report = syncer.sync(RunOptions(), folders=["Archive"])  # the daemon's IDLE run
+    finally:
+        syncer.close()
+    (archive,) = report.folders
+    assert archive.error is not None and "not settled" in archive.error
+    assert archive.uploaded == archive.downloaded == 0
+    assert _pending_moves(tmp_path) == 1
+    out = _sync(config)  # a full run settles it
+    assert "0 downloaded, 0 uploaded" in _counts(out), out
+    mids = _same_both_sides(dovecot, account, maildir)
+    assert mids["Archive"] == Counter(["<m0@t>"]) and _pending_moves(tmp_path) == 0
