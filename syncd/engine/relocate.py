@@ -107,6 +107,8 @@ def _on_near(db: StateDB, batch: Sequence[Move], a: MoveFolder, b: MoveFolder) -
             continue
         crashpoints.step("move-near")
         done.append((intent, Pair(intent.dst_uid, name, intent.flags, intent.pair.size)))
+    b.near.flush()  # the renames durable before the state says so
+    a.near.flush()
     movelog.finish(db, done)
     crashpoints.step("move-state")
     made = sum(1 for _, p in done if p is not None)

@@ -326,9 +326,10 @@ class NearFolder(Protocol):
     def move_into(self, msg: NearMessage, target: NearFolder) -> NearMessage:
         """Move ``msg`` into the folder ``target`` (a folder of the same store, needs
         :attr:`Capability.MOVE`), keeping its unique name, flags and contents, durable
-        when this returns (an atomic rename: the message is in one folder or the
-        other, never in neither).  MessageError when it is gone or ``target`` holds
-        that name already.  Returns the message as it now is in ``target``."""
+        once :meth:`flush` of both folders returns (an atomic rename: the message is
+        in one folder or the other, never in neither).  MessageError when it is gone
+        or ``target`` holds that name already.  Returns the message as it now is in
+        ``target``."""
 
     def flush(self) -> None:
         """Make the deliveries, renames and deletions so far durable."""

@@ -2,8 +2,9 @@
 made, carried out here without downloading the message again).
 
 One ``rename(2)`` within the Maildir root: atomic, so a crash leaves the message in
-one folder or the other, never in neither and never in both.  Its unique name and
-flags stay; keyword letters are re-encoded for the target folder, whose
+one folder or the other, never in neither and never in both (durable once both
+folders' directories are synced: the caller's flush, once per batch).  Its unique
+name and flags stay; keyword letters are re-encoded for the target folder, whose
 ``dovecot-keywords`` may number them differently.
 """
 
@@ -15,7 +16,7 @@ from syncd.errors import MessageError
 from syncd.flags import INFO_SEPARATOR, flags_to_letters, is_keyword, keyword_index, split_letters
 from syncd.logsetup import printable
 from syncd.stores.maildir.folder import LocalMessage, MaildirFolder
-from syncd.stores.maildir.fsio import cause, fsync_dir, join
+from syncd.stores.maildir.fsio import cause, join
 
 
 def move_message(src: MaildirFolder, msg: LocalMessage, dst: MaildirFolder) -> LocalMessage:
@@ -46,14 +47,6 @@ def move_message(src: MaildirFolder, msg: LocalMessage, dst: MaildirFolder) -> L
         os.rename(path, target)  # noqa: PTH104 -- str paths
     except OSError as exc:
         raise MessageError(f"cannot move {printable(path)}: {cause(exc)}") from exc
-    if dst.fsync:
-        try:
-            fsync_dir(join(str(dst.path), current.subdir))
-            fsync_dir(join(str(src.path), current.subdir))
-        except OSError as exc:
-            raise MessageError(
-                f"cannot make the move of {printable(target)} durable: {exc}"
-            ) from exc
     return LocalMessage(
         current.name, current.subdir, filename, stored, current.size, current.mtime, extra
     )
