@@ -133,6 +133,21 @@ def test_a_server_move_is_renamed_here_without_download(
     assert "0 downloaded, 0 uploaded, 0 flag changes" in _counts(_sync(config))
 
 
+def test_a_message_moved_on_both_sides_is_not_copied_twice(
+    tmp_path: Path, dovecot: DevServer, account: User
+) -> None:
+    config, maildir = _setup(tmp_path, dovecot, account)
+    _move_here(maildir, ["<m1@t>"])  # the reader here...
+    _move_on_server(dovecot, account, ["<m1@t>"])  # ...and another client there
+    offset = quiet_offset(dovecot, account)
+    out = _sync(config, "--dry-run")
+    assert "moved on both sides" in out and "0 downloaded, 0 uploaded" in _counts(out), out
+    out = _sync(config)
+    assert dovecot.traffic(account, offset).body_count == 0
+    assert "0 downloaded, 0 uploaded" in _counts(out), out
+    assert _same_both_sides(dovecot, account, maildir)["Archive"] == Counter(["<m1@t>"])
+
+
 def test_a_true_copy_stays_a_copy(tmp_path: Path, dovecot: DevServer, account: User) -> None:
     config, maildir = _setup(tmp_path, dovecot, account)
     src = _files(maildir, "INBOX")["<m0@t>"]

@@ -99,10 +99,8 @@ def move_between_folders(
         if options.dry_run:
             for move in moves:
                 folders[move.dst].planned.append(move.line(folders))
-                src, dst = job_of[move.src].far_name, job_of[move.dst].far_name
-                gone, new = _superseded(move)
-                result.superseded.setdefault(src, set()).add(gone)
-                result.superseded.setdefault(dst, set()).add(new)
+                for folder_id, step in _superseded(move):
+                    result.superseded.setdefault(job_of[folder_id].far_name, set()).add(step)
         elif moves:
             carry_out(db, moves, folders, log)
             for move in moves:  # their STATUS changed: the fast path asks again
@@ -124,13 +122,16 @@ def _gather(folder: MoveFolder, db: StateDB, options: RunOptions) -> bool:
         return False
 
 
-def _superseded(move: Move) -> tuple[str, str]:
+def _superseded(move: Move) -> list[tuple[int, str]]:
     """The plan steps (as the dry run prints them, in brackets) that ``move``
-    replaces: the deletion in its source folder, the copy into its target."""
+    replaces, by folder: the deletion in its source, the copy into its target."""
     far, near = move.pair.far, move.pair.near
+    if move.side is None:  # moved on both sides: the target's two copies
+        return [(move.dst, f"[copy far {move.key} -> near "),
+                (move.dst, f"[copy near {move.also} -> far ")]  # fmt: skip
     if move.side is Side.FAR:
-        return f"[delete far {far}]", f"[copy near {move.key} -> far "
-    return f"[delete near {near}]", f"[copy far {move.key} -> near "
+        return [(move.src, f"[delete far {far}]"), (move.dst, f"[copy near {move.key} -> far ")]
+    return [(move.src, f"[delete near {near}]"), (move.dst, f"[copy far {move.key} -> near ")]
 
 
 _COUNTS = {"[delete far": "deleted_far", "[delete near": "deleted_near",

@@ -29,7 +29,7 @@ import logging
 from collections import defaultdict
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import TypeVar, cast
 
 from syncd.engine.reconcile import Policy
 from syncd.engine.state import FolderState, StateDB
@@ -107,16 +107,22 @@ class Move:
     moved message; side near: the target's server message, whose local copy is the
     moved file)."""
 
-    side: Side
+    side: Side | None  # None: moved on both sides already (``also``: the local file)
     src: int
     dst: int
     pair: Pair
     key: MsgKey
     message_id: str
+    also: str | None = None
 
     def line(self, folders: Mapping[int, MoveFolder]) -> str:
         """The dry run's line (and the log's)."""
         a, b = folders[self.src].far.name, folders[self.dst].far.name
+        if self.side is None:
+            return (
+                f"move far {self.pair.far} and near {self.pair.near} from {a} to {b}: "
+                f"moved on both sides, paired as far {self.key}, near {self.also}"
+            )
         if self.side is Side.FAR:
             return f"move far {self.pair.far} from {a} to {b} (moved here: no upload)"
         return f"move near {self.pair.near} from {a} to {b} (moved on the server: no download)"
@@ -199,7 +205,42 @@ def find_moves(folders: Sequence[MoveFolder], log: Log) -> list[Move]:
     """Every move between the gathered ``folders``, both sides.  Reads local files
     and server headers of the candidates only; downloads no body."""
     moves = _far_moves([f for f in folders if f.can_move(Side.FAR)], log)
-    return moves + _near_moves([f for f in folders if f.can_move(Side.NEAR)], log)
+    moves += _near_moves([f for f in folders if f.can_move(Side.NEAR)], log)
+    return moves + _both_moves(folders, log)
+
+
+def _both_moves(folders: Sequence[MoveFolder], log: Log) -> list[Move]:
+    """Moved on both sides between two runs (a reader here, another client there):
+    the pair is gone from A on both sides, and B has one new server message and one
+    new local file with its size and the same Message-ID.  Left alone, B would copy
+    each to the other side: the message twice on both.  They are paired instead."""
+    gone = [
+        (f.id, p, p.size)
+        for f in folders
+        for p in f.pairs
+        if p.far is not None and p.near is not None and p.size
+        and p.far not in f.listing and p.near not in f.local
+    ]  # fmt: skip
+    sources = {size: found[0] for size, found in _group(gone).items() if len(found) == 1}
+    moves: list[Move] = []
+    for folder in folders if sources else ():
+        new_near = [(folder.id, n, _near_print(folder, n, log)) for n in folder.new_near()]
+        near = _group((i, n, key) for i, n, key in new_near if key[0] and key[1] in sources)
+        new_far = folder.new_far()
+        if not near or not new_far:
+            continue
+        folder.far.open(None, readonly=True)
+        metas = folder.far.metas(new_far)
+        keys = [k for k, m in metas.items() if m.size in sources]
+        heads = folder.far.headers(keys, ["Message-ID"]) if keys else {}
+        far = _group((folder.id, k, (message_id(heads.get(k, b"")), metas[k].size)) for k in keys)
+        for key, names in near.items():
+            uids = far.get(key, [])
+            mid, size = cast("tuple[str, int]", key)
+            src, pair = sources[size]
+            if len(names) == 1 == len(uids) and src != folder.id:
+                moves.append(Move(None, src, folder.id, pair, uids[0][1], mid, names[0][1]))
+    return moves
 
 
 def _far_moves(folders: Sequence[MoveFolder], log: Log) -> list[Move]:

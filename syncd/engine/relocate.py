@@ -42,7 +42,7 @@ def carry_out(
     db: StateDB, moves: Sequence[Move], folders: Mapping[int, MoveFolder], log: Log
 ) -> int:
     """Make ``moves``; returns how many were made."""
-    batches: dict[tuple[Side, int, int], list[Move]] = defaultdict(list)
+    batches: dict[tuple[Side | None, int, int], list[Move]] = defaultdict(list)
     for move in moves:
         batches[(move.side, move.src, move.dst)].append(move)
     made = 0
@@ -50,11 +50,19 @@ def carry_out(
         a, b = folders[src], folders[dst]
         if side is Side.FAR:
             made += _on_far(db, batch, a, b)
-        else:
+        elif side is Side.NEAR:
             made += _on_near(db, batch, a, b)
+        else:  # made already: the state only, in one transaction (no intent needed)
+            movelog.finish(db, [(_both(m, a, b), Pair(m.key, m.also, m.pair.flags,
+                                                       m.pair.size)) for m in batch])  # fmt: skip
+            made += len(batch)
         for move in batch:
             log.debug("%s", move.line(folders))
     return made
+
+
+def _both(m: Move, a: MoveFolder, b: MoveFolder) -> MoveIntent:
+    return MoveIntent("both", a.id, b.id, m.pair, m.key, m.also, m.message_id, None)
 
 
 def _on_far(db: StateDB, batch: Sequence[Move], a: MoveFolder, b: MoveFolder) -> int:

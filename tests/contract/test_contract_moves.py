@@ -165,6 +165,20 @@ def test_a_move_on_the_server_is_made_here(tmp_path: Path, caps: Capability) -> 
     account.same_both_sides()
 
 
+@pytest.mark.parametrize("caps", list(VARIANTS.values()), ids=list(VARIANTS))
+def test_a_message_moved_on_both_sides_is_paired_not_copied_twice(
+    tmp_path: Path, caps: Capability
+) -> None:
+    account = _filled(tmp_path, caps)
+    account.move_here(2)
+    account.move_on_server(2)
+    moves, reports = account.sync()
+    assert [(m.side, m.also) for m in moves] == [(None, account.name_of("Archive", 2))]
+    assert _quiet(reports), reports
+    assert account.same_both_sides()["Archive"] == Counter([body_hash(message(2))])
+    assert _quiet(account.sync()[1])
+
+
 def test_without_uidplus_a_move_here_is_copied_as_before(tmp_path: Path) -> None:
     account = _filled(tmp_path, FAR_DEFAULT & ~Capability.EXPUNGE)
     account.move_here(0)
