@@ -125,6 +125,11 @@ class StateDB(FolderExtras):
     def close(self) -> None:
         self._db.close()
 
+    @property
+    def connection(self) -> sqlite3.Connection:
+        """For the state's companion modules (:mod:`syncd.engine.movelog`)."""
+        return self._db
+
     def transaction(self) -> _Transaction:
         return _Transaction(self._db)
 
