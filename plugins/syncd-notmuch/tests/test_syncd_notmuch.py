@@ -75,7 +75,7 @@ def test_failing_command_is_a_warning_not_an_error(
     assert "exited 3: broken db" in caplog.text
 
 
-# -- sync_tags: the hooks around the tag sync (the sync itself: test_tags.py and
+# -- sync_tags: the hooks around the tag sync (the sync itself: test_notmuch_tags.py and
 # -- tests/test_notmuch_tags_e2e.py, on real notmuch databases)
 
 
