@@ -16,7 +16,7 @@ from collections import Counter
 from pathlib import Path
 
 from support import summary
-from support.imap import append, create_folder, server_snapshot, session, set_flags
+from support.imap import append, create_folder, expunge, server_snapshot, session, set_flags
 from support.mail import make_message
 from support.maildir import folder_messages, folder_path, local_snapshot, set_local_flags
 from support.run import account_config, run_syncd, write_config
@@ -157,6 +157,34 @@ def test_a_true_copy_stays_a_copy(tmp_path: Path, dovecot: DevServer, account: U
     assert "0 downloaded, 1 uploaded" in _counts(out), out
     mids = _same_both_sides(dovecot, account, maildir)
     assert mids["INBOX"]["<m0@t>"] == 1 and mids["Archive"]["<m0@t>"] == 1
+
+
+def test_a_second_delivery_of_one_message_id_is_not_taken_for_a_move(
+    tmp_path: Path, dovecot: DevServer, account: User
+) -> None:
+    """Expunged from INBOX on the server while a message with its Message-ID and its
+    size -- but another Received line, another delivery -- arrives in Archive: not a
+    move.  Renaming the local file would put the wrong bytes in Archive."""
+    first = make_message(
+        subject="twice", message_id="<dup@t>", size_pad=BODY,
+        headers={"Received": "from a.example by mx.example; Mon, 1 Jan 2024 10:00:00 +0000"},
+    )  # fmt: skip
+    second = first.replace(b"from a.example by mx", b"from b.example by mx")
+    assert len(second) == len(first)
+    config, maildir = _setup(tmp_path, dovecot, account, n=1)
+    append(dovecot, account, "INBOX", first)
+    _sync(config)
+    with session(dovecot, account) as c:
+        c.select_folder("INBOX")
+        uid = c.search(["HEADER", "Message-ID", "<dup@t>"])
+    expunge(dovecot, account, "INBOX", uid)
+    append(dovecot, account, "Archive", second)
+    out = _sync(config)
+    assert "1 downloaded, 0 uploaded, 0 flag changes, 1 deleted here" in _counts(out), out
+    _same_both_sides(dovecot, account, maildir)  # bytes too: summary compares hashes
+    (archived,) = local_snapshot(maildir, "maildir++")["Archive"]
+    assert archived.message_id == "<dup@t>"
+    assert b"from b.example" in archived.path.read_bytes()
 
 
 def test_two_identical_candidates_are_not_guessed_between(

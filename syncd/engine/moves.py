@@ -14,9 +14,12 @@ of every changed folder and pairs them by content:
   the file is then renamed from A's Maildir into B's.
 
 Identity is content, never a guess: the same unique name (a renamed file) first,
-else the same Message-ID and size.  Only a one-to-one match is a move: a message
-still in A is not a candidate (a copy stays a copy), and two candidates for one
-key leave both to the ordinary sync (copied, as before).  A message without a
+else the same size and the same identifying header lines (Message-ID, Date, From,
+Subject and the whole Received chain: :func:`syncd.message.header_identity`; a
+second delivery of one Message-ID differs there).  No body is read for it.  Only
+a one-to-one match is a move: a message still in A is not a candidate (a copy
+stays a copy), and two candidates for one key leave both to the ordinary sync
+(copied, as before).  A message without a
 Message-ID is never moved: after a crash it could not be found again for sure.
 
 This module gathers and matches (read-only); :mod:`syncd.engine.relocate` carries
@@ -34,7 +37,7 @@ from typing import TypeVar, cast
 from syncd.engine.reconcile import Policy
 from syncd.engine.state import FolderState, StateDB
 from syncd.errors import MessageError
-from syncd.message import message_id
+from syncd.message import IDENTITY_FIELDS, header_identity, message_id
 from syncd.model import MsgKey, MsgMeta, Pair, Side
 from syncd.stores.base import Capability, Checkpoint, FarFolder, NearFolder, NearMessage
 
@@ -59,7 +62,7 @@ class MoveFolder:
     listing: dict[MsgKey, MsgMeta] = field(default_factory=dict)
     uidnext: int = 0
     gathered: bool = False
-    prints: dict[str, tuple[str | None, int]] = field(default_factory=dict)
+    prints: dict[str, tuple[str | None, str | None, int]] = field(default_factory=dict)
 
     @property
     def id(self) -> int:
@@ -225,20 +228,24 @@ def _both_moves(folders: Sequence[MoveFolder], log: Log) -> list[Move]:
     moves: list[Move] = []
     for folder in folders if sources else ():
         new_near = [(folder.id, n, _near_print(folder, n, log)) for n in folder.new_near()]
-        near = _group((i, n, key) for i, n, key in new_near if key[0] and key[1] in sources)
+        near = _group(
+            (i, n, (key[1], key[2])) for i, n, key in new_near if key[1] and key[2] in sources
+        )
         new_far = folder.new_far()
         if not near or not new_far:
             continue
         folder.far.open(None, readonly=True)
         metas = folder.far.metas(new_far)
         keys = [k for k, m in metas.items() if m.size in sources]
-        heads = folder.far.headers(keys, ["Message-ID"]) if keys else {}
-        far = _group((folder.id, k, (message_id(heads.get(k, b"")), metas[k].size)) for k in keys)
+        heads = _far_heads(folder, keys)
+        far = _group((folder.id, k, (header_identity(heads[k]), metas[k].size)) for k in keys)
         for key, names in near.items():
             uids = far.get(key, [])
-            mid, size = cast("tuple[str, int]", key)
+            size = cast("tuple[str, int]", key)[1]
             src, pair = sources[size]
             if len(names) == 1 == len(uids) and src != folder.id:
+                mid = message_id(heads[uids[0][1]])
+                assert mid is not None  # an identity needs one
                 moves.append(Move(None, src, folder.id, pair, uids[0][1], mid, names[0][1]))
     return moves
 
@@ -257,7 +264,7 @@ def _far_moves(folders: Sequence[MoveFolder], log: Log) -> list[Move]:
     taken_pairs: set[tuple[int, Pair]] = set()
     taken_names: set[tuple[int, str]] = set()
     for src, pair, dst, name in named:
-        mid, _ = _near_print(by[dst], name, log)
+        mid = _near_print(by[dst], name, log)[0]
         if mid is not None:
             moves.append(Move(Side.FAR, src, dst, pair, name, mid))
         taken_pairs.add((src, pair))
@@ -266,21 +273,21 @@ def _far_moves(folders: Sequence[MoveFolder], log: Log) -> list[Move]:
     targets = [(f, n) for f, n in targets if (f.id, n) not in taken_names]
     if not sources or not targets:
         return moves
-    # Else the same Message-ID and size (a reader that wrote a new file).
+    # Else the same identifying headers and size (a reader that wrote a new file).
     src_prints: list[tuple[int, Pair, Hashable]] = []
     for folder, group in _by_folder(sources).items():
         pairs = [p for _, p in group]
         folder.far.open(None, readonly=True)  # another folder may be selected now
-        heads = folder.far.headers([p.far for p in pairs if p.far is not None], ["Message-ID"])
+        heads = _far_heads(folder, [p.far for p in pairs if p.far is not None])
         for p in pairs:
-            mid = message_id(heads.get(p.far, b"")) if p.far is not None else None
-            if mid is not None and p.size is not None:
-                src_prints.append((folder.id, p, (mid, p.size)))
+            ident = header_identity(heads[p.far]) if p.far is not None else None
+            if ident is not None and p.size is not None:
+                src_prints.append((folder.id, p, (ident, p.size)))
     dst_prints = []
     for folder, name in targets:
-        mid, size = _near_print(folder, name, log)
-        if mid is not None:
-            dst_prints.append((folder.id, name, (mid, size)))
+        _, ident, size = _near_print(folder, name, log)
+        if ident is not None:
+            dst_prints.append((folder.id, name, (ident, size)))
     for src, pair, dst, name in one_to_one(_group(src_prints), _group(dst_prints)):
         mid = _near_print(by[dst], name, log)[0]
         assert mid is not None
@@ -297,20 +304,20 @@ def _near_moves(folders: Sequence[MoveFolder], log: Log) -> list[Move]:
     sizes: set[int] = set()
     for folder, pair in sources:
         assert pair.near is not None
-        mid, _ = _near_print(folder, pair.near, log)
-        if mid is not None and pair.size is not None:
-            src_prints.append((folder.id, pair, (mid, pair.size)))
+        _, ident, _ = _near_print(folder, pair.near, log)
+        if ident is not None and pair.size is not None:
+            src_prints.append((folder.id, pair, (ident, pair.size)))
             sizes.add(pair.size)
     dst_prints: list[tuple[int, MsgKey, Hashable]] = []
     for folder, group in _by_folder(targets).items():
         folder.far.open(None, readonly=True)
         metas = folder.far.metas([k for _, k in group])
         keys = [k for k, m in metas.items() if m.size in sizes]
-        heads = folder.far.headers(keys, ["Message-ID"]) if keys else {}
+        heads = _far_heads(folder, keys)
         for k in keys:
-            mid = message_id(heads.get(k, b""))
-            if mid is not None:
-                dst_prints.append((folder.id, k, (mid, metas[k].size)))
+            ident = header_identity(heads[k])
+            if ident is not None:
+                dst_prints.append((folder.id, k, (ident, metas[k].size)))
     pick = one_to_one(_group(src_prints), _group(dst_prints))
     by = {f.id: f for f in folders}
     moves = []
@@ -323,8 +330,15 @@ def _near_moves(folders: Sequence[MoveFolder], log: Log) -> list[Move]:
     return moves
 
 
-def _near_print(folder: MoveFolder, name: str, log: Log) -> tuple[str | None, int]:
-    """(Message-ID, wire size) of a local message; (None, 0) when unreadable."""
+def _far_heads(folder: MoveFolder, keys: Sequence[MsgKey]) -> dict[MsgKey, bytes]:
+    """The identifying header lines of server messages (empty for one that is gone)."""
+    got = folder.far.headers(keys, IDENTITY_FIELDS) if keys else {}
+    return {k: got.get(k, b"") for k in keys}
+
+
+def _near_print(folder: MoveFolder, name: str, log: Log) -> tuple[str | None, str | None, int]:
+    """(Message-ID, header identity, wire size) of a local message; (None, None, 0)
+    when unreadable."""
     known = folder.prints.get(name)
     if known is not None:
         return known
@@ -332,8 +346,8 @@ def _near_print(folder: MoveFolder, name: str, log: Log) -> tuple[str | None, in
         head, size = folder.near.head_and_size(folder.local[name])
     except (MessageError, KeyError) as exc:
         log.debug("not compared for a move: %s", exc)
-        return None, 0
-    folder.prints[name] = found = (message_id(head), size)
+        return None, None, 0
+    folder.prints[name] = found = (message_id(head), header_identity(head), size)
     return found
 
 
