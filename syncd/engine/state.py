@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -250,6 +250,17 @@ class StateDB:
                 parsed = cache[flags] = parse_flags(flags)
             out.append(Pair(uid, name, parsed, size))
         return out
+
+    def pair_rows(
+        self, folder_id: int
+    ) -> Iterator[tuple[MsgKey | None, str | None, str, int | None]]:
+        """The folder's pairs as stored (flags as text), one at a time and in the order
+        of :meth:`pairs`: for a pass that keeps only a few of them."""
+        return iter(
+            self._db.execute(
+                "SELECT uid, name, flags, size FROM pairs WHERE folder_id = ?", (folder_id,)
+            )
+        )
 
     def count_pairs(self, folder_id: int) -> int:
         row = self._db.execute("SELECT COUNT(*) FROM pairs WHERE folder_id = ?", (folder_id,))

@@ -21,6 +21,7 @@ from syncd.model import SYSTEM_FLAGS, Flags
 from syncd.stores.base import Capability, NearMessage, Skipped
 from syncd.stores.maildir.folder import LocalMessage, MaildirFolder
 from syncd.stores.maildir.fsio import directory_signature
+from syncd.stores.maildir.index import NameIndex, list_names, look_up
 
 # CLOCK_REALTIME_COARSE: the clock Linux takes file timestamps from (not in `time`).
 _COARSE_CLOCK = 5
@@ -73,6 +74,7 @@ class MaildirStore:
         # What cur/ and new/ should list once our own changes are done: lets a run
         # that changed the Maildir still leave a trusted signature behind.
         self._expected: set[str] | None = None
+        self._index: NameIndex | None = None
 
     @property
     def path(self) -> Path:
@@ -105,6 +107,17 @@ class MaildirStore:
         self._expected = {_entry(m) for m in local.values()}
         self._expected.update(f"{p.path.parent.name}/{p.path.name}" for p in problems)
         return dict(local), [Skipped(str(p.path), p.reason) for p in problems]
+
+    def index(self) -> dict[str, Flags]:
+        self._index = list_names(self.folder.path, self.folder.keywords())
+        self._expected = self._index.seen
+        return self._index.flags()
+
+    def lookup(self, names: Iterable[str]) -> tuple[dict[str, NearMessage], list[Skipped]]:
+        if self._index is None:
+            return {}, []
+        found, problems = look_up(self._index, names)
+        return dict(found), [Skipped(str(p.path), p.reason) for p in problems]
 
     def read(self, msg: NearMessage) -> bytes:
         return to_crlf(self.folder.read(cast("LocalMessage", msg)))

@@ -1,0 +1,131 @@
+"""A Maildir folder's messages told by their names alone: one ``os.scandir`` of
+``new/`` and ``cur/``, no ``stat`` per file.
+
+What :meth:`~syncd.stores.maildir.folder.MaildirFolder.scan` does for a cycle that
+must look at every message, this does for one that only needs to know which
+messages are there and with which flags: the engine's delta path compares that
+with the state and looks closer (:func:`look_up`, one ``lstat`` each) only at the
+few that changed.  The type of an entry comes with the directory entry itself,
+so symlinks, directories and other non-files are still told apart here; only an
+empty file needs a ``stat`` to be seen for what it is, and :func:`look_up` sees it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from syncd.errors import FolderError
+from syncd.flags import INFO_SEPARATOR, split_letters
+from syncd.logsetup import printable
+from syncd.model import Flags
+from syncd.stores.maildir.folder import LocalMessage, Problem
+from syncd.stores.maildir.fsio import cause, directory_signature, join
+from syncd.stores.maildir.names import CONTROL_NAMES, is_utf8, junk_reason
+
+_ATTEMPTS = 5
+
+
+@dataclass
+class NameIndex:
+    """One listing of a folder: unique name -> (subdir, file name) of the copy a scan
+    would keep, and every entry as ``sub/name`` (what a cycle expects to find at its
+    end, before its own changes)."""
+
+    path: Path
+    keywords: list[str]
+    entries: dict[str, tuple[str, str]] = field(default_factory=dict)
+    seen: set[str] = field(default_factory=set)
+
+    def flags(self) -> dict[str, Flags]:
+        """Unique name -> flags (a new dict)."""
+        decoded: dict[str, Flags] = {}
+        out: dict[str, Flags] = {}
+        for uniq, (_, filename) in self.entries.items():
+            letters = _letters(filename)
+            got = decoded.get(letters)
+            if got is None:
+                got = decoded[letters] = split_letters(letters, self.keywords)[0]
+            out[uniq] = got
+        return out
+
+
+def _letters(filename: str) -> str:
+    cut = filename.rfind(INFO_SEPARATOR)
+    return "" if cut < 0 else filename[cut + len(INFO_SEPARATOR) :]
+
+
+def list_names(path: Path, keywords: list[str]) -> NameIndex:
+    """The folder's messages by name (see the module).  Listed again when the folder
+    changes meanwhile; FolderError when ``cur/`` or ``new/`` cannot be listed or
+    keeps changing."""
+    for _ in range(_ATTEMPTS):
+        before = directory_signature(path)
+        index = _list_once(path, keywords)
+        if directory_signature(path) == before:
+            return index
+    raise FolderError(f"{printable(path)} kept changing during {_ATTEMPTS} listings; skipped")
+
+
+def _list_once(path: Path, keywords: list[str]) -> NameIndex:
+    index = NameIndex(path, keywords)
+    entries, seen = index.entries, index.seen
+    base = str(path)
+    for sub in ("new", "cur"):  # as a scan does: a file moved to cur/ meanwhile is seen
+        directory = join(base, sub)
+        try:
+            with os.scandir(directory) as listing:
+                for entry in listing:
+                    name = entry.name
+                    if name.startswith("."):
+                        continue
+                    seen.add(f"{sub}/{name}")
+                    if not entry.is_file(follow_symlinks=False):
+                        continue  # symlink, directory...: never a message
+                    if name.startswith(CONTROL_NAMES) or not (name.isascii() or is_utf8(name)):
+                        continue
+                    cut = name.rfind(INFO_SEPARATOR)
+                    uniq = name if cut < 0 else name[:cut]
+                    if not uniq:
+                        continue
+                    prev = entries.get(uniq)
+                    # Among duplicates, the copy a scan keeps: in cur/, then the smallest name.
+                    if prev is None or (prev[0] != "cur", prev[1]) > (sub != "cur", name):
+                        entries[uniq] = (sub, name)
+        except FileNotFoundError as exc:
+            raise FolderError(f"{printable(path)} is not a Maildir: {sub}/ is missing") from exc
+        except OSError as exc:
+            raise FolderError(f"cannot list {printable(directory)}: {exc.strerror}") from exc
+    return index
+
+
+def look_up(
+    index: NameIndex, names: Iterable[str]
+) -> tuple[dict[str, LocalMessage], list[Problem]]:
+    """``names`` of ``index`` as a scan sees them (one ``lstat`` each), and those a
+    scan would skip; names not in the index or gone meanwhile are left out."""
+    found: dict[str, LocalMessage] = {}
+    problems: list[Problem] = []
+    base = str(index.path)
+    for uniq in names:
+        where = index.entries.get(uniq)
+        if where is None:
+            continue
+        sub, filename = where
+        full = join(base, sub, filename)
+        try:
+            st = os.lstat(full)
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            problems.append(Problem(Path(full), cause(exc)))
+            continue
+        reason = junk_reason(filename, st)
+        if reason is not None:
+            problems.append(Problem(Path(full), reason))
+            continue
+        flags, extra = split_letters(_letters(filename), index.keywords)
+        found[uniq] = LocalMessage(uniq, sub, filename, flags, st.st_size, st.st_mtime, extra)
+    return found, problems
