@@ -88,7 +88,7 @@ def gather(
     if changes is None:
         return None
     changed, vanished = changes.changed, changes.vanished
-    index = near.index()
+    index, skipped = near.index()
     near_total = len(index)
     parsed: dict[str, tuple[Flags, bool]] = {}
     pairs: list[Pair] = []
@@ -122,7 +122,7 @@ def gather(
         if concerned:
             pairs.append(Pair(uid, name, flags, size))
     names.extend(index)  # what is left has no pair: new here
-    local, skipped = near.lookup(names)
+    local, closer = near.lookup(names)
     far_meta: dict[MsgKey, MsgMeta] = {}
     for p in pairs:
         if p.far is not None and p.far not in vanished:
@@ -138,6 +138,6 @@ def gather(
             Side.FAR: far_paired - far_gone + len(new),
             Side.NEAR: near_total - (len(names) - len(local)),
         },
-        skipped=skipped,
+        skipped=skipped + closer,
         refusals_gone=[n for n in refusals if n not in local and n not in present_refused],
     )

@@ -142,6 +142,9 @@ class StateDB:
         return [FolderState(*r) for r in rows]
 
     def ensure_folder(self, name: str) -> FolderState:
+        known = self.folder(name)
+        if known is not None:
+            return known  # no write transaction: folder workers would queue for it
         with self.transaction():
             self._db.execute("INSERT OR IGNORE INTO folders(name) VALUES (?)", (name,))
         state = self.folder(name)

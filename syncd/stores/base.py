@@ -300,13 +300,13 @@ class NearFolder(Protocol):
         """Every message by unique name, and what was skipped.  Starts tracking the
         entries this cycle expects to find at its end (see :meth:`trusted_signature`)."""
 
-    def index(self) -> dict[str, Flags]:
-        """Every message by unique name with its flags, told by the names alone: what
-        :meth:`scan` lists, without reading each message's size and time (an entry
-        that only a closer look shows is no message, such as an empty file, is
-        listed here and left out by :meth:`lookup`).  A new dict, the caller's to
-        change.  Starts tracking the entries this cycle expects to find at its end,
-        as :meth:`scan` does."""
+    def index(self) -> tuple[dict[str, Flags], list[Skipped]]:
+        """Every message by unique name with its flags, told by the names alone, and
+        what was skipped: what :meth:`scan` returns, without reading each message's
+        size and time (an entry that only a closer look shows is no message, such as
+        an empty file, is listed here and left out by :meth:`lookup`).  A new dict,
+        the caller's to change.  Starts tracking the entries this cycle expects to
+        find at its end, as :meth:`scan` does."""
 
     def lookup(self, names: Iterable[str]) -> tuple[dict[str, NearMessage], list[Skipped]]:
         """The messages ``names`` of the last :meth:`index` as :meth:`scan` would

@@ -118,12 +118,12 @@ class MemoryNear:
             self._scanned, self._own = self._version, 0
             return dict(self.messages), []
 
-    def index(self) -> dict[str, Flags]:
+    def index(self) -> tuple[dict[str, Flags], list[Skipped]]:
         if not self._exists:
             raise FolderError(f"{self.describe()} is missing")
         with self._lock:
             self._scanned, self._own = self._version, 0
-            return {name: m.flags for name, m in self.messages.items()}
+            return {name: m.flags for name, m in self.messages.items()}, []
 
     def lookup(self, names: Iterable[str]) -> tuple[dict[str, NearMessage], list[Skipped]]:
         with self._lock:

@@ -38,6 +38,7 @@ class NameIndex:
     keywords: list[str]
     entries: dict[str, tuple[str, str]] = field(default_factory=dict)
     seen: set[str] = field(default_factory=set)
+    problems: list[Problem] = field(default_factory=list)
 
     def flags(self) -> dict[str, Flags]:
         """Unique name -> flags (a new dict)."""
@@ -71,7 +72,7 @@ def list_names(path: Path, keywords: list[str]) -> NameIndex:
 
 def _list_once(path: Path, keywords: list[str]) -> NameIndex:
     index = NameIndex(path, keywords)
-    entries, seen = index.entries, index.seen
+    entries, seen, problems = index.entries, index.seen, index.problems
     base = str(path)
     for sub in ("new", "cur"):  # as a scan does: a file moved to cur/ meanwhile is seen
         directory = join(base, sub)
@@ -82,23 +83,42 @@ def _list_once(path: Path, keywords: list[str]) -> NameIndex:
                     if name.startswith("."):
                         continue
                     seen.add(f"{sub}/{name}")
-                    if not entry.is_file(follow_symlinks=False):
-                        continue  # symlink, directory...: never a message
-                    if name.startswith(CONTROL_NAMES) or not (name.isascii() or is_utf8(name)):
-                        continue
                     cut = name.rfind(INFO_SEPARATOR)
                     uniq = name if cut < 0 else name[:cut]
-                    if not uniq:
+                    reason = _junk(entry, uniq)
+                    if reason is not None:
+                        problems.append(Problem(Path(entry.path), reason))
                         continue
                     prev = entries.get(uniq)
-                    # Among duplicates, the copy a scan keeps: in cur/, then the smallest name.
-                    if prev is None or (prev[0] != "cur", prev[1]) > (sub != "cur", name):
+                    if prev is None:
                         entries[uniq] = (sub, name)
+                        continue
+                    # Among duplicates, the copy a scan keeps: in cur/, then the smallest name.
+                    keep, drop = sorted([prev, (sub, name)], key=lambda e: (e[0] != "cur", e[1]))
+                    entries[uniq] = keep
+                    problems.append(
+                        Problem(path / drop[0] / drop[1], f"duplicate of {keep[0]}/{keep[1]}")
+                    )
         except FileNotFoundError as exc:
             raise FolderError(f"{printable(path)} is not a Maildir: {sub}/ is missing") from exc
         except OSError as exc:
             raise FolderError(f"cannot list {printable(directory)}: {exc.strerror}") from exc
     return index
+
+
+def _junk(entry: os.DirEntry[str], uniq: str) -> str | None:
+    """What :func:`~syncd.stores.maildir.names.junk_reason` says of an entry, as far
+    as the entry's name and type tell (an empty file needs a stat)."""
+    name = entry.name
+    if name.startswith(CONTROL_NAMES):
+        return "a mail server's control file, not a message"
+    if not entry.is_file(follow_symlinks=False):
+        if entry.is_symlink():
+            return "symlink"
+        return "directory" if entry.is_dir(follow_symlinks=False) else "not a regular file"
+    if not name.isascii() and not is_utf8(name):
+        return "file name is not valid UTF-8"
+    return None if uniq else "empty unique name"
 
 
 def look_up(

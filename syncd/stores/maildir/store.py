@@ -108,10 +108,11 @@ class MaildirStore:
         self._expected.update(f"{p.path.parent.name}/{p.path.name}" for p in problems)
         return dict(local), [Skipped(str(p.path), p.reason) for p in problems]
 
-    def index(self) -> dict[str, Flags]:
+    def index(self) -> tuple[dict[str, Flags], list[Skipped]]:
         self._index = list_names(self.folder.path, self.folder.keywords())
         self._expected = self._index.seen
-        return self._index.flags()
+        skipped = [Skipped(str(p.path), p.reason) for p in self._index.problems]
+        return self._index.flags(), skipped
 
     def lookup(self, names: Iterable[str]) -> tuple[dict[str, NearMessage], list[Skipped]]:
         if self._index is None:
