@@ -45,7 +45,7 @@ def test_junk_is_reported_as_a_scan_reports_it(folder: MaildirFolder) -> None:
         fh.write(MAIL)
     _, by_scan = folder.scan()
     index = list_names(folder.path, folder.keywords())
-    assert set(index.entries) == {"good", "empty"}
+    assert set(index.flags()) == {"good", "empty"}
     expected = reasons(by_scan)
     assert expected.pop("empty:2,S") == "zero-byte file"
     assert reasons(index.problems) == expected
@@ -61,8 +61,8 @@ def test_duplicates_keep_the_copy_a_scan_keeps(folder: MaildirFolder) -> None:
     put(folder, "cur", "dup2:2,F")
     scanned, by_scan = folder.scan()
     index = list_names(folder.path, folder.keywords())
-    assert {u: e[1] for u, e in index.entries.items()} == {
-        u: m.filename for u, m in scanned.items()
+    assert {u: index.where(u) for u in index.flags()} == {
+        u: (m.subdir, m.filename) for u, m in scanned.items()
     }
     assert reasons(index.problems) == reasons(by_scan)
 

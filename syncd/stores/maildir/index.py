@@ -30,26 +30,36 @@ _ATTEMPTS = 5
 
 @dataclass
 class NameIndex:
-    """One listing of a folder: unique name -> (subdir, file name) of the copy a scan
-    would keep, and every entry as ``sub/name`` (what a cycle expects to find at its
-    end, before its own changes)."""
+    """One listing of a folder: per subdir, unique name -> file name of the copies a
+    scan would keep, and every entry's name (what a cycle expects to find at its end,
+    before its own changes).  Names are the listing's own strings, not copies: a
+    folder of 100k messages costs a few dict tables more than its names."""
 
     path: Path
     keywords: list[str]
-    entries: dict[str, tuple[str, str]] = field(default_factory=dict)
-    seen: set[str] = field(default_factory=set)
+    kept: dict[str, dict[str, str]] = field(default_factory=lambda: {"new": {}, "cur": {}})
+    seen: dict[str, set[str]] = field(default_factory=lambda: {"new": set(), "cur": set()})
     problems: list[Problem] = field(default_factory=list)
+
+    def where(self, uniq: str) -> tuple[str, str] | None:
+        """(subdir, file name) of ``uniq``, or None."""
+        for sub in ("cur", "new"):
+            filename = self.kept[sub].get(uniq)
+            if filename is not None:
+                return sub, filename
+        return None
 
     def flags(self) -> dict[str, Flags]:
         """Unique name -> flags (a new dict)."""
         decoded: dict[str, Flags] = {}
         out: dict[str, Flags] = {}
-        for uniq, (_, filename) in self.entries.items():
-            letters = _letters(filename)
-            got = decoded.get(letters)
-            if got is None:
-                got = decoded[letters] = split_letters(letters, self.keywords)[0]
-            out[uniq] = got
+        for entries in self.kept.values():
+            for uniq, filename in entries.items():
+                letters = _letters(filename)
+                got = decoded.get(letters)
+                if got is None:
+                    got = decoded[letters] = split_letters(letters, self.keywords)[0]
+                out[uniq] = got
         return out
 
 
@@ -72,38 +82,46 @@ def list_names(path: Path, keywords: list[str]) -> NameIndex:
 
 def _list_once(path: Path, keywords: list[str]) -> NameIndex:
     index = NameIndex(path, keywords)
-    entries, seen, problems = index.entries, index.seen, index.problems
+    problems, new = index.problems, index.kept["new"]
     base = str(path)
     for sub in ("new", "cur"):  # as a scan does: a file moved to cur/ meanwhile is seen
         directory = join(base, sub)
+        entries, seen = index.kept[sub], index.seen[sub]
         try:
             with os.scandir(directory) as listing:
                 for entry in listing:
                     name = entry.name
                     if name.startswith("."):
                         continue
-                    seen.add(f"{sub}/{name}")
+                    seen.add(name)
                     cut = name.rfind(INFO_SEPARATOR)
                     uniq = name if cut < 0 else name[:cut]
                     reason = _junk(entry, uniq)
                     if reason is not None:
                         problems.append(Problem(Path(entry.path), reason))
                         continue
-                    prev = entries.get(uniq)
-                    if prev is None:
-                        entries[uniq] = (sub, name)
-                        continue
                     # Among duplicates, the copy a scan keeps: in cur/, then the smallest name.
-                    keep, drop = sorted([prev, (sub, name)], key=lambda e: (e[0] != "cur", e[1]))
+                    prev = entries.get(uniq)
+                    if prev is None and sub == "cur":
+                        prev = new.pop(uniq, None)
+                        if prev is not None:
+                            problems.append(_duplicate(path, "new", prev, sub, name))
+                            prev = None
+                    if prev is None:
+                        entries[uniq] = name
+                        continue
+                    keep, drop = (prev, name) if prev < name else (name, prev)
                     entries[uniq] = keep
-                    problems.append(
-                        Problem(path / drop[0] / drop[1], f"duplicate of {keep[0]}/{keep[1]}")
-                    )
+                    problems.append(_duplicate(path, sub, drop, sub, keep))
         except FileNotFoundError as exc:
             raise FolderError(f"{printable(path)} is not a Maildir: {sub}/ is missing") from exc
         except OSError as exc:
             raise FolderError(f"cannot list {printable(directory)}: {exc.strerror}") from exc
     return index
+
+
+def _duplicate(path: Path, sub: str, drop: str, kept_sub: str, kept: str) -> Problem:
+    return Problem(path / sub / drop, f"duplicate of {kept_sub}/{kept}")
 
 
 def _junk(entry: os.DirEntry[str], uniq: str) -> str | None:
@@ -130,7 +148,7 @@ def look_up(
     problems: list[Problem] = []
     base = str(index.path)
     for uniq in names:
-        where = index.entries.get(uniq)
+        where = index.where(uniq)
         if where is None:
             continue
         sub, filename = where

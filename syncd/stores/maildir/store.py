@@ -31,8 +31,8 @@ CAPABILITIES = (
 ) | Capability.UID_STABLE
 
 
-def _entry(msg: LocalMessage) -> str:
-    return f"{msg.subdir}/{msg.filename}"
+#: The entries of ``cur/`` and ``new/``, by subdir (names only).
+Entries = dict[str, set[str]]
 
 
 def settled(signature: str) -> bool:
@@ -45,14 +45,16 @@ def settled(signature: str) -> bool:
     return now > newest
 
 
-def listing(path: Path) -> set[str] | None:
-    """The entries of ``cur/`` and ``new/`` as ``sub/name`` (None: unreadable)."""
+def listing(path: Path) -> Entries | None:
+    """The entries of ``cur/`` and ``new/`` (None: unreadable)."""
     try:
         return {
-            f"{sub}/{name}"
+            sub: {
+                name
+                for name in os.listdir(path / sub)  # noqa: PTH208 - names only, no stat
+                if not name.startswith(".")
+            }
             for sub in ("cur", "new")
-            for name in os.listdir(path / sub)  # noqa: PTH208 - names only, no stat
-            if not name.startswith(".")
         }
     except OSError:
         return None
@@ -73,7 +75,7 @@ class MaildirStore:
         self.folder = folder
         # What cur/ and new/ should list once our own changes are done: lets a run
         # that changed the Maildir still leave a trusted signature behind.
-        self._expected: set[str] | None = None
+        self._expected: Entries | None = None
         self._index: NameIndex | None = None
 
     @property
@@ -104,8 +106,12 @@ class MaildirStore:
 
     def scan(self) -> tuple[dict[str, NearMessage], list[Skipped]]:
         local, problems = self.folder.scan()
-        self._expected = {_entry(m) for m in local.values()}
-        self._expected.update(f"{p.path.parent.name}/{p.path.name}" for p in problems)
+        expected: Entries = {"cur": set(), "new": set()}
+        for m in local.values():
+            expected[m.subdir].add(m.filename)
+        for p in problems:
+            expected.setdefault(p.path.parent.name, set()).add(p.path.name)
+        self._expected = expected
         return dict(local), [Skipped(str(p.path), p.reason) for p in problems]
 
     def index(self) -> tuple[dict[str, Flags], list[Skipped]]:
@@ -137,15 +143,15 @@ class MaildirStore:
     ) -> NearMessage:
         msg = self.folder.deliver(to_lf(data), name=name, flags=flags, mtime=mtime, to_new=to_new)
         if self._expected is not None:
-            self._expected.add(_entry(msg))
+            self._expected[msg.subdir].add(msg.filename)
         return msg
 
     def set_flags(self, msg: NearMessage, flags: Flags) -> NearMessage:
         local = cast("LocalMessage", msg)
         result = self.folder.set_flags(local, flags)
         if self._expected is not None:
-            self._expected.discard(_entry(local))
-            self._expected.add(_entry(result))
+            self._expected[local.subdir].discard(local.filename)
+            self._expected[result.subdir].add(result.filename)
         return result
 
     def unkeepable(self, flags: Flags) -> Flags:
@@ -158,7 +164,7 @@ class MaildirStore:
         local = cast("LocalMessage", msg)
         self.folder.delete(local)
         if self._expected is not None:
-            self._expected.discard(_entry(local))
+            self._expected[local.subdir].discard(local.filename)
 
     def flush(self) -> None:
         self.folder.sync_dirs()
