@@ -116,6 +116,7 @@ class FolderSync:
                 db=self.db,
                 policy=self.policy,
                 refusals=self._refusals,
+                signature=signature,
             )
         if got is None:
             got = self._gather(st, view)

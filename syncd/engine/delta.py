@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from syncd.model import Flags, MsgKey, MsgMeta, Pair, Side, parse_flags
-from syncd.stores.base import FarView, Skipped
+from syncd.stores.base import FarChanges, FarView, Skipped
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -79,14 +79,88 @@ def gather(
     db: StateDB,
     policy: Policy,
     refusals: Mapping[str, Refusal],
+    signature: str | None = None,
 ) -> Gathered | None:
     """The messages concerned by what changed since the last sync (see the module),
-    or None, having listed nothing, when the full path must run."""
+    or None, having listed nothing, when the full path must run.  ``signature`` is
+    the near folder's at the start of the cycle."""
     if not possible(st, view, db):
         return None
     changes = far.changes(st.highestmodseq)
     if changes is None:
         return None
+    if signature is not None and signature == st.near_signature and not refusals:
+        got = _near_unchanged(
+            st=st, changes=changes, near=near, db=db, policy=policy, signature=signature
+        )
+        if got is not None:
+            return got
+    return _streamed(st=st, changes=changes, near=near, db=db, policy=policy, refusals=refusals)
+
+
+def _near_unchanged(
+    *,
+    st: FolderState,
+    changes: FarChanges,
+    near: NearFolder,
+    db: StateDB,
+    policy: Policy,
+    signature: str,
+) -> Gathered | None:
+    """The near folder is as the last sync left it (its signature says so): the
+    pairs concerned are those of the far delta alone, fetched by key, and their
+    near files are found by name, not by listing the folder.  None when the state
+    cannot vouch for the rest: near messages no pair holds (as many pairs name a
+    near message as the last sync counted messages there), or a baseline the policy
+    would change."""
+    far_paired, named, texts = db.pair_census(st.id)
+    if named != st.near_count:
+        return None
+    for text in texts:
+        flags = parse_flags(text)
+        if policy.clean(flags) != flags:
+            return None
+    changed, vanished = changes.changed, changes.vanished
+    pairs = [
+        Pair(uid, name, parse_flags(text), size)
+        for uid, name, text, size in db.pair_rows(st.id, changed.keys() | vanished)
+    ]
+    names = {p.near: p.flags for p in pairs if p.near is not None}
+    found = near.locate(names, signature)
+    if found is None or len(found[0]) != len(names):
+        return None  # changed meanwhile, or not what the state says: look at everything
+    local, skipped = found
+    touched = {p.far for p in pairs if p.far is not None}
+    far_meta = {
+        k: changed.get(k) or MsgMeta(p.flags, p.size)
+        for p in pairs
+        if (k := p.far) is not None and k not in vanished
+    }
+    new = {k: m for k, m in changed.items() if k not in touched and k not in vanished}
+    far_meta.update(new)
+    return Gathered(
+        pairs=pairs,
+        far=far_meta,
+        near={n: MsgMeta(m.flags, m.size) for n, m in local.items()},
+        local=local,
+        counts={
+            Side.FAR: far_paired - len(touched & vanished) + len(new),
+            Side.NEAR: named,
+        },
+        skipped=skipped,
+    )
+
+
+def _streamed(
+    *,
+    st: FolderState,
+    changes: FarChanges,
+    near: NearFolder,
+    db: StateDB,
+    policy: Policy,
+    refusals: Mapping[str, Refusal],
+) -> Gathered:
+    """The near folder listed by names and streamed against every pair as stored."""
     changed, vanished = changes.changed, changes.vanished
     index, skipped = near.index()
     near_total = len(index)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -255,15 +255,31 @@ class StateDB:
         return out
 
     def pair_rows(
-        self, folder_id: int
+        self, folder_id: int, far_keys: Collection[MsgKey] | None = None
     ) -> Iterator[tuple[MsgKey | None, str | None, str, int | None]]:
         """The folder's pairs as stored (flags as text), one at a time and in the order
-        of :meth:`pairs`: for a pass that keeps only a few of them."""
-        return iter(
-            self._db.execute(
-                "SELECT uid, name, flags, size FROM pairs WHERE folder_id = ?", (folder_id,)
-            )
+        of :meth:`pairs` (only those of ``far_keys`` when given): for a pass that keeps
+        only a few of them."""
+        sql = "SELECT rowid, uid, name, flags, size FROM pairs WHERE folder_id = ?"
+        if far_keys is None:
+            return (row[1:] for row in self._db.execute(sql, (folder_id,)))
+        keys, rows = list(far_keys), list[tuple[int, MsgKey, str | None, str, int | None]]()
+        for i in range(0, len(keys), 500):
+            chunk = keys[i : i + 500]
+            marks = ",".join("?" * len(chunk))
+            rows += self._db.execute(f"{sql} AND uid IN ({marks})", (folder_id, *chunk))
+        return (row[1:] for row in sorted(rows, key=lambda r: int(r[0])))
+
+    def pair_census(self, folder_id: int) -> tuple[int, int, list[str]]:
+        """How many pairs have a far key, how many a near name, and the distinct
+        baselines (as text): counted by SQLite, no row crosses into Python."""
+        far, named = self._db.execute(
+            "SELECT count(uid), count(name) FROM pairs WHERE folder_id = ?", (folder_id,)
+        ).fetchone()
+        rows = self._db.execute(
+            "SELECT DISTINCT flags FROM pairs WHERE folder_id = ?", (folder_id,)
         )
+        return int(far), int(named), [r[0] for r in rows]
 
     def count_pairs(self, folder_id: int) -> int:
         row = self._db.execute("SELECT COUNT(*) FROM pairs WHERE folder_id = ?", (folder_id,))

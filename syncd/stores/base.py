@@ -312,6 +312,16 @@ class NearFolder(Protocol):
         """The messages ``names`` of the last :meth:`index` as :meth:`scan` would
         see them, and those a scan would skip; names gone meanwhile are left out."""
 
+    def locate(
+        self, names: Mapping[str, Flags], signature: str
+    ) -> tuple[dict[str, NearMessage], list[Skipped]] | None:
+        """The messages ``names`` (unique name -> the flags each was left with) of a
+        folder that still has ``signature``, i.e. is as the last sync left it, and
+        what a scan would skip; names not found are left out.  The flags are a guess
+        that spares listing the folder message by message.  None, having tracked
+        nothing, when the folder no longer has ``signature``.  Starts tracking the
+        entries this cycle expects to find at its end, as :meth:`scan` does."""
+
     def read(self, msg: NearMessage) -> bytes:
         """The message in wire form (CRLF).  MessageError when it cannot be read."""
 

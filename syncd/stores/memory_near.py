@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import itertools
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 
 from syncd.errors import FolderError, MessageError
@@ -127,6 +127,15 @@ class MemoryNear:
 
     def lookup(self, names: Iterable[str]) -> tuple[dict[str, NearMessage], list[Skipped]]:
         with self._lock:
+            return {n: self.messages[n] for n in names if n in self.messages}, []
+
+    def locate(
+        self, names: Mapping[str, Flags], signature: str
+    ) -> tuple[dict[str, NearMessage], list[Skipped]] | None:
+        with self._lock:
+            if self.signature() != signature:
+                return None
+            self._scanned, self._own = self._version, 0
             return {n: self.messages[n] for n in names if n in self.messages}, []
 
     def read(self, msg: NearMessage) -> bytes:

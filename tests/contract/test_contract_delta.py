@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 from contract_support import LOG, FarHandle, MemoryFarHandle, MemoryNearHandle, NearHandle, message
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
 from syncd.engine import delta
@@ -27,6 +27,7 @@ from syncd.engine.options import RunOptions
 from syncd.engine.reconcile import Policy
 from syncd.engine.report import FolderReport
 from syncd.engine.state import StateDB
+from syncd.errors import FolderError
 from syncd.message import body_hash
 from syncd.model import ANSWERED, DELETED, DRAFT, FLAGGED, SEEN, Flags, MsgKey
 from syncd.stores.base import Checkpoint
@@ -294,23 +295,47 @@ def fresh_db(tmp_path: Path) -> Iterator[Callable[[], Path]]:
     yield lambda: tmp_path / f"state-{next(counter)}.db"
 
 
+def _outcome(paths: Paths, policy: Policy, **kw: bool) -> object:
+    """The run's plan (dry) or counts, or the one line of a refusal (the mass-delete
+    brake), which either path must give alike."""
+    try:
+        return _planned(paths.run(policy, **kw))
+    except FolderError as exc:
+        return str(exc)
+
+
 @settings(
     max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(s=_situations)
+@example(  # both paths refuse: the near side lost all it had (the mass-delete brake)
+    s={
+        "start": [],
+        "near_only": [frozenset(), frozenset()],
+        "first": Policy(),
+        "then": Policy(),
+        "far_flags": [],
+        "far_gone": [],
+        "far_new": [],
+        "near_flags": [],
+        "near_gone": [0, 1],
+        "near_new": [],
+    }
+)
 def test_any_situation_same_plan_same_end(s: dict[str, Any], fresh_db: Callable[[], Path]) -> None:
     """Two identical situations, one synced through the delta path, the other through
-    the full path: the same dry-run plan, then the same stores and the same state."""
+    the full path: the same dry-run plan (or refusal), then the same stores and the
+    same state."""
     by_delta, far_d, near_d = _build(s, fresh_db())
     by_full, far_f, near_f = _build(s, fresh_db())
     assert _memory_contents(far_d, near_d) == _memory_contents(far_f, near_f)
     by_delta.delta_runs = 0
-    planned = _planned(by_delta.run(s["then"], dry=True))
-    assert by_delta.delta_runs == 1 or not planned[0]  # or unchanged: the fast path
-    event(f"delta path: {by_delta.delta_runs}, steps planned: {min(len(planned[0]), 3)}+")
-    assert planned == _planned(by_full.run(s["then"], dry=True, full=True))
-    report_d = by_delta.run(s["then"])
-    report_f = by_full.run(s["then"], full=True)
-    assert _planned(report_d)[1] == _planned(report_f)[1]
+    planned = _outcome(by_delta, s["then"], dry=True)
+    unchanged = planned == ([], (0, 0, 0, 0, 0))
+    assert by_delta.delta_runs == 1 or unchanged  # or the fast path took it
+    kind = "refused" if isinstance(planned, str) else "unchanged" if unchanged else "plan"
+    event(f"delta path: {by_delta.delta_runs}, outcome: {kind}")
+    assert planned == _outcome(by_full, s["then"], dry=True, full=True)
+    assert _outcome(by_delta, s["then"]) == _outcome(by_full, s["then"], full=True)
     assert _memory_contents(far_d, near_d) == _memory_contents(far_f, near_f)
     assert _state(by_delta) == _state(by_full)

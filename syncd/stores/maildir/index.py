@@ -13,31 +13,32 @@ empty file needs a ``stat`` to be seen for what it is, and :func:`look_up` sees 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from syncd.errors import FolderError
-from syncd.flags import INFO_SEPARATOR, split_letters
+from syncd.flags import INFO_SEPARATOR, flags_to_letters, keyword_index, split_letters
 from syncd.logsetup import printable
 from syncd.model import Flags
 from syncd.stores.maildir.folder import LocalMessage, Problem
 from syncd.stores.maildir.fsio import cause, directory_signature, join
-from syncd.stores.maildir.names import CONTROL_NAMES, is_utf8, junk_reason
+from syncd.stores.maildir.names import junk_reason
 
 _ATTEMPTS = 5
 
 
 @dataclass
 class NameIndex:
-    """One listing of a folder: per subdir, unique name -> file name of the copies a
-    scan would keep, and every entry's name (what a cycle expects to find at its end,
-    before its own changes).  Names are the listing's own strings, not copies: a
-    folder of 100k messages costs a few dict tables more than its names."""
+    """One listing of a folder: per subdir, unique name -> file name of the copy a
+    scan would keep; unique name -> flags; every entry's name (what a cycle expects
+    to find at its end, before its own changes).  Names are the listing's own
+    strings, not copies: 100k messages cost their names and a few dict tables."""
 
     path: Path
     keywords: list[str]
     kept: dict[str, dict[str, str]] = field(default_factory=lambda: {"new": {}, "cur": {}})
+    flags: dict[str, Flags] = field(default_factory=dict)
     seen: dict[str, set[str]] = field(default_factory=lambda: {"new": set(), "cur": set()})
     problems: list[Problem] = field(default_factory=list)
 
@@ -48,19 +49,6 @@ class NameIndex:
             if filename is not None:
                 return sub, filename
         return None
-
-    def flags(self) -> dict[str, Flags]:
-        """Unique name -> flags (a new dict)."""
-        decoded: dict[str, Flags] = {}
-        out: dict[str, Flags] = {}
-        for entries in self.kept.values():
-            for uniq, filename in entries.items():
-                letters = _letters(filename)
-                got = decoded.get(letters)
-                if got is None:
-                    got = decoded[letters] = split_letters(letters, self.keywords)[0]
-                out[uniq] = got
-        return out
 
 
 def _letters(filename: str) -> str:
@@ -82,61 +70,74 @@ def list_names(path: Path, keywords: list[str]) -> NameIndex:
 
 def _list_once(path: Path, keywords: list[str]) -> NameIndex:
     index = NameIndex(path, keywords)
-    problems, new = index.problems, index.kept["new"]
-    base = str(path)
+    base, flags, decoded = str(path), index.flags, _Decoder(keywords)
     for sub in ("new", "cur"):  # as a scan does: a file moved to cur/ meanwhile is seen
         directory = join(base, sub)
-        entries, seen = index.kept[sub], index.seen[sub]
         try:
-            with os.scandir(directory) as listing:
-                for entry in listing:
-                    name = entry.name
-                    if name.startswith("."):
-                        continue
-                    seen.add(name)
-                    cut = name.rfind(INFO_SEPARATOR)
-                    uniq = name if cut < 0 else name[:cut]
-                    reason = _junk(entry, uniq)
-                    if reason is not None:
-                        problems.append(Problem(Path(entry.path), reason))
-                        continue
-                    # Among duplicates, the copy a scan keeps: in cur/, then the smallest name.
-                    prev = entries.get(uniq)
-                    if prev is None and sub == "cur":
-                        prev = new.pop(uniq, None)
-                        if prev is not None:
-                            problems.append(_duplicate(path, "new", prev, sub, name))
-                            prev = None
-                    if prev is None:
-                        entries[uniq] = name
-                        continue
-                    keep, drop = (prev, name) if prev < name else (name, prev)
-                    entries[uniq] = keep
-                    problems.append(_duplicate(path, sub, drop, sub, keep))
+            names = os.listdir(directory)  # noqa: PTH208 - names only: no stat, no objects
         except FileNotFoundError as exc:
             raise FolderError(f"{printable(path)} is not a Maildir: {sub}/ is missing") from exc
         except OSError as exc:
             raise FolderError(f"cannot list {printable(directory)}: {exc.strerror}") from exc
+        seen = index.seen[sub] = set(names)
+        entries = index.kept[sub]
+        for name in names:
+            # The hot loop (100k turns): what only a stat tells (a symlink, an empty
+            # file...) is left to look_up, which the engine calls for every name no
+            # pair has -- and junk never has one.
+            if name[0] == ".":
+                seen.discard(name)
+                continue
+            cut = name.rfind(INFO_SEPARATOR)
+            if cut < 0:
+                uniq, letters = name, ""
+            else:
+                uniq, letters = name[:cut], name[cut + 3 :]
+            if not uniq:
+                index.problems.append(Problem(path / sub / name, "empty unique name"))
+                continue
+            if entries.setdefault(uniq, name) is not name or uniq in flags:
+                _duplicate(index, sub, uniq, name)
+                continue
+            got = decoded.get(letters)
+            flags[uniq] = got if got is not None else decoded.add(letters)
     return index
 
 
-def _duplicate(path: Path, sub: str, drop: str, kept_sub: str, kept: str) -> Problem:
-    return Problem(path / sub / drop, f"duplicate of {kept_sub}/{kept}")
+class _Decoder(dict[str, Flags]):
+    """Info letters -> flags, decoded once per distinct set of letters."""
+
+    def __init__(self, keywords: list[str]) -> None:
+        super().__init__()
+        self.keywords = keywords
+
+    def add(self, letters: str) -> Flags:
+        got = self[letters] = split_letters(letters, self.keywords)[0]
+        return got
 
 
-def _junk(entry: os.DirEntry[str], uniq: str) -> str | None:
-    """What :func:`~syncd.stores.maildir.names.junk_reason` says of an entry, as far
-    as the entry's name and type tell (an empty file needs a stat)."""
-    name = entry.name
-    if name.startswith(CONTROL_NAMES):
-        return "a mail server's control file, not a message"
-    if not entry.is_file(follow_symlinks=False):
-        if entry.is_symlink():
-            return "symlink"
-        return "directory" if entry.is_dir(follow_symlinks=False) else "not a regular file"
-    if not name.isascii() and not is_utf8(name):
-        return "file name is not valid UTF-8"
-    return None if uniq else "empty unique name"
+def _duplicate(index: NameIndex, sub: str, uniq: str, name: str) -> None:
+    """Two entries of one unique name (rare): keep the copy a scan keeps -- a real
+    file over junk, in cur/ over new/, then the smallest name -- and report the other."""
+    copies = [(s, f) for s in ("new", "cur") if (f := index.kept[s].get(uniq)) is not None]
+    if (sub, name) not in copies:
+        copies.append((sub, name))
+    base = str(index.path)
+    real = []
+    for s, f in copies:
+        try:
+            st = os.lstat(join(base, s, f))
+        except OSError:
+            continue
+        if junk_reason(f, st) is None:
+            real.append((s, f))
+    keep = min(real or copies, key=lambda c: (c[0] != "cur", c[1]))
+    for s, f in copies:
+        index.kept[s].pop(uniq, None)
+        if (s, f) != keep and (s, f) in real:
+            index.problems.append(Problem(index.path / s / f, f"duplicate of {keep[0]}/{keep[1]}"))
+    index.kept[keep[0]][uniq] = keep[1]
+    index.flags[uniq] = split_letters(_letters(keep[1]), index.keywords)[0]
 
 
 def look_up(
@@ -144,14 +145,41 @@ def look_up(
 ) -> tuple[dict[str, LocalMessage], list[Problem]]:
     """``names`` of ``index`` as a scan sees them (one ``lstat`` each), and those a
     scan would skip; names not in the index or gone meanwhile are left out."""
+    places = ((u, w) for u in names if (w := index.where(u)) is not None)
+    return examine(index.path, index.keywords, places)
+
+
+def guess(
+    entries: Mapping[str, set[str]], names: Mapping[str, Flags], keywords: list[str]
+) -> tuple[dict[str, tuple[str, str]], list[str]]:
+    """Where each of ``names`` (unique name -> the flags it was left with) is, told
+    from a listing's names (``entries``, per subdir) without a loop over them: the
+    file is ``cur/NAME:2,LETTERS`` of those flags (or ``new/NAME`` with none).
+    Returns the places found and the names not where their flags say."""
+    index = keyword_index(keywords)
+    cur, new = entries.get("cur", set()), entries.get("new", set())
+    found: dict[str, tuple[str, str]] = {}
+    missed: list[str] = []
+    for uniq, flags in names.items():
+        filename = uniq + INFO_SEPARATOR + flags_to_letters(flags, index)
+        if filename in cur:
+            found[uniq] = ("cur", filename)
+        elif not flags and uniq in new:
+            found[uniq] = ("new", uniq)
+        else:
+            missed.append(uniq)
+    return found, missed
+
+
+def examine(
+    path: Path, keywords: list[str], places: Iterable[tuple[str, tuple[str, str]]]
+) -> tuple[dict[str, LocalMessage], list[Problem]]:
+    """The messages at ``places`` (unique name, (subdir, file name)) as a scan sees
+    them (one ``lstat`` each), and those a scan would skip; gone ones are left out."""
     found: dict[str, LocalMessage] = {}
     problems: list[Problem] = []
-    base = str(index.path)
-    for uniq in names:
-        where = index.where(uniq)
-        if where is None:
-            continue
-        sub, filename = where
+    base = str(path)
+    for uniq, (sub, filename) in places:
         full = join(base, sub, filename)
         try:
             st = os.lstat(full)
@@ -164,6 +192,6 @@ def look_up(
         if reason is not None:
             problems.append(Problem(Path(full), reason))
             continue
-        flags, extra = split_letters(_letters(filename), index.keywords)
+        flags, extra = split_letters(_letters(filename), keywords)
         found[uniq] = LocalMessage(uniq, sub, filename, flags, st.st_size, st.st_mtime, extra)
     return found, problems

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import cast
 
@@ -21,7 +21,7 @@ from syncd.model import SYSTEM_FLAGS, Flags
 from syncd.stores.base import Capability, NearMessage, Skipped
 from syncd.stores.maildir.folder import LocalMessage, MaildirFolder
 from syncd.stores.maildir.fsio import directory_signature
-from syncd.stores.maildir.index import NameIndex, list_names, look_up
+from syncd.stores.maildir.index import NameIndex, examine, guess, list_names, look_up
 
 # CLOCK_REALTIME_COARSE: the clock Linux takes file timestamps from (not in `time`).
 _COARSE_CLOCK = 5
@@ -118,12 +118,33 @@ class MaildirStore:
         self._index = list_names(self.folder.path, self.folder.keywords())
         self._expected = self._index.seen
         skipped = [Skipped(str(p.path), p.reason) for p in self._index.problems]
-        return self._index.flags(), skipped
+        flags, self._index.flags = self._index.flags, {}  # the caller's from now on
+        return flags, skipped
 
     def lookup(self, names: Iterable[str]) -> tuple[dict[str, NearMessage], list[Skipped]]:
         if self._index is None:
             return {}, []
         found, problems = look_up(self._index, names)
+        return dict(found), [Skipped(str(p.path), p.reason) for p in problems]
+
+    def locate(
+        self, names: Mapping[str, Flags], signature: str
+    ) -> tuple[dict[str, NearMessage], list[Skipped]] | None:
+        path = self.folder.path
+        entries = listing(path)
+        # Taken while the folder still is as the last sync left it: what this cycle
+        # expects at its end is then this plus its own changes.
+        if entries is None or self.signature() != signature:
+            return None
+        self._expected, self._index = entries, None
+        keywords = self.folder.keywords()
+        places, missed = guess(entries, names, keywords)
+        found, problems = examine(path, keywords, places.items())
+        if missed:  # flags other than the baseline (a policy that keeps them apart)
+            self._index = list_names(path, keywords)
+            more, also = look_up(self._index, missed)
+            found.update(more)
+            problems += also
         return dict(found), [Skipped(str(p.path), p.reason) for p in problems]
 
     def read(self, msg: NearMessage) -> bytes:

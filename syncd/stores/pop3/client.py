@@ -442,5 +442,3 @@ class Pop3Client:
         wire = self._live()
         wire.command(command)
         return parse_listing(wire.multiline(), command, value)
-
-
