@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-from email.parser import BytesHeaderParser
-from email.policy import compat32
 from typing import Final
 
 _BARE_LF = re.compile(rb"(?<!\r)\n")
@@ -45,6 +43,11 @@ def message_id(data: bytes) -> str | None:
 
     Parsing stops at the end of the headers (or 256 KiB), so a large body is never scanned.
     """
+    # Here, not at the top: importing the email package costs every run several ms,
+    # and most runs never look for a Message-ID.
+    from email.parser import BytesHeaderParser
+    from email.policy import compat32
+
     head = to_lf(data[:_HEADER_LIMIT])
     end = head.find(b"\n\n")
     if end >= 0:

@@ -16,7 +16,6 @@ from concurrent.futures import ThreadPoolExecutor
 from syncd import crashpoints
 from syncd.engine import delta, fastpath
 from syncd.engine.apply import Applier
-from syncd.engine.describe import describe_plan
 from syncd.engine.options import DOWNLOAD_BATCH_BYTES, ByteBudget, RunOptions
 from syncd.engine.reconcile import Plan, Policy, mass_delete_problems
 from syncd.engine.reconcile import reconcile as reconcile_plan
@@ -138,6 +137,8 @@ class FolderSync:
                 "--allow-mass-delete`)"
             )
         if dry or (plan and self.log.isEnabledFor(logging.DEBUG)):
+            from syncd.engine.describe import describe_plan  # only then: it parses headers
+
             lines = describe_plan(plan, far=self.far, near=self.near, local=local, log=self.log)
             if dry:
                 self.report.planned = lines

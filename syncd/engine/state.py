@@ -27,6 +27,7 @@ from pathlib import Path
 
 from syncd.engine.refusals import Refusal
 from syncd.engine.schema import SCHEMA, SCHEMA_VERSION, migrate_1_to_2
+from syncd.engine.transaction import Transaction, writer_lock
 from syncd.errors import AccountError
 from syncd.model import Flags, MsgKey, Pair, format_flags, parse_flags
 
@@ -84,6 +85,7 @@ class StateDB:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._writer = writer_lock(path)
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         # Create the file 0600 before SQLite does (it would honour the umask).
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
@@ -121,8 +123,8 @@ class StateDB:
     def close(self) -> None:
         self._db.close()
 
-    def transaction(self) -> _Transaction:
-        return _Transaction(self._db)
+    def transaction(self) -> Transaction:
+        return Transaction(self._db, self._writer)
 
     # --- folders -------------------------------------------------------------
 
@@ -474,14 +476,3 @@ class StateDB:
                 "INSERT INTO local_only_flags(folder_id, flag) VALUES (?, ?)",
                 [(folder_id, f) for f in sorted(flags)],
             )
-
-
-class _Transaction:
-    def __init__(self, db: sqlite3.Connection) -> None:
-        self._db = db
-
-    def __enter__(self) -> None:
-        self._db.execute("BEGIN IMMEDIATE")
-
-    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        self._db.execute("ROLLBACK" if exc_type else "COMMIT")
