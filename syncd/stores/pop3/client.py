@@ -442,3 +442,5 @@ class Pop3Client:
         wire = self._live()
         wire.command(command)
         return parse_listing(wire.multiline(), command, value)
+
+
