@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-from email.parser import BytesHeaderParser
-from email.policy import compat32
 from typing import Final
 
 _BARE_LF = re.compile(rb"(?<!\r)\n")
@@ -40,24 +38,32 @@ def body_hash(data: bytes) -> str:
     return hashlib.sha256(to_lf(data)).hexdigest()
 
 
-def message_id(data: bytes) -> str | None:
-    """The Message-ID of a message (or of just its header block), normalised.
+def _header_fields(data: bytes, names: tuple[str, ...]) -> list[list[str]] | None:
+    """The values of each header field ``names`` (unfolded, whitespace collapsed) of a
+    message or its header block; None when the headers cannot be parsed.
 
     Parsing stops at the end of the headers (or 256 KiB), so a large body is never scanned.
     """
+    # Here, not at the top: importing the email package costs every run several ms,
+    # and most runs never look at a header.
+    from email.parser import BytesHeaderParser
+    from email.policy import compat32
+
     head = to_lf(data[:_HEADER_LIMIT])
     end = head.find(b"\n\n")
     if end >= 0:
         head = head[: end + 1]
     try:
         parsed = BytesHeaderParser(policy=compat32).parsebytes(head)
-        value = parsed.get("Message-ID")
+        return [[" ".join(str(v).split()) for v in parsed.get_all(n) or []] for n in names]
     except (ValueError, TypeError, IndexError):
         return None
-    if value is None:
-        return None
-    text = " ".join(str(value).split())
-    return text or None
+
+
+def message_id(data: bytes) -> str | None:
+    """The Message-ID of a message (or of just its header block), normalised."""
+    fields = _header_fields(data, ("Message-ID",))
+    return fields[0][0] or None if fields and fields[0] else None
 
 
 #: The header fields that identify a message for a move between folders without
@@ -70,19 +76,8 @@ def header_identity(data: bytes) -> str | None:
     """A digest of the :data:`IDENTITY_FIELDS` of a message, its header block, or
     the lines a server returned for ``BODY.PEEK[HEADER.FIELDS (...)]`` -- the same
     value for all three.  None without a Message-ID (nothing to identify it by)."""
-    head = to_lf(data[:_HEADER_LIMIT])
-    end = head.find(b"\n\n")
-    if end >= 0:
-        head = head[: end + 1]
-    try:
-        parsed = BytesHeaderParser(policy=compat32).parsebytes(head)
-        values = [
-            [" ".join(str(v).split()) for v in parsed.get_all(name) or []]
-            for name in IDENTITY_FIELDS
-        ]
-    except (ValueError, TypeError, IndexError):
-        return None
-    if not values[0] or not values[0][0]:
+    values = _header_fields(data, IDENTITY_FIELDS)
+    if not values or not values[0] or not values[0][0]:
         return None
     return hashlib.sha256(repr(values).encode("utf-8", "surrogateescape")).hexdigest()
 

@@ -16,7 +16,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from syncd.account.adoption import attach_seeds
 from syncd.account.job import run_job, settle_job
 from syncd.account.lock import AccountLock
 from syncd.account.moves import drop_superseded, move_between_folders, unsettled
@@ -280,7 +279,10 @@ class AccountSyncer:
             before_folder=before_folder if hooks is not None else None,
             allow_mass_delete=options.allow_mass_delete,
         )
-        report.notes += attach_seeds(self.account, jobs, db, self.log)
+        if self.account.adopt is not None:  # only then: the readers of other tools' state
+            from syncd.account.adoption import attach_seeds
+
+            report.notes += attach_seeds(self.account, jobs, db, self.log)
         first = self._settle_unchanged(
             [j for j in jobs if not j.last], db, options, report, targeted=only is not None
         )

@@ -113,7 +113,6 @@ def sync(
     from syncd.account.factory import syncer_for
     from syncd.cli.live import LiveLine
     from syncd.engine.options import RunOptions, progress_every
-    from syncd.ext.hooks import load_hooks
 
     options = RunOptions(
         dry_run=dry_run,
@@ -121,10 +120,16 @@ def sync(
         retry_refused=retry_refused,
         progress_every=progress_every(),
     )
+    # No [plugins] table and no rule anywhere: nothing to load (no plugin manager, no
+    # scan of the installed entry points), and nothing to check in them either.
+    extended = bool(config.plugins) or any(a.rules for a in config.accounts.values())
+    if extended:
+        from syncd.ext.hooks import load_hooks
     failed = locked = False
     for name in selected:
         started = time.monotonic()
-        syncer = syncer_for(config, config.accounts[name], load_hooks(config, options))
+        hooks = load_hooks(config, options) if extended else None
+        syncer = syncer_for(config, config.accounts[name], hooks)
         try:
             with contextlib.ExitStack() as stack:
                 run = options

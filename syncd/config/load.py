@@ -12,8 +12,6 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Final
 
-import platformdirs
-
 from syncd.config.account import read_account
 from syncd.config.schema import ACCOUNT_NAME_RE, APP_NAME, AccountConfig, Config
 from syncd.config.table import Problems, Table
@@ -35,6 +33,8 @@ def default_config_path(environ: Mapping[str, str] = os.environ) -> Path:
     # The XDG spec says a relative value is invalid and must be ignored.
     if xdg and Path(xdg).is_absolute():
         return Path(xdg) / APP_NAME / "config.toml"
+    import platformdirs  # here: a run given --config never needs it
+
     return Path(platformdirs.user_config_dir(APP_NAME)) / "config.toml"
 
 
@@ -123,7 +123,7 @@ def _read(path: Path, problems: Problems) -> Config | None:
         general_data = {}
     general = Table(problems, ("general",), general_data, _GENERAL_KEYS)
     general.check_unknown()
-    state_dir = general.path("state_dir", base) or Path(platformdirs.user_state_dir(APP_NAME))
+    state_dir = general.path("state_dir", base) or _default_state_dir()
 
     plugins = data.get("plugins", {})
     if not isinstance(plugins, dict):
@@ -198,3 +198,9 @@ def load_config(path: Path) -> Config:
     if config is None:
         raise ConfigError(problems[0])
     return config
+
+
+def _default_state_dir() -> Path:
+    import platformdirs  # here: a config that names its state_dir never needs it
+
+    return Path(platformdirs.user_state_dir(APP_NAME))

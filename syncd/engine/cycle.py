@@ -14,9 +14,8 @@ from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 
 from syncd import crashpoints
-from syncd.engine import fastpath
+from syncd.engine import delta, fastpath
 from syncd.engine.apply import Applier
-from syncd.engine.describe import describe_plan
 from syncd.engine.options import DOWNLOAD_BATCH_BYTES, ByteBudget, RunOptions
 from syncd.engine.reconcile import Plan, Policy, mass_delete_problems
 from syncd.engine.reconcile import reconcile as reconcile_plan
@@ -106,42 +105,31 @@ class FolderSync:
             return self.report
         st = self._ensure_near(st)
         view = self.far.open(Checkpoint(st.uidvalidity, st.highestmodseq), readonly=dry)
-        # --- gather
-        pairs = self.db.pairs(st.id)
-        local: dict[str, NearMessage] = {}
+        # --- gather: what changed alone when both sides can tell it, else everything
+        got: delta.Gathered | None = None
         if self.near.exists():
-            local, problems = self.near.scan()
-            for problem in problems:
-                self.log.warning("skipped %s: %s", problem.where, problem.reason)
-                self.report.skipped += 1
-        pairs, uidvalidity_changed = self._recover(st, view, pairs, local)
-        local_only = self._local_only(st, view, local)
-        if local_only:
-            # Keywords the far side cannot keep are left out of the comparison on both
-            # the baseline and the near side, so they are neither sent every cycle
-            # nor taken for a removal there (RELIABILITY.md SRV-11).
-            pairs = [
-                dataclasses.replace(p, flags=intern_flags(p.flags - local_only))
-                if p.flags & local_only
-                else p
-                for p in pairs
-            ]
-        known: dict[MsgKey, MsgMeta] = {
-            p.far: MsgMeta(p.flags, p.size) for p in pairs if p.far is not None
-        }
-        far = self.far.listing(st.highestmodseq, known, full=uidvalidity_changed)
-        near_listing = {
-            name: MsgMeta(
-                intern_flags(m.flags - local_only) if m.flags & local_only else m.flags, m.size
+            got = delta.gather(
+                st=st,
+                view=view,
+                far=self.far,
+                near=self.near,
+                db=self.db,
+                policy=self.policy,
+                refusals=self._refusals,
+                signature=signature,
             )
-            for name, m in local.items()
-        }
-        if self._refusals and not dry:
-            gone = [n for n in self._refusals if n not in local]
-            if gone:
-                self.db.forget_refusals(st.id, gone)
+        if got is None:
+            got = self._gather(st, view)
+        for problem in got.skipped:
+            self.log.warning("skipped %s: %s", problem.where, problem.reason)
+            self.report.skipped += 1
+        if got.refusals_gone and not dry:
+            self.db.forget_refusals(st.id, got.refusals_gone)
+        local = got.local
         # --- plan
-        plan = reconcile_plan(pairs, far, near_listing, self.policy)
+        plan = dataclasses.replace(
+            reconcile_plan(got.pairs, got.far, got.near, self.policy), counts=got.counts
+        )
         too_much = mass_delete_problems(plan)
         if too_much and not self.options.allow_mass_delete:
             raise FolderError(
@@ -150,6 +138,8 @@ class FolderSync:
                 "--allow-mass-delete`)"
             )
         if dry or (plan and self.log.isEnabledFor(logging.DEBUG)):
+            from syncd.engine.describe import describe_plan  # only then: it parses headers
+
             lines = describe_plan(plan, far=self.far, near=self.near, local=local, log=self.log)
             if dry:
                 self.report.planned = lines
@@ -184,8 +174,8 @@ class FolderSync:
             # delta would not do: fall back to one full listing then.
             highestmodseq=None if r.failed else view.highestmodseq,
             uidnext=view.uidnext,
-            far_count=len(far) + r.uploaded - r.deleted_far,
-            near_count=len(local) + r.downloaded - r.deleted_near,
+            far_count=plan.counts[Side.FAR] + r.uploaded - r.deleted_far,
+            near_count=plan.counts[Side.NEAR] + r.downloaded - r.deleted_near,
             near_signature=None
             if r.failed
             else self.near.trusted_signature(
@@ -194,6 +184,42 @@ class FolderSync:
         )
         crashpoints.step("folder-state")
         return self.report
+
+    def _gather(self, st: FolderState, view: FarView) -> delta.Gathered:
+        """Everything: every pair and every near message, and the far listing (a
+        store with a modseq answers it from a delta applied to the pairs)."""
+        pairs = self.db.pairs(st.id)
+        local: dict[str, NearMessage] = {}
+        if self.near.exists():
+            local, problems = self.near.scan()
+            for problem in problems:
+                self.log.warning("skipped %s: %s", problem.where, problem.reason)
+                self.report.skipped += 1
+        pairs, uidvalidity_changed = self._recover(st, view, pairs, local)
+        local_only = self._local_only(st, view, local)
+        if local_only:
+            # Keywords the far side cannot keep are left out of the comparison on both
+            # the baseline and the near side, so they are neither sent every cycle
+            # nor taken for a removal there (RELIABILITY.md SRV-11).
+            pairs = [
+                dataclasses.replace(p, flags=intern_flags(p.flags - local_only))
+                if p.flags & local_only
+                else p
+                for p in pairs
+            ]
+        known: dict[MsgKey, MsgMeta] = {
+            p.far: MsgMeta(p.flags, p.size) for p in pairs if p.far is not None
+        }
+        far = self.far.listing(st.highestmodseq, known, full=uidvalidity_changed)
+        near_listing = {
+            name: MsgMeta(
+                intern_flags(m.flags - local_only) if m.flags & local_only else m.flags, m.size
+            )
+            for name, m in local.items()
+        }
+        gone = [n for n in self._refusals if n not in local] if self._refusals else []
+        counts = {Side.FAR: len(far), Side.NEAR: len(near_listing)}
+        return delta.Gathered(pairs, far, near_listing, local, counts, [], gone)
 
     def _unchanged(self, st: FolderState, signature: str | None) -> bool:
         if not fastpath.unchanged(self.far, st, signature, self._refusals):

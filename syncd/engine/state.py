@@ -24,13 +24,14 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from syncd.engine.folderstate import FolderExtras
 from syncd.engine.refusals import Refusal
 from syncd.engine.schema import SCHEMA, SCHEMA_VERSION, migrate_1_to_2
+from syncd.engine.transaction import Transaction, writer_lock
 from syncd.errors import AccountError
 from syncd.model import Flags, MsgKey, Pair, format_flags, parse_flags
 
@@ -88,6 +89,7 @@ class StateDB(FolderExtras):
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._writer = writer_lock(path)
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         # Create the file 0600 before SQLite does (it would honour the umask).
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
@@ -130,8 +132,8 @@ class StateDB(FolderExtras):
         """For the state's companion modules (:mod:`syncd.engine.movelog`)."""
         return self._db
 
-    def transaction(self) -> _Transaction:
-        return _Transaction(self._db)
+    def transaction(self) -> Transaction:
+        return Transaction(self._db, self._writer)
 
     # --- folders -------------------------------------------------------------
 
@@ -151,6 +153,9 @@ class StateDB(FolderExtras):
         return [FolderState(*r) for r in rows]
 
     def ensure_folder(self, name: str) -> FolderState:
+        known = self.folder(name)
+        if known is not None:
+            return known  # no write transaction: folder workers would queue for it
         with self.transaction():
             self._db.execute("INSERT OR IGNORE INTO folders(name) VALUES (?)", (name,))
         state = self.folder(name)
@@ -259,6 +264,33 @@ class StateDB(FolderExtras):
                 parsed = cache[flags] = parse_flags(flags)
             out.append(Pair(uid, name, parsed, size))
         return out
+
+    def pair_rows(
+        self, folder_id: int, far_keys: Collection[MsgKey] | None = None
+    ) -> Iterator[tuple[MsgKey | None, str | None, str, int | None]]:
+        """The folder's pairs as stored (flags as text), one at a time and in the order
+        of :meth:`pairs` (only those of ``far_keys`` when given): for a pass that keeps
+        only a few of them."""
+        sql = "SELECT rowid, uid, name, flags, size FROM pairs WHERE folder_id = ?"
+        if far_keys is None:
+            return (row[1:] for row in self._db.execute(sql, (folder_id,)))
+        keys, rows = list(far_keys), list[tuple[int, MsgKey, str | None, str, int | None]]()
+        for i in range(0, len(keys), 500):
+            chunk = keys[i : i + 500]
+            marks = ",".join("?" * len(chunk))
+            rows += self._db.execute(f"{sql} AND uid IN ({marks})", (folder_id, *chunk))
+        return (row[1:] for row in sorted(rows, key=lambda r: int(r[0])))
+
+    def pair_census(self, folder_id: int) -> tuple[int, int, list[str]]:
+        """How many pairs have a far key, how many a near name, and the distinct
+        baselines (as text): counted by SQLite, no row crosses into Python."""
+        far, named = self._db.execute(
+            "SELECT count(uid), count(name) FROM pairs WHERE folder_id = ?", (folder_id,)
+        ).fetchone()
+        rows = self._db.execute(
+            "SELECT DISTINCT flags FROM pairs WHERE folder_id = ?", (folder_id,)
+        )
+        return int(far), int(named), [r[0] for r in rows]
 
     def count_pairs(self, folder_id: int) -> int:
         row = self._db.execute("SELECT COUNT(*) FROM pairs WHERE folder_id = ?", (folder_id,))
@@ -453,14 +485,3 @@ class StateDB(FolderExtras):
                 "INSERT INTO local_only_flags(folder_id, flag) VALUES (?, ?)",
                 [(folder_id, f) for f in sorted(flags)],
             )
-
-
-class _Transaction:
-    def __init__(self, db: sqlite3.Connection) -> None:
-        self._db = db
-
-    def __enter__(self) -> None:
-        self._db.execute("BEGIN IMMEDIATE")
-
-    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        self._db.execute("ROLLBACK" if exc_type else "COMMIT")

@@ -94,6 +94,16 @@ class FarView:
 
 
 @dataclass(frozen=True, slots=True)
+class FarChanges:
+    """What changed in a far folder since a modseq: the messages changed or added
+    (key -> flags, and size when cheap) and the keys gone.  A key may be in both
+    when it changed and then went: gone wins."""
+
+    changed: Mapping[MsgKey, MsgMeta]
+    vanished: frozenset[MsgKey]
+
+
+@dataclass(frozen=True, slots=True)
 class FarBody:
     """One downloaded message: its key, wire bytes and arrival date (None: unknown)."""
 
@@ -169,6 +179,13 @@ class FarFolder(Protocol):
         ``since`` the modseq it was agreed at (None: unknown).  A store with MODSEQ
         may answer from a delta (the changed and vanished messages) applied to
         ``known``; ``full`` forbids that (the keys may have changed meaning).
+        Read-only."""
+
+    def changes(self, since: int | None) -> FarChanges | None:
+        """What :meth:`listing` would apply to the known messages, after :meth:`open`:
+        the changes since modseq ``since``, without listing the folder.  None when
+        the store cannot tell them cheaply (no MODSEQ, no ``since``, or it would
+        need the known keys): the engine then asks for the whole :meth:`listing`.
         Read-only."""
 
     def list_all(self, *, sizes: bool) -> dict[MsgKey, MsgMeta]:
@@ -283,6 +300,28 @@ class NearFolder(Protocol):
     def scan(self) -> tuple[dict[str, NearMessage], list[Skipped]]:
         """Every message by unique name, and what was skipped.  Starts tracking the
         entries this cycle expects to find at its end (see :meth:`trusted_signature`)."""
+
+    def index(self) -> tuple[dict[str, Flags], list[Skipped]]:
+        """Every message by unique name with its flags, told by the names alone, and
+        what was skipped: what :meth:`scan` returns, without reading each message's
+        size and time (an entry that only a closer look shows is no message, such as
+        an empty file, is listed here and left out by :meth:`lookup`).  A new dict,
+        the caller's to change.  Starts tracking the entries this cycle expects to
+        find at its end, as :meth:`scan` does."""
+
+    def lookup(self, names: Iterable[str]) -> tuple[dict[str, NearMessage], list[Skipped]]:
+        """The messages ``names`` of the last :meth:`index` as :meth:`scan` would
+        see them, and those a scan would skip; names gone meanwhile are left out."""
+
+    def unchanged(
+        self, names: Mapping[str, Flags], signature: str
+    ) -> tuple[dict[str, NearMessage], list[Skipped]] | None:
+        """The messages ``names`` (unique name -> the flags each was left with) of a
+        folder that still has ``signature``, i.e. is as the last sync left it, and
+        what a scan would skip; names not found are left out.  The flags are a guess
+        that spares listing the folder message by message.  None, having tracked
+        nothing, when the folder no longer has ``signature``.  Starts tracking the
+        entries this cycle expects to find at its end, as :meth:`scan` does."""
 
     def read(self, msg: NearMessage) -> bytes:
         """The message in wire form (CRLF).  MessageError when it cannot be read."""

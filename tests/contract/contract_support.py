@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from support.imap import session
 from support.mail import make_message
 
 from devserver.dovecot import DevServer
@@ -48,6 +49,10 @@ class FarHandle:
     def set_flags(self, key: int, flags: Iterable[str]) -> None:
         raise NotImplementedError
 
+    def expunge(self, key: int) -> None:
+        """Another client deletes the message for good."""
+        raise NotImplementedError
+
     def other(self, name: str) -> FarFolder:
         """Another folder of the same account."""
         raise NotImplementedError
@@ -66,6 +71,9 @@ class MemoryFarHandle(FarHandle):
     def set_flags(self, key: int, flags: Iterable[str]) -> None:
         self.store.other_set_flags("INBOX", key, flags)
 
+    def expunge(self, key: int) -> None:
+        self.store.other_expunge("INBOX", key)
+
     def other(self, name: str) -> FarFolder:
         return self.store.folder(name)
 
@@ -75,6 +83,7 @@ class ImapFarHandle(FarHandle):
 
     def __init__(self, server: DevServer) -> None:
         user = server.add_user()
+        self.server, self.user = server, user
         self.session = ImapSession.connect(
             host=server.host,
             port=server.port,
@@ -110,6 +119,12 @@ class ImapFarHandle(FarHandle):
         if wanted - have:
             self.side.add_flags([key], wanted - have)
 
+    def expunge(self, key: int) -> None:
+        with session(self.server, self.user) as client:
+            client.select_folder("INBOX")
+            client.add_flags([key], [b"\\Deleted"], silent=True)
+            client.expunge()  # bare: the server may lack UIDPLUS
+
     def other(self, name: str) -> FarFolder:
         return ImapFolder(self.session, name, LOG)
 
@@ -127,6 +142,14 @@ class NearHandle:
     def add(self, data: bytes, flags: Flags = frozenset()) -> str:
         raise NotImplementedError
 
+    def set_flags(self, name: str, flags: Flags) -> None:
+        """A mail reader changes the flags of message ``name``."""
+        raise NotImplementedError
+
+    def remove(self, name: str) -> None:
+        """A mail reader deletes message ``name``."""
+        raise NotImplementedError
+
 
 class MemoryNearHandle(NearHandle):
     kind = "memory"
@@ -137,6 +160,12 @@ class MemoryNearHandle(NearHandle):
 
     def add(self, data: bytes, flags: Flags = frozenset()) -> str:
         return self.store.other_add(data, flags)
+
+    def set_flags(self, name: str, flags: Flags) -> None:
+        self.store.other_set_flags(name, flags)
+
+    def remove(self, name: str) -> None:
+        self.store.other_delete(name)
 
 
 class MaildirNearHandle(NearHandle):
@@ -150,6 +179,12 @@ class MaildirNearHandle(NearHandle):
     def add(self, data: bytes, flags: Flags = frozenset()) -> str:
         msg = self.reader.deliver(to_lf(data), name=self.reader.new_name(), flags=flags, mtime=None)
         return msg.name
+
+    def set_flags(self, name: str, flags: Flags) -> None:
+        self.reader.set_flags(self.reader.scan()[0][name], flags)
+
+    def remove(self, name: str) -> None:
+        self.reader.delete(self.reader.scan()[0][name])
 
 
 def message(n: int, **kw: Any) -> bytes:

@@ -20,6 +20,7 @@ from syncd.stores.base import (
     Capability,
     Checkpoint,
     FarBody,
+    FarChanges,
     FarStatus,
     FarView,
     NewMessage,
@@ -136,6 +137,21 @@ class ImapFolder:
             if uid not in vanished:
                 far[uid] = MsgMeta(intern_flags(info.flags), info.size)
         return far
+
+    def changes(self, since: int | None) -> FarChanges | None:
+        s, sel = self.session, self._sel
+        assert sel is not None, "open() first"
+        if since is None or sel.highestmodseq is None or not s.has_condstore:
+            return None
+        if s.has_qresync:
+            # SELECT (QRESYNC ...) already reported every change and expunge since `since`.
+            metas: dict[MsgKey, MsgMeta] = {
+                uid: MsgMeta(intern_flags(i.flags), i.size) for uid, i in sel.changed.items()
+            }
+            return FarChanges(metas, frozenset(sel.vanished))
+        if sel.highestmodseq == since:
+            return FarChanges({}, frozenset())
+        return None  # CONDSTORE alone: the expunged are found against the known keys
 
     def list_all(self, *, sizes: bool) -> dict[MsgKey, MsgMeta]:
         infos, _ = self.session.fetch_flags("1:*", with_size=sizes)

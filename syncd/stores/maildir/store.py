@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import cast
 
@@ -23,6 +23,7 @@ from syncd.model import SYSTEM_FLAGS, Flags
 from syncd.stores.base import Capability, NearFolder, NearMessage, Skipped
 from syncd.stores.maildir.folder import LocalMessage, MaildirFolder
 from syncd.stores.maildir.fsio import directory_signature
+from syncd.stores.maildir.index import NameIndex, examine, guess, list_names, look_up
 from syncd.stores.maildir.relocate import move_message
 
 _HEAD_END = re.compile(rb"\r?\n\r?\n")
@@ -36,8 +37,8 @@ CAPABILITIES = (
 )
 
 
-def _entry(msg: LocalMessage) -> str:
-    return f"{msg.subdir}/{msg.filename}"
+#: The entries of ``cur/`` and ``new/``, by subdir (names only).
+Entries = dict[str, set[str]]
 
 
 def settled(signature: str) -> bool:
@@ -50,14 +51,16 @@ def settled(signature: str) -> bool:
     return now > newest
 
 
-def listing(path: Path) -> set[str] | None:
-    """The entries of ``cur/`` and ``new/`` as ``sub/name`` (None: unreadable)."""
+def listing(path: Path) -> Entries | None:
+    """The entries of ``cur/`` and ``new/`` (None: unreadable)."""
     try:
         return {
-            f"{sub}/{name}"
+            sub: {
+                name
+                for name in os.listdir(path / sub)  # noqa: PTH208 - names only, no stat
+                if not name.startswith(".")
+            }
             for sub in ("cur", "new")
-            for name in os.listdir(path / sub)  # noqa: PTH208 - names only, no stat
-            if not name.startswith(".")
         }
     except OSError:
         return None
@@ -78,7 +81,8 @@ class MaildirStore:
         self.folder = folder
         # What cur/ and new/ should list once our own changes are done: lets a run
         # that changed the Maildir still leave a trusted signature behind.
-        self._expected: set[str] | None = None
+        self._expected: Entries | None = None
+        self._index: NameIndex | None = None
 
     @property
     def path(self) -> Path:
@@ -108,9 +112,46 @@ class MaildirStore:
 
     def scan(self) -> tuple[dict[str, NearMessage], list[Skipped]]:
         local, problems = self.folder.scan()
-        self._expected = {_entry(m) for m in local.values()}
-        self._expected.update(f"{p.path.parent.name}/{p.path.name}" for p in problems)
+        expected: Entries = {"cur": set(), "new": set()}
+        for m in local.values():
+            expected[m.subdir].add(m.filename)
+        for p in problems:
+            expected.setdefault(p.path.parent.name, set()).add(p.path.name)
+        self._expected = expected
         return dict(local), [Skipped(str(p.path), p.reason) for p in problems]
+
+    def index(self) -> tuple[dict[str, Flags], list[Skipped]]:
+        self._index = list_names(self.folder.path, self.folder.keywords())
+        self._expected = self._index.seen
+        skipped = [Skipped(str(p.path), p.reason) for p in self._index.problems]
+        flags, self._index.flags = self._index.flags, {}  # the caller's from now on
+        return flags, skipped
+
+    def lookup(self, names: Iterable[str]) -> tuple[dict[str, NearMessage], list[Skipped]]:
+        if self._index is None:
+            return {}, []
+        found, problems = look_up(self._index, names)
+        return dict(found), [Skipped(str(p.path), p.reason) for p in problems]
+
+    def unchanged(
+        self, names: Mapping[str, Flags], signature: str
+    ) -> tuple[dict[str, NearMessage], list[Skipped]] | None:
+        path = self.folder.path
+        entries = listing(path)
+        # Taken while the folder still is as the last sync left it: what this cycle
+        # expects at its end is then this plus its own changes.
+        if entries is None or self.signature() != signature:
+            return None
+        self._expected, self._index = entries, None
+        keywords = self.folder.keywords()
+        places, missed = guess(entries, names, keywords)
+        found, problems = examine(path, keywords, places.items())
+        if missed:  # flags other than the baseline (a policy that keeps them apart)
+            self._index = list_names(path, keywords)
+            more, also = look_up(self._index, missed)
+            found.update(more)
+            problems += also
+        return dict(found), [Skipped(str(p.path), p.reason) for p in problems]
 
     def read(self, msg: NearMessage) -> bytes:
         return to_crlf(self.folder.read(cast("LocalMessage", msg)))
@@ -134,15 +175,15 @@ class MaildirStore:
     ) -> NearMessage:
         msg = self.folder.deliver(to_lf(data), name=name, flags=flags, mtime=mtime, to_new=to_new)
         if self._expected is not None:
-            self._expected.add(_entry(msg))
+            self._expected[msg.subdir].add(msg.filename)
         return msg
 
     def set_flags(self, msg: NearMessage, flags: Flags) -> NearMessage:
         local = cast("LocalMessage", msg)
         result = self.folder.set_flags(local, flags)
         if self._expected is not None:
-            self._expected.discard(_entry(local))
-            self._expected.add(_entry(result))
+            self._expected[local.subdir].discard(local.filename)
+            self._expected[result.subdir].add(result.filename)
         return result
 
     def unkeepable(self, flags: Flags) -> Flags:
@@ -155,7 +196,7 @@ class MaildirStore:
         local = cast("LocalMessage", msg)
         self.folder.delete(local)
         if self._expected is not None:
-            self._expected.discard(_entry(local))
+            self._expected[local.subdir].discard(local.filename)
 
     def locate(self, name: str) -> NearMessage | None:
         return self.folder.locate(name)
@@ -166,9 +207,9 @@ class MaildirStore:
         local = cast("LocalMessage", msg)
         moved = move_message(self.folder, local, target.folder)
         if self._expected is not None:
-            self._expected.discard(_entry(local))
+            self._expected[local.subdir].discard(local.filename)
         if target._expected is not None:
-            target._expected.add(_entry(moved))
+            target._expected.setdefault(moved.subdir, set()).add(moved.filename)
         return moved
 
     def flush(self) -> None:

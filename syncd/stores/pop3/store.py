@@ -29,6 +29,7 @@ from syncd.stores.base import (
     Capability,
     Checkpoint,
     FarBody,
+    FarChanges,
     FarStatus,
     FarView,
     NewMessage,
@@ -127,6 +128,9 @@ class Pop3Folder:
         self, since: int | None, known: Mapping[MsgKey, MsgMeta], *, full: bool
     ) -> dict[MsgKey, MsgMeta]:
         return self.list_all(sizes=True)
+
+    def changes(self, since: int | None) -> FarChanges | None:
+        return None  # no change counter: always the whole listing
 
     def list_all(self, *, sizes: bool) -> dict[MsgKey, MsgMeta]:
         return {k: MsgMeta(NO_FLAGS, self._sizes[k] if sizes else None) for k in self._numbers}
