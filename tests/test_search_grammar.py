@@ -148,3 +148,22 @@ def test_syncd_check_names_the_bad_search_key(tmp_path: Path) -> None:
     assert proc.stderr == (
         f"{path}: accounts.work.rules[0].search: unknown search key FROMM (did you mean FROM?)\n"
     )
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        'X-YAHOO-SPAM "1"',  # a vendor key the table does not list: left to the server
+        'UNSEEN X-FOO-BAR (1 2) FROM "a"',
+        'OR X-VENDOR-KEY "a" FROM "b"',
+    ],
+)
+def test_unknown_vendor_x_keys_are_left_to_the_server(text: str) -> None:
+    check_search(text)
+
+
+def test_an_unknown_key_without_x_is_still_refused_after_a_vendor_key() -> None:
+    with pytest.raises(ValueError, match="unknown search key FROMM"):
+        check_search('FROMM "a" X-FOO "b"')
+    with pytest.raises(ValueError, match="unknown search key X"):
+        check_search('X "a"')

@@ -6,6 +6,7 @@ and a rule's constructor use), and what to hand to ``ImapSession.search``
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import difflib
 import json
@@ -222,8 +223,13 @@ def check_search(text: object) -> list[SearchItem]:
         raise ValueError(
             "leave out CHARSET: syncd sends criteria with non-ASCII text with CHARSET UTF-8"
         )
-    _Keys(items).all()
+    with contextlib.suppress(_Unchecked):  # checked up to a vendor key: the server judges the rest
+        _Keys(items).all()
     return items
+
+
+class _Unchecked(Exception):
+    """A vendor search key (``X-...``) the table does not know: stop checking."""
 
 
 class _Keys:
@@ -259,6 +265,11 @@ class _Keys:
         if spec is None:
             if _SEQ_SET_RE.fullmatch(item):
                 return  # message sequence numbers
+            if upper.startswith("X-") and len(upper) > 2:
+                # A vendor extension this table does not know (the server that
+                # offers it does): its arguments cannot be checked, so what follows
+                # is left to the server, whose refusal names the problem.
+                raise _Unchecked(item)
             close = difflib.get_close_matches(upper, SEARCH_KEYS, n=1, cutoff=0.6)
             hint = f" (did you mean {close[0]}?)" if close else ""
             raise ValueError(f"unknown search key {item}{hint}")
