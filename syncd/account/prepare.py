@@ -149,6 +149,7 @@ def prepare_folders(
         if wanted is None:
             names.append(trash_parts)
     jobs: list[Job] = []
+    created: list[str] = []  # server folders this run created
 
     def prepare(parts: tuple[str, ...]) -> None:
         shown = "/".join(parts)
@@ -177,6 +178,7 @@ def prepare_folders(
                     return
                 folder_log.info("creating the folder on the server")
                 session.create_folder(far_name)
+                created.append(far_name)
                 crashpoints.step("folder-create")
             elif not near.exists() and not policy.pull:
                 return
@@ -207,9 +209,10 @@ def prepare_folders(
 
     for parts in names:
         prepare(parts)
-    if before_folder is not None and not dry_run:
-        # Rules may have created target folders (and filed mail into them): sync
-        # those in this same run, so the Maildir ends in the filed state.
+    if (before_folder is not None or created) and not dry_run:
+        # Rules may have created target folders (and filed mail into them), and a
+        # server may have created the parents of a folder made here (Cyrus does):
+        # sync those in this same run, so both sides end alike.
         done = set(names)
         for info in session.list_folders():
             parts = split_name(info.name, info.delimiter or delimiter)
