@@ -350,3 +350,35 @@ def _table(base: Path) -> dict[str, Any]:
         "maildir": str(base / "Mail"),
         "idle": [],
     }
+
+
+@pytest.mark.parametrize(
+    ("max_connections", "idle", "pool"),
+    [(4, ["INBOX"], 3), (4, [], 4), (2, ["INBOX", "Sent"], 1), (1, ["INBOX"], 1)],
+)
+def test_the_syncer_pool_gets_what_the_idle_connections_leave_of_the_cap(
+    tmp_path: Path, max_connections: int, idle: list[str], pool: int
+) -> None:
+    # The server counts every connection of the user: IDLE ones and the syncer's pool
+    # together stay within max_connections.
+    table = {**_table(tmp_path), "max_connections": max_connections, "idle": idle}
+    config = load_config(write_config(tmp_path, {"test": table}))
+    seen: list[AccountConfig] = []
+
+    def factory(_c: Config, account: AccountConfig, hooks: Any) -> Any:
+        seen.append(account)
+        return ScriptedSyncer(hooks, hold=False)
+
+    runner = AccountRunner(
+        config, config.accounts["test"], scheduler=None, syncer_factory=factory
+    )
+    runner.start()
+    try:
+        wait_for(lambda: seen, "the syncer")
+    finally:
+        runner.request_stop()
+        runner.join(time.monotonic() + DEADLINE)
+    listeners = len(runner.listeners)
+    assert seen[0].max_connections == pool
+    assert pool + listeners == max_connections
+    assert seen[0].name == "test"

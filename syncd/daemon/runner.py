@@ -32,6 +32,7 @@ current error go into the daemon's status file
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import threading
 import time
@@ -144,7 +145,8 @@ class AccountRunner:
         ]
 
     def _idle_folders(self) -> list[str]:
-        # The syncer's own connection counts against max_connections.
+        # The syncer needs at least one connection of max_connections (its pool
+        # gets what the listeners leave, see _syncer_account).
         budget = max(0, self.account.max_connections - 1)
         folders = list(dict.fromkeys(self.account.idle))
         if len(folders) > budget:
@@ -158,6 +160,15 @@ class AccountRunner:
                 _duration(self.account.interval),
             )
         return folders[:budget]
+
+    def _syncer_account(self) -> AccountConfig:
+        """The account as the syncer sees it: its pool gets what the IDLE
+        connections leave of ``max_connections`` (the server counts them all per
+        user), so syncer + listeners never hold more than the cap."""
+        pool = max(1, self.account.max_connections - len(self.listeners))
+        if pool == self.account.max_connections:
+            return self.account
+        return dataclasses.replace(self.account, max_connections=pool)
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -230,7 +241,7 @@ class AccountRunner:
 
     def _work(self) -> None:
         hooks = DaemonHooks(self.account, self.cancel, self.echo, self.hooks)
-        syncer = self.syncer_factory(self.config, self.account, hooks)
+        syncer = self.syncer_factory(self.config, self._syncer_account(), hooks)
         try:
             while True:
                 batch = self.queue.take()
