@@ -1,7 +1,8 @@
-"""The ``syncd`` command: the group, ``sync``, ``password``, and :func:`main`.
+"""The ``syncd`` command: the group, ``sync``, ``password``, and :func:`run`.
 Other commands live in their own modules (``check``, ``daemon``, ``status``,
 ``rules``/``plugins``) and are registered at the end; the exit codes are in
-:mod:`syncd.cli.common`.
+:mod:`syncd.cli.common`.  The console script enters through
+:func:`syncd.cli.main.main`, which comes here unless the fast path answered.
 """
 
 from __future__ import annotations
@@ -198,8 +199,9 @@ def _limit_malloc_arenas() -> None:
         pass
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point: handled errors become one line and an exit code; bugs keep their traceback."""
+def run(argv: list[str] | None = None) -> int:
+    """The click application: handled errors become one line and an exit code; bugs
+    keep their traceback."""
     _limit_malloc_arenas()
     try:
         cli.main(args=argv, prog_name="syncd", standalone_mode=False)

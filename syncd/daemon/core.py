@@ -20,8 +20,9 @@ from collections.abc import Sequence
 from datetime import UTC
 from typing import TYPE_CHECKING
 
-from syncd.daemon.control import ControlServer, socket_path
+from syncd.daemon.control import ControlServer, runtime_dir, socket_path
 from syncd.daemon.queue import Tuning
+from syncd.daemon.rendezvous import config_link_name
 from syncd.status.runtime import StatusFile
 
 if TYPE_CHECKING:
@@ -74,8 +75,13 @@ class Daemon:
         syncer_factory: SyncerFactory = default_syncer,
         hooks_factory: HooksFactory = default_hooks,
         scheduler: BackgroundScheduler | None = None,
+        config_stamp: list[int] | None = None,
     ) -> None:
+        """``config_stamp``: the config file's :func:`~syncd.daemon.rendezvous.config_stamp`
+        taken *before* it was read (None: unknown; ``syncd sync`` then always reads
+        the config before it asks)."""
         self.config = config
+        self.config_stamp = config_stamp
         self.only = tuple(accounts)
         self.tuning = tuning
         self.syncer_factory = syncer_factory
@@ -104,12 +110,11 @@ class Daemon:
 
     def _start_control(self) -> None:
         try:
-            control = ControlServer(self, socket_path(self.config.state_dir))
+            link = runtime_dir() / config_link_name(str(self.config.path))
+            control = ControlServer(self, socket_path(self.config.state_dir), link)
             control.start()
         except OSError as exc:
-            logger.warning(
-                "no control socket (%s): `syncd sync` will not ride this daemon", exc
-            )
+            logger.warning("no control socket (%s): `syncd sync` will not ride this daemon", exc)
             return
         self.control = control
 
@@ -128,11 +133,12 @@ class Daemon:
         self.runners[account.name] = runner
         runner.start()
 
-    def reload(self, config: Config) -> list[str]:
+    def reload(self, config: Config, *, config_stamp: list[int] | None = None) -> list[str]:
         """Switch to ``config``: accounts that are new start, removed ones stop,
         changed ones restart (after finishing their current folder).  Returns
         one line per change, for the log.  ConfigError (invalid rules or
-        plugins) before anything has changed."""
+        plugins) before anything has changed.  ``config_stamp`` as for the
+        constructor."""
         new = self.selected(config)
         restart_all = (config.state_dir, config.plugins) != (
             self.config.state_dir,
@@ -167,6 +173,7 @@ class Daemon:
                 changes.append(f"{name}: added")
             self._start_runner(config, new[name], hooks[name])
         self.config = config
+        self.config_stamp = config_stamp
         return changes
 
     def stop(self, timeout: float = STOP_TIMEOUT) -> list[str]:
