@@ -10,7 +10,6 @@ and anything unusual, goes to the click application, :mod:`syncd.cli.app`.
 from __future__ import annotations
 
 import sys
-from typing import Any
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,7 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     return run(argv)
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> object:
     # `syncd.cli.main.cli`, the click group, as before the split (loaded when asked for).
     if name == "cli":
         from syncd.cli.app import cli

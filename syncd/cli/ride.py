@@ -24,17 +24,13 @@ before the final answer.
 
 from __future__ import annotations
 
+import _socket  # not socket: it builds its enums at import, milliseconds of start-up
 import json
 import os
-import socket
 import stat
 import sys
-from typing import TYPE_CHECKING
 
 from syncd.daemon.rendezvous import config_link_name, config_stamp, peer_uid, runtime_dir
-
-if TYPE_CHECKING:
-    from collections.abc import Mapping
 
 _QUIET = frozenset({"-q", "--quiet"})
 _ANSI_CSI = "\x1b["
@@ -118,39 +114,40 @@ def fast_ride(argv: list[str]) -> int | None:
     stamp = config_stamp(config)
     if stamp is None:
         return None
-    request = {"sync": accounts, "config": os.path.abspath(config), "stamp": stamp}
+    request: dict[str, object] = {
+        "sync": accounts,
+        "config": os.path.abspath(config),
+        "stamp": stamp,
+    }
     return _ask(link, request, verbosity)
 
 
-def _ask(link: str, request: Mapping[str, object], verbosity: int) -> int | None:
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    buffer = b""
-    with sock:
-        try:
-            sock.connect(link)
-            if peer_uid(sock) != os.getuid():  # not our daemon: never trust its answer
-                return None
-            sock.sendall(json.dumps(request).encode() + b"\n")
-            while True:
-                chunk = sock.recv(65536)
-                if not chunk:
-                    return None
-                buffer += chunk
-                while b"\n" in buffer:
-                    line, buffer = buffer.split(b"\n", 1)
-                    answer = json.loads(line)
-                    if not isinstance(answer, dict):
-                        return None
-                    if "refused" in answer:
-                        return None
-                    if "log" in answer:
-                        _show(str(answer["log"]), verbosity)
-                    elif "exit" in answer:
-                        for summary in answer.get("lines", []):
-                            _show(str(summary), verbosity)
-                        return int(answer["exit"])
-        except (OSError, ValueError):
+def _ask(link: str, request: dict[str, object], verbosity: int) -> int | None:
+    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+    try:
+        sock.connect(link)
+        if peer_uid(sock) != os.getuid():  # not our daemon: never trust its answer
             return None
+        sock.sendall(json.dumps(request).encode() + b"\n")
+        buffer = b""
+        while chunk := sock.recv(65536):
+            buffer += chunk
+            while b"\n" in buffer:
+                line, buffer = buffer.split(b"\n", 1)
+                answer = json.loads(line)
+                if not isinstance(answer, dict) or "refused" in answer:
+                    return None
+                if "log" in answer:
+                    _show(str(answer["log"]), verbosity)
+                elif "exit" in answer:
+                    for summary in answer.get("lines", []):
+                        _show(str(summary), verbosity)
+                    return int(answer["exit"])
+        return None
+    except (OSError, ValueError):
+        return None
+    finally:
+        sock.close()
 
 
 def _show(line: str, verbosity: int) -> None:

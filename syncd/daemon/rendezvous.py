@@ -3,9 +3,10 @@ names, the config file's stamp and the peer check.
 
 Shared by the daemon (:mod:`syncd.daemon.control`) and by the ``syncd sync``
 fast path (:mod:`syncd.cli.ride`), which runs before click or the config loader
-is imported: this module imports only what a bare Python start has loaded
-anyway (``os``, ``stat``) plus ``hashlib``, ``socket`` and ``struct``, and works
-on ``str`` paths.
+is imported: on that path this module imports only what a bare Python start has
+loaded anyway (``os``, ``stat``) plus ``zlib`` and ``_socket`` (``socket`` and
+``hashlib`` cost milliseconds to import: ``socket`` builds its enums, ``hashlib``
+loads OpenSSL), and works on ``str`` paths.
 
 Two names lead to one daemon's socket, both in the private directory:
 
@@ -21,11 +22,14 @@ Two names lead to one daemon's socket, both in the private directory:
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
-import socket
 import stat
-import struct
+import sys
+import zlib
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (milliseconds)
+if TYPE_CHECKING:
+    import _socket
 
 
 class RendezvousError(OSError):
@@ -47,20 +51,20 @@ def runtime_dir(*, create: bool = True) -> str:
     return path
 
 
-def _digest(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
 def socket_name(state_dir: str) -> str:
     """The file name of the socket of the daemon keeping its state in ``state_dir``
     (an absolute path, as the daemon's config has it)."""
-    return _digest(state_dir) + ".sock"
+    import hashlib
+
+    return hashlib.sha256(state_dir.encode()).hexdigest()[:16] + ".sock"
 
 
 def config_link_name(config_path: str) -> str:
     """The file name of the link to the socket of the daemon that loaded
-    ``config_path`` (any spelling: it is made absolute and normalised)."""
-    return _digest(os.path.abspath(config_path)) + ".config"
+    ``config_path`` (any spelling: it is made absolute and normalised).  Two paths
+    that share a name only cost the fast path: the daemon checks the path."""
+    path = os.path.abspath(config_path).encode(errors="surrogateescape")
+    return f"{zlib.crc32(path):08x}{zlib.adler32(path):08x}.config"
 
 
 def config_stamp(config_path: str) -> list[int] | None:
@@ -73,8 +77,10 @@ def config_stamp(config_path: str) -> list[int] | None:
     return [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
 
 
-def peer_uid(conn: socket.socket) -> int:
-    """The uid of the process at the other end of a Unix socket (SO_PEERCRED)."""
-    creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-    _pid, uid, _gid = struct.unpack("3i", creds)
-    return int(uid)
+def peer_uid(conn: _socket.socket) -> int:
+    """The uid of the process at the other end of a Unix socket (SO_PEERCRED:
+    three C ints, pid, uid, gid)."""
+    import _socket
+
+    creds = conn.getsockopt(_socket.SOL_SOCKET, _socket.SO_PEERCRED, 12)
+    return int.from_bytes(creds[4:8], sys.byteorder, signed=True)
