@@ -191,6 +191,10 @@ class Sampler:
 # set-up
 
 
+def say(text: str) -> None:
+    print(f"accounts.py: {time.strftime('%H:%M:%S')} {text}", file=sys.stderr, flush=True)
+
+
 def fill(server: DevServer, args: argparse.Namespace) -> tuple[Any, scenarios.Model, float]:
     """Fill a template account; the model of what each copy must hold; seconds taken."""
     template = server.add_user("template")
@@ -266,7 +270,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     daemon: subprocess.Popen[bytes] | None = None
     result: dict[str, Any] = {"options": {k: v for k, v in vars(args).items() if k != "out"}}
     try:
+        say(f"filling a template account: {args.messages} messages, {args.folders} folders")
         template, model, fill_s = fill(server, args)
+        say(f"copying it for {args.accounts} users")
         began = time.perf_counter()
         users = [server.add_user(f"a{i:03d}") for i in range(args.accounts)]
         for user in users:
@@ -293,6 +299,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 env=env,
             )
         pid = daemon.pid
+        say(f"daemon running (pid {pid}); waiting for the initial syncs")
         with Sampler(server, pid) as sampler:
             began = time.monotonic()
 
@@ -305,6 +312,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
             wait_for(synced, args.timeout, "the initial syncs", 1.0)
             initial_s = time.monotonic() - began
+            say(f"initial syncs done in {initial_s:.0f} s; checking")
             rss_synced, hwm_synced = proc_rss_kib(pid), peak_rss_kib(pid)
 
             sampler.paused = True
@@ -315,6 +323,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             # Idle: only the daemon's own timers (IDLE slices, the scheduler's full syncs).
             time.sleep(2.0)  # the check's logouts end on the server too
             sampler.paused = False
+            say(f"idle window: {args.idle:.0f} s")
             cpu0, t0 = proc_cpu(pid), time.monotonic()
             rss_max = proc_rss_kib(pid)
             while time.monotonic() - t0 < args.idle:
@@ -324,6 +333,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             held_idle = daemon_connections(pid, server.port)
             per_user_idle = per_user_connections(server)
 
+            say(f"push latency: {args.events} APPENDs")
             latencies = push_latency(server, users, tmp / "Mail", args, sampler.own)
             rss_end, hwm_end = proc_rss_kib(pid), peak_rss_kib(pid)
         daemon.send_signal(signal.SIGTERM)

@@ -132,8 +132,6 @@ def sync(
         sys.exit(EXIT_LOCKED)
 
 
-
-
 @cli.group()
 def password() -> None:
     """Store or remove an account's password in the system keyring (service "syncd")."""
@@ -182,19 +180,28 @@ def _ride_daemon(state_dir: Path, accounts: list[str], verbosity: int) -> int | 
     return ask_daemon(state_dir, accounts, show)
 
 
-def _limit_malloc_arenas() -> None:
-    """Cap glibc's per-thread malloc arenas (as MALLOC_ARENA_MAX=2 would).
+def _tune_malloc() -> None:
+    """Cap glibc's per-thread malloc arenas (as MALLOC_ARENA_MAX=2 would), and fix
+    its mmap threshold at the initial 128 KiB (as MALLOC_MMAP_THRESHOLD_ would).
 
     syncd's folder workers and writer threads each free megabytes of message
     bodies; with an arena per thread, that freed memory stays mapped and the peak
-    RSS of a large initial sync grows with the thread count.  No-op elsewhere."""
-    if sys.platform != "linux" or os.environ.get("MALLOC_ARENA_MAX"):
+    RSS of a large initial sync grows with the thread count.  And glibc raises the
+    threshold to the size of each mapped block freed (up to 32 MiB): after the
+    first large bodies, later ones come from the heap, and a heap that once held a
+    burst of them keeps its size.  A daemon of 10 accounts of 3000 messages stayed
+    at 130 MB after its initial syncs; with the threshold fixed, 82 MB (bodies
+    over 128 KiB are mapped and returned one by one).  No-op elsewhere."""
+    if sys.platform != "linux":
         return
     import ctypes
 
     try:
         libc = ctypes.CDLL(None)
-        libc.mallopt(-8, 2)  # M_ARENA_MAX
+        if not os.environ.get("MALLOC_ARENA_MAX"):
+            libc.mallopt(-8, 2)  # M_ARENA_MAX
+        if not os.environ.get("MALLOC_MMAP_THRESHOLD_"):
+            libc.mallopt(-3, 128 * 1024)  # M_MMAP_THRESHOLD
     except (OSError, AttributeError):
         pass
 
@@ -202,7 +209,7 @@ def _limit_malloc_arenas() -> None:
 def run(argv: list[str] | None = None) -> int:
     """The click application: handled errors become one line and an exit code; bugs
     keep their traceback."""
-    _limit_malloc_arenas()
+    _tune_malloc()
     try:
         cli.main(args=argv, prog_name="syncd", standalone_mode=False)
     except click.exceptions.Exit as exc:

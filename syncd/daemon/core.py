@@ -15,6 +15,7 @@ logged out and the threads joined, within ``timeout``.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Sequence
 from datetime import UTC
@@ -88,6 +89,7 @@ class Daemon:
         self.hooks_factory = hooks_factory
         self.scheduler = scheduler if scheduler is not None else _make_scheduler()
         self.runners: dict[str, AccountRunner] = {}
+        self.full_syncs = threading.BoundedSemaphore(max(1, tuning.full_syncs))
         self.control: ControlServer | None = None
         self.status = StatusFile(config.state_dir)
 
@@ -129,6 +131,7 @@ class Daemon:
             syncer_factory=self.syncer_factory,
             hooks=hooks,
             status=self.status,
+            full_syncs=self.full_syncs,
         )
         self.runners[account.name] = runner
         runner.start()

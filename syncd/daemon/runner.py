@@ -99,11 +99,15 @@ class AccountRunner:
         syncer_factory: SyncerFactory = default_syncer,
         hooks: SyncHooks | None = None,
         status: StatusFile | None = None,
+        full_syncs: threading.Semaphore | None = None,
     ) -> None:
         """``hooks``: the configured engine hooks (rules, plugins), built by the
         caller so that a bad config fails there; used in the worker thread only.
-        ``status``: the daemon's status file, told of every change of state."""
+        ``status``: the daemon's status file, told of every change of state.
+        ``full_syncs``: shared by the daemon's accounts, held during a full sync
+        (see ``Tuning.full_syncs``)."""
         self.config = config
+        self.full_syncs = full_syncs
         self.status = status
         self.account = account
         self.scheduler = scheduler
@@ -299,6 +303,10 @@ class AccountRunner:
         self.log.debug("starting %s", batch)
         started = time.monotonic()
         self._report(SYNCING, delay=0.0)
+        gate = self.full_syncs if batch.full else None
+        if gate is not None and not self._acquire(gate):
+            self._answer(batch.ticket, None)
+            return None
         try:
             report = syncer.sync(
                 RunOptions(cancel=self.cancel),
@@ -309,6 +317,9 @@ class AccountRunner:
             self.log.info("stopped; the next run goes on from here")
             self._answer(batch.ticket, None)
             return None
+        finally:
+            if gate is not None:
+                gate.release()
         self._answer(batch.ticket, (report, time.monotonic() - started))
         self.syncs += 1
         if self.cancel.is_set():
@@ -366,6 +377,13 @@ class AccountRunner:
         self._report(IDLE)
         return 0.0
 
+    def _acquire(self, gate: threading.Semaphore) -> bool:
+        """Wait for a turn at a full sync; False when stopped meanwhile."""
+        while not gate.acquire(timeout=0.5):
+            if self.cancel.is_set():
+                return False
+        return True
+
     def _answer(self, ticket: int, outcome: tuple[AccountReport, float] | None) -> None:
         with self._answered:
             self._answered_ticket = max(self._answered_ticket, ticket)
@@ -388,9 +406,7 @@ class AccountRunner:
             return None
         self._poke.set()
         with self._answered:
-            self._answered.wait_for(
-                lambda: self._answered_ticket >= ticket or self.queue.closed
-            )
+            self._answered.wait_for(lambda: self._answered_ticket >= ticket or self.queue.closed)
             return self._last if self._answered_ticket >= ticket else None
 
     def _with_rule_targets(self, folders: tuple[str, ...]) -> tuple[str, ...]:
