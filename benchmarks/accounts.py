@@ -126,7 +126,9 @@ def daemon_connections(pid: int, port: int) -> int:
                 target = os.readlink(f"/proc/{pid}/fd/{fd}")
                 if target.startswith("socket:["):
                     inodes.add(target[8:-1])
-    count = 0
+    # Distinct inodes: /proc/net/tcp is read page by page while sockets come and go,
+    # so a row can show up twice in one read.
+    found = set()
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         with contextlib.suppress(OSError), open(table, encoding="ascii") as rows:
             next(rows)
@@ -134,8 +136,8 @@ def daemon_connections(pid: int, port: int) -> int:
                 fields = row.split()
                 remote_port = int(fields[2].rsplit(":", 1)[1], 16)
                 if fields[3] == "01" and remote_port == port and fields[9] in inodes:
-                    count += 1
-    return count
+                    found.add(fields[9])
+    return len(found)
 
 
 def peak_rss_kib(pid: int) -> int:
