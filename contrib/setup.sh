@@ -6,7 +6,8 @@
 # 1. System packages, only those missing: dovecot-core + dovecot-imapd + dovecot-pop3d (the tests and
 #    the quick start run a private, throwaway Dovecot on 127.0.0.1 -- never the system
 #    one), openssl, python3 (>= 3.11), python3-venv, ca-certificates, and isync +
-#    offlineimap3 (the tools people switch from; tests adopt their Maildirs). Installing needs
+#    offlineimap3 (the tools people switch from; tests adopt their Maildirs), and notmuch
+#    (the syncd-notmuch plugin's tag sync is tested on a real database). Installing needs
 #    root; without root the script says what to install and stops.
 #    Installing dovecot-imapd on Debian normally starts a system-wide IMAP server on
 #    ports 143/993. This script prevents that: during the install a temporary
@@ -47,6 +48,8 @@ command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 # The real tools people switch from: tests adopt their Maildirs and import their configs.
 command -v mbsync >/dev/null 2>&1 || missing+=(isync)
 command -v offlineimap >/dev/null 2>&1 || missing+=(offlineimap3)
+# The syncd-notmuch plugin's tag sync (issue 15) is tested against a real notmuch database.
+command -v notmuch >/dev/null 2>&1 || missing+=(notmuch)
 [ -s /etc/ssl/certs/ca-certificates.crt ] || installed ca-certificates || missing+=(ca-certificates)
 if ! python=$(pick_python); then
     if command -v python3 >/dev/null 2>&1 &&

@@ -16,6 +16,7 @@ Library use::
 Command line (used by ``contrib/quickstart.sh`` and the benchmarks)::
 
     python -m devserver.dovecot start --dir D [--tls none|tls|starttls] [--populate] [--pop3]
+        [--acl]
     python -m devserver.dovecot stop --dir D
 
 ``start`` prints one JSON line ``{"host","port","pid","user","password","ca_file"}`` and
@@ -258,6 +259,17 @@ class DevServer:
             )
         return proc
 
+    def set_rights(self, user: User | str, folder: str, rights: str) -> None:
+        """Give the owner ``user`` only ``rights`` (RFC 4314 letters, ``"lr"``) on
+        ``folder`` (``/``-separated, not INBOX): a server started with ``acl=True``."""
+        directory = self.maildir(user) / ("." + folder.replace("/", "."))
+        acl = directory / "dovecot-acl"
+        acl.write_text(f"owner {rights}\n", encoding="utf-8")
+        owner = directory.stat()
+        if os.geteuid() == 0:
+            os.chown(acl, owner.st_uid, owner.st_gid)
+        acl.chmod(0o644)
+
     def kick(self, user: User | str) -> None:
         """Disconnect every IMAP session of ``user`` (the server sends BYE)."""
         name = user if isinstance(user, str) else user.name
@@ -390,6 +402,7 @@ def start(
     extra_conf: str = "",
     wrong_host_cert: bool = False,
     pop3: bool = False,
+    acl: bool = False,
 ) -> DevServer:
     """Write a private dovecot.conf under ``root``, start Dovecot and return the server.
 
@@ -404,6 +417,9 @@ def start(
     - ``pop3``: also serve POP3 (needs dovecot-pop3d): ``pop3_port`` (plain, STLS when
       ``tls`` is not ``"none"``) and ``pop3s_port`` (implicit TLS, only with TLS);
       UIDLs are ``%08Xu%08Xv`` and APOP is enabled. Off by default: nothing else changes.
+    - ``acl``: load Dovecot's ``acl`` and ``imap_acl`` plugins (ACL, MYRIGHTS; RFC 4314),
+      rights kept per mailbox in ``dovecot-acl`` files, read afresh on every access; see
+      :meth:`DevServer.set_rights`. Off by default.
 
     ``root`` is created if needed; it must be empty of another running server. When run
     as root the mail processes run as uid 65534, so ``root`` and all its parents must be
@@ -469,6 +485,7 @@ def start(
                 log_file=log_file,
                 extra_conf=extra_conf,
                 pop3_ports=pop3_ports,
+                acl=acl,
             ),
             encoding="utf-8",
         )
@@ -537,6 +554,7 @@ def _render_conf(
     log_file: Path,
     extra_conf: str,
     pop3_ports: tuple[int, int] | None = None,
+    acl: bool = False,
 ) -> str:
     uid, gid = _mail_ids()
     lines = [
@@ -639,6 +657,12 @@ def _render_conf(
     ]
     if pop3_ports is not None:
         lines += _pop3_conf(tls, *pop3_ports)
+    if acl:
+        lines += [
+            "mail_plugins = $mail_plugins acl",
+            "protocol imap {\n  mail_plugins = $mail_plugins imap_acl\n}",
+            "plugin {\n  acl = vfile:cache_secs=0\n}",
+        ]
     if extra_conf:
         lines += ["# extra_conf", extra_conf]
     return "\n".join(lines) + "\n"
@@ -1099,7 +1123,7 @@ def _cli_start(args: argparse.Namespace) -> int:
         root.chmod(0o755)
     if root.exists() and root == directory / "dovecot":
         shutil.rmtree(root)  # a fresh server each time: no stale mail or sockets
-    server = start(root, tls=args.tls, pop3=args.pop3)
+    server = start(root, tls=args.tls, pop3=args.pop3, acl=args.acl)
     try:
         user = server.add_user(args.user, args.password)
         if args.populate:
@@ -1138,6 +1162,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_start.add_argument("--user", default="demo")
     p_start.add_argument("--password", default=None)
     p_start.add_argument("--pop3", action="store_true", help="also serve POP3")
+    p_start.add_argument("--acl", action="store_true", help="enable ACL (MYRIGHTS)")
     p_stop = sub.add_parser("stop", help="stop the server started with --dir")
     p_stop.add_argument("--dir", required=True)
     args = parser.parse_args(argv)

@@ -186,6 +186,16 @@ def follow_syncd_level(name: str) -> None:
         plugin.setLevel(level)
 
 
+def set_log_stream(stream: TextIO) -> TextIO | None:
+    """Point the handler ``setup_logging`` installed at ``stream`` (the CLI's live
+    progress line prints log lines above itself); returns the stream it wrote to
+    before, or None when there is no such handler."""
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, _SyncdHandler):
+            return handler.setStream(stream)
+    return None
+
+
 def add_secret(secret: str) -> None:
     """Mask *secret* in everything the handler ``setup_logging`` installed prints.
 

@@ -60,6 +60,33 @@ def message_id(data: bytes) -> str | None:
     return text or None
 
 
+#: The header fields that identify a message for a move between folders without
+#: reading its body: the same Message-ID on a different delivery (a list copy and a
+#: direct copy, a resent message) differs in its Received chain or its Date.
+IDENTITY_FIELDS: Final = ("Message-ID", "Date", "From", "Subject", "Received")
+
+
+def header_identity(data: bytes) -> str | None:
+    """A digest of the :data:`IDENTITY_FIELDS` of a message, its header block, or
+    the lines a server returned for ``BODY.PEEK[HEADER.FIELDS (...)]`` -- the same
+    value for all three.  None without a Message-ID (nothing to identify it by)."""
+    head = to_lf(data[:_HEADER_LIMIT])
+    end = head.find(b"\n\n")
+    if end >= 0:
+        head = head[: end + 1]
+    try:
+        parsed = BytesHeaderParser(policy=compat32).parsebytes(head)
+        values = [
+            [" ".join(str(v).split()) for v in parsed.get_all(name) or []]
+            for name in IDENTITY_FIELDS
+        ]
+    except (ValueError, TypeError, IndexError):
+        return None
+    if not values[0] or not values[0][0]:
+        return None
+    return hashlib.sha256(repr(values).encode("utf-8", "surrogateescape")).hexdigest()
+
+
 # --- identity that ignores the headers other sync tools add --------------------------
 # A message mbsync or offlineimap copied is the original plus those lines (mbsync adds
 # X-TUID both ways, so a server copy may carry it too): pairing a Maildir they wrote

@@ -149,6 +149,7 @@ def test_every_key_is_read(tmp_path: Path) -> None:
         fsync = false
         new_to_new = true
         trash = "Trash"
+        subscribed_only = true
 
         [[accounts.work.rules]]
         search = "FROM boss"
@@ -173,6 +174,7 @@ def test_every_key_is_read(tmp_path: Path) -> None:
     assert account.fsync is False
     assert account.new_to_new is True
     assert account.trash == "Trash"
+    assert account.subscribed_only is True
     assert [dict(rule) for rule in account.rules] == [{"search": "FROM boss", "action": "flag"}]
 
 
@@ -267,6 +269,7 @@ def test_every_layout_and_local_names_is_accepted(tmp_path: Path, layout: str, n
         ('expunge = "yes"', "expunge", 'must be true or false, without quotes (got "yes")'),
         ("fsync = 1", "fsync", "must be true or false, without quotes (got 1)"),
         ('new_to_new = "false"', "new_to_new", "must be true or false"),
+        ("subscribed_only = 1", "subscribed_only", "must be true or false"),
         ('allow_plaintext = "true"', "allow_plaintext", "must be true or false"),
         ('layout = "Flat"', "layout", 'must be one of "maildir++", "nested", "flat" (got "Flat")'),
         ("layout = 1", "layout", 'must be one of "maildir++", "nested", "flat" (got 1)'),

@@ -157,3 +157,81 @@ def test_symlinked_lock_file_is_not_followed(tmp_path: Path) -> None:
 def test_account_names_that_are_paths_are_refused(tmp_path: Path, name: str) -> None:
     with pytest.raises(ValueError, match="not an account name"):
         AccountLock(tmp_path, name)
+
+
+class _LockProbe:
+    """Hooks that try to take the account's lock from inside the sync."""
+
+    def __init__(self, state_dir: Path, name: str) -> None:
+        self.state_dir, self.name = state_dir, name
+        self.seen: list[str] = []
+
+    def _probe(self, when: str) -> None:
+        probe = AccountLock(self.state_dir, self.name)
+        try:
+            probe.acquire(wait=0)
+        except LockedError:
+            self.seen.append(f"{when}: held")
+        else:
+            probe.release()
+            self.seen.append(f"{when}: free")
+
+    def before_account(self, *, account: object) -> None:
+        self._probe("before")
+
+    def before_folder(self, *, account: object, session: object, folder: str) -> list[str]:
+        return []
+
+    def folder_started(self, *, folder: str, session: object) -> None:
+        return None
+
+    def folder_finished(self, *, folder: str, session: object) -> None:
+        return None
+
+    def after_account(self, *, account: object, report: object) -> None:
+        self._probe("after")
+
+
+def test_after_sync_hooks_run_with_the_account_lock_held(tmp_path: Path) -> None:
+    """The ``syncd_after_sync`` hookspec promises the lock is still held (a plugin
+    running ``notmuch new`` there must not race the next sync); a sync refused
+    because another syncd holds the account runs no hook at all."""
+    from support.run import write_config
+
+    from syncd.account.syncer import AccountSyncer
+    from syncd.config import load_config
+    from syncd.engine.options import RunOptions
+
+    # Nothing listens on port 9: the sync fails to connect, inside the lock.
+    path = write_config(
+        tmp_path,
+        {
+            "a": {
+                "host": "127.0.0.1",
+                "port": 9,
+                "tls": "none",
+                "user": "u",
+                "password_command": ["printf", "x"],
+                "maildir": str(tmp_path / "Mail"),
+            }
+        },
+    )
+    config = load_config(path)
+    hooks = _LockProbe(config.state_dir, "a")
+    syncer = AccountSyncer(config, config.accounts["a"], hooks=hooks)  # type: ignore[arg-type]
+    try:
+        report = syncer.sync(RunOptions())
+        assert report.error is not None
+        assert hooks.seen == ["before: held", "after: held"]
+
+        hooks.seen.clear()
+        other = AccountLock(config.state_dir, "a")
+        other.acquire(wait=0)
+        try:
+            report = syncer.sync(RunOptions())
+        finally:
+            other.release()
+        assert report.locked
+        assert hooks.seen == []
+    finally:
+        syncer.close()

@@ -14,13 +14,14 @@ from syncd.cli.ride import _config_path, parse
 @pytest.mark.parametrize(
     ("argv", "parsed"),
     [
-        (["sync"], (None, 0, [])),
-        (["sync", "work", "home"], (None, 0, ["work", "home"])),
-        (["--config", "c.toml", "-q", "sync"], ("c.toml", -1, [])),
-        (["--config=c.toml", "sync", "-vv", "work"], ("c.toml", 2, ["work"])),
-        (["-v", "sync", "--verbose", "-q"], (None, -1, [])),
-        (["sync", "sync"], (None, 0, ["sync"])),  # an account named sync
-        (["--config", "sync", "sync"], ("sync", 0, [])),
+        (["sync"], (None, 0, [], False)),
+        (["sync", "work", "home"], (None, 0, ["work", "home"], False)),
+        (["--config", "c.toml", "-q", "sync"], ("c.toml", -1, [], False)),
+        (["--config=c.toml", "sync", "-vv", "work"], ("c.toml", 2, ["work"], False)),
+        (["-v", "sync", "--verbose", "-q"], (None, -1, [], False)),
+        (["sync", "--no-progress", "work"], (None, 0, ["work"], True)),
+        (["sync", "sync"], (None, 0, ["sync"], False)),  # an account named sync
+        (["--config", "sync", "sync"], ("sync", 0, [], False)),
     ],
 )
 def test_a_plain_sync_is_taken(argv: list[str], parsed: object) -> None:
@@ -41,6 +42,7 @@ def test_a_plain_sync_is_taken(argv: list[str], parsed: object) -> None:
         ["sync", "-h"],
         ["--version"],
         ["--config"],
+        ["--no-progress", "sync"],  # sync's own option: click refuses it before
         ["--config=", "sync"],
         ["--config", "a", "--config", "b", "sync"],
         ["-vq", "sync"],
@@ -78,3 +80,20 @@ def test_the_console_script_module_loads_neither_click_nor_the_config_reader() -
         capture_output=True, text=True, check=True,
     ).stdout.split()  # fmt: skip
     assert out == ["[]"]
+
+
+def test_a_terminal_that_would_show_the_live_progress_line_goes_the_ordinary_way(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    class Terminal:
+        def isatty(self) -> bool:
+            return True
+
+    from syncd.cli import ride
+
+    monkeypatch.setattr(ride.sys, "stderr", Terminal())
+    monkeypatch.delenv("TERM", raising=False)
+    assert ride._live_wanted(0, no_progress=False)
+    assert not ride._live_wanted(-1, no_progress=False)
+    assert not ride._live_wanted(0, no_progress=True)
+    assert ride.fast_ride(["--config", "/nonexistent/c.toml", "sync"]) is None

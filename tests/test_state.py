@@ -120,3 +120,26 @@ def test_version_1_database_is_migrated_and_keeps_string_keys(tmp_path: Path) ->
     assert db.stored_times(st.id) == {"42": 100.0, "000123": 200.0}
     assert db._db.execute("PRAGMA user_version").fetchone()[0] == 2
     db.close()
+
+
+def test_a_renamed_folder_keeps_its_pairs_and_a_forgotten_one_loses_them(tmp_path: Path) -> None:
+    db = StateDB(tmp_path / "a.db")
+    old = db.ensure_folder("Lists")
+    db.update_folder(old.id, uidvalidity=7, highestmodseq=3)
+    db.apply(old.id, add=[Pair(1, "n1", frozenset({"\\Seen"}), 10)])
+    db.add_intents(old.id, "download", [(2, "n2", frozenset(), 5)])
+    db.ensure_folder("Old")  # a row never synced under the new name is replaced
+    db.rename_folder("Lists", "Old")
+    assert db.folder("Lists") is None
+    new = db.folder("Old")
+    assert new is not None and (new.id, new.uidvalidity, new.highestmodseq) == (old.id, 7, 3)
+    assert db.pairs(new.id) == [Pair(1, "n1", frozenset({"\\Seen"}), 10)]
+    assert len(db.intents(new.id)) == 1
+    synced = db.ensure_folder("Synced")
+    db.update_folder(synced.id, uidvalidity=9)
+    with pytest.raises(ValueError, match="already in the state"):
+        db.rename_folder("Old", "Synced")
+    assert db.folder("Old") is not None  # the transaction changed nothing
+    db.forget_folder("Old")
+    assert db.folder("Old") is None and db.pairs(new.id) == [] and db.intents(new.id) == []
+    db.close()

@@ -141,6 +141,7 @@ DAEMON_KEYS = {"pid", "since", "version", "updated", "accounts"}
 ACCOUNT_KEYS = {
     "state", "ok", "error", "error_kind", "last_attempt", "last_success", "failing_since",
     "failures", "next_run", "daemon_pid", "syncing_pid", "held_back", "folders",
+    "progress",  # added within schema 1 (issue 15): the daemon's running copies, or null
 }  # fmt: skip
 ATTEMPT_KEYS = {"started", "finished", "outcome"}
 FOLDER_KEYS = {"folder", "last_sync", "server", "local", "error", "held_back"}

@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING
 
 from syncd import crashpoints
 from syncd.account.lock import AccountLock
-from syncd.account.syncer import AccountReport, SyncHooks, check_root
+from syncd.account.root import check_root
+from syncd.account.syncer import AccountReport, SyncHooks
 from syncd.engine.cycle import FolderSync
 from syncd.engine.options import RunOptions, policy_for
 from syncd.engine.report import FolderReport

@@ -14,6 +14,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from syncd import crashpoints
+from syncd.account.folderlife import FolderLife, settle_folders
+from syncd.account.rights import policy_for_rights
+from syncd.account.subscribe import subscribed_filter
 from syncd.engine.reconcile import Policy
 from syncd.engine.report import FolderReport
 from syncd.engine.seed import Seed
@@ -70,6 +73,7 @@ def prepare_folders(
     log: logging.LoggerAdapter[logging.Logger],
     only: Collection[str] | None = None,
     before_folder: BeforeFolder | None = None,
+    allow_mass_delete: bool = False,
 ) -> list[Job]:
     """Pair the folders of both sides, create the missing server folders and run
     ``before_folder`` (rules) for each, all on the main connection; returns what to
@@ -84,12 +88,39 @@ def prepare_folders(
         near_parts, problems = discover(account.maildir, account.layout, names=account.local_names)
         for problem in problems:
             log.warning("%s", problem)
+    # Folders renamed or deleted since the last sync, on either side (folderlife).
+    life = settle_folders(
+        account,
+        session,
+        db,
+        FolderLife(far, near_parts),
+        push=policy.push,
+        pull=policy.pull,
+        dry_run=dry_run,
+        allow_delete=allow_mass_delete,
+        errors=errors,
+    )
+    far, near_parts = life.far, life.near
+    keep = subscribed_filter(
+        account,
+        session,
+        db,
+        targeted=only is not None,
+        push=policy.push,
+        pull=policy.pull,
+        dry_run=dry_run,
+        errors=errors,
+        log=log,
+    )
     wanted = {split_name(n, "/") for n in only} if only is not None else None
     names = sorted(
         {
             p
             for p in (*far, *near_parts)
-            if matches(p, account.folders, account.exclude) and (wanted is None or p in wanted)
+            if matches(p, account.folders, account.exclude)
+            and (wanted is None or p in wanted)
+            and p not in life.skip
+            and (keep is None or p in keep)
         },
         key=inbox_first,
     )
@@ -150,6 +181,9 @@ def prepare_folders(
             elif not near.exists() and not policy.pull:
                 return
             planned = before_folder(far_name) if before_folder is not None else []
+            job_policy = policy_for_rights(
+                session, db, far_name, policy, folder_log, dry_run=dry_run
+            )
         except FolderError as exc:
             folder_log.error("%s", exc)
             errors.append(FolderReport(shown, error=str(exc)))
@@ -162,7 +196,7 @@ def prepare_folders(
                 shown,
                 far_name,
                 near,
-                policy,
+                job_policy,
                 trash,
                 account.new_to_new,
                 planned,
@@ -184,6 +218,8 @@ def prepare_folders(
                 or not selectable(info.flags)
                 or not matches(parts, account.folders, account.exclude)
                 or (wanted is not None and parts not in wanted)
+                or parts in life.skip
+                or (keep is not None and parts not in keep)
             ):
                 continue
             far[parts] = info.name

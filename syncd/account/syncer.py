@@ -7,12 +7,11 @@ account's run and the other accounts go on.
 
 from __future__ import annotations
 
-import os
 import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Collection, Sequence
+from collections.abc import Collection
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
@@ -20,8 +19,10 @@ from typing import TYPE_CHECKING, Any, Protocol
 from syncd.account.adoption import attach_seeds
 from syncd.account.job import run_job, settle_job
 from syncd.account.lock import AccountLock
+from syncd.account.moves import drop_superseded, move_between_folders, unsettled
 from syncd.account.outcome import error_kind, one_line, partial_error
 from syncd.account.prepare import Job, prepare_folders
+from syncd.account.root import check_root
 from syncd.engine.options import (
     ACCOUNT_BODY_BUDGET,
     WRITERS,
@@ -31,7 +32,7 @@ from syncd.engine.options import (
     policy_for,
 )
 from syncd.engine.report import FolderReport
-from syncd.engine.state import FolderState, StateDB
+from syncd.engine.state import StateDB
 from syncd.errors import AccountError, CredentialError, FolderError, LockedError
 from syncd.logsetup import account_logger
 
@@ -44,7 +45,6 @@ TARGETED_LIST_STATUS = 4
 #: Folders whose connection a protocol error may drop in one run before the account
 #: stops for this run (each costs a fresh login).
 MAX_DROPPED_CONNECTIONS = 3
-ROOT_MARKER = ".syncd-maildir"  # tells the Maildir syncd synced from an empty mount point
 
 
 @dataclass
@@ -177,19 +177,33 @@ class AccountSyncer:
             raise ValueError("the sync's options and its hooks' options disagree on dry_run")
         report = AccountReport(self.account.name)
         started = time.time()
+        lock = AccountLock(self.config.state_dir, self.account.name)
         try:
-            lock = AccountLock(self.config.state_dir, self.account.name)
             lock.acquire(wait=lock_wait)
-            try:
-                if self.hooks is not None:
-                    self.hooks.before_account(account=self.account)
-                self._sync(options, report, folders)
-            finally:
-                lock.release()
         except LockedError as exc:
+            # Another syncd syncs the account: this sync never started, so no hook
+            # runs for it (the other process runs them).
             report.locked = True
             report.error = str(exc)
             self.log.error("%s", exc)
+            return report
+        try:
+            self._sync_locked(options, report, folders)
+        finally:
+            lock.release()
+        if not options.dry_run:
+            self._record(started, report)
+        return report
+
+    def _sync_locked(
+        self, options: RunOptions, report: AccountReport, folders: Collection[str] | None
+    ) -> None:
+        """The sync with the account lock held; the hooks run inside it, as the
+        hookspecs promise (``syncd_after_sync`` with the lock still held)."""
+        try:
+            if self.hooks is not None:
+                self.hooks.before_account(account=self.account)
+            self._sync(options, report, folders)
         except (AccountError, CredentialError) as exc:
             report.error, report.error_kind = str(exc), error_kind(exc)
             self.log.error("%s", exc)
@@ -202,9 +216,6 @@ class AccountSyncer:
         finally:
             if self.hooks is not None:
                 self.hooks.after_account(account=self.account, report=report)
-        if not report.locked and not options.dry_run:
-            self._record(started, report)
-        return report
 
     def _record(self, started: float, report: AccountReport) -> None:
         """Keep the attempt's outcome in the state for ``syncd status`` (a one-shot sync
@@ -267,11 +278,21 @@ class AccountSyncer:
             log=self.log,
             only=only,
             before_folder=before_folder if hooks is not None else None,
+            allow_mass_delete=options.allow_mass_delete,
         )
         report.notes += attach_seeds(self.account, jobs, db, self.log)
         first = self._settle_unchanged(
             [j for j in jobs if not j.last], db, options, report, targeted=only is not None
         )
+        last = [j for j in jobs if j.last]
+        moves = move_between_folders(
+            self._main(), db, options, jobs=jobs, busy=[*first, *last], log=self.log,
+            targeted=only is not None,
+        )  # fmt: skip
+        if held := moves.held:
+            report.folders += [unsettled(j) for j in [*first, *last] if j.far_name in held]
+            first = [j for j in first if j.far_name not in held]
+            last = [j for j in last if j.far_name not in held]
         workers = min(self.account.max_connections, len(first))
         self._dropped = []
         if workers <= 1:
@@ -280,10 +301,10 @@ class AccountSyncer:
                 report.folders.append(self._watch(self._run(job, self._main(), db, options)))
         else:
             self._run_parallel(first, workers, options, report)
-        for job in jobs:
-            if job.last:
-                _check_cancel(options)
-                report.folders.append(self._watch(self._run(job, self._main(), db, options)))
+        for job in last:
+            _check_cancel(options)
+            report.folders.append(self._watch(self._run(job, self._main(), db, options)))
+        drop_superseded(report.folders, moves.superseded)
 
     def _run(
         self, job: Job, session: ImapSession, db: StateDB, options: RunOptions, **kw: Any
@@ -436,41 +457,6 @@ class AccountSyncer:
                 report.folders.append(result)
         if error is not None:
             raise error
-
-
-def check_root(
-    account: AccountConfig, db: StateDB, options: RunOptions, known: Sequence[FolderState]
-) -> None:
-    """Make sure the account's Maildir root is the one synced before (``known``:
-    the folders synced into it) -- never an empty mount point -- creating it and
-    its marker on a first sync.  AccountError when it is not."""
-    root = account.maildir
-    marker = root / ROOT_MARKER
-    if not root.is_dir():
-        if known:
-            raise AccountError(
-                f"the Maildir {root} is missing (unmounted disk?); it held {len(known)} "
-                "synced folders, so nothing was changed. If you moved it on purpose, "
-                f"remove {db.path} to start afresh"
-            )
-        if not options.dry_run:
-            root.mkdir(parents=True, mode=0o700)
-    elif known and not marker.exists():
-        # An empty mount point where the disk should be looks just like a Maildir
-        # whose mail was all deleted: refuse rather than trust it.
-        raise AccountError(
-            f"{root} is not the Maildir syncd synced before ({ROOT_MARKER} is missing: "
-            "an unmounted disk?); nothing was changed. If this is really the account's "
-            f"Maildir, remove {db.path} and sync again (both sides are then paired by "
-            "Message-ID)"
-        )
-    if not options.dry_run and not marker.exists():
-        fd = os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(
-                f"This directory is the Maildir of syncd account {account.name!r}.\n"
-                "syncd refuses to sync it when this file is missing (an unmounted disk).\n"
-            )
 
 
 def sync_account(config: Config, account: AccountConfig, options: RunOptions) -> AccountReport:

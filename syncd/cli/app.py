@@ -7,6 +7,8 @@ Other commands live in their own modules (``check``, ``daemon``, ``status``,
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import os
 import sys
 import time
@@ -73,13 +75,21 @@ def cli(ctx: click.Context, config_file: Path | None, verbose: int, quiet: bool)
     help="Offer again the local messages the server refused as too big. Without it "
     "they are held back until the file or the server's limit changes, or for a day.",
 )
+@click.option(
+    "--no-progress",
+    is_flag=True,
+    help="No live progress line on a terminal (shown per account on copies that take "
+    "more than a second: messages, bytes, rate, time left).",
+)
 @click.pass_obj
 def sync(
     obj: Context,
+    *,
     accounts: tuple[str, ...],
     dry_run: bool,
     allow_mass_delete: bool,
     retry_refused: bool,
+    no_progress: bool,
 ) -> None:
     """Sync ACCOUNTS (default: all) once, both ways, and exit.
 
@@ -91,26 +101,38 @@ def sync(
     message is held back because the server refused it (the rest was synced),
     2 configuration error, 75 another syncd holds the lock.
     """
+    from syncd.cli.live import wanted
+
     config = obj.load()
     selected = select_accounts(config, accounts)
+    live = wanted(sys.stderr, verbosity=obj.verbosity, enabled=not no_progress)
     if not (dry_run or allow_mass_delete or retry_refused):
-        code = _ride_daemon(config.state_dir, selected, obj.verbosity)
+        code = _ride_daemon(config.state_dir, selected, obj.verbosity, live=live)
         if code is not None:
             sys.exit(code)
 
     from syncd.account.factory import syncer_for
-    from syncd.engine.options import RunOptions
+    from syncd.cli.live import LiveLine
+    from syncd.engine.options import RunOptions, progress_every
     from syncd.ext.hooks import load_hooks
 
     options = RunOptions(
-        dry_run=dry_run, allow_mass_delete=allow_mass_delete, retry_refused=retry_refused
+        dry_run=dry_run,
+        allow_mass_delete=allow_mass_delete,
+        retry_refused=retry_refused,
+        progress_every=progress_every(),
     )
     failed = locked = False
     for name in selected:
         started = time.monotonic()
         syncer = syncer_for(config, config.accounts[name], load_hooks(config, options))
         try:
-            report = syncer.sync(options)
+            with contextlib.ExitStack() as stack:
+                run = options
+                if live:
+                    shown = stack.enter_context(LiveLine(name, sys.stderr))
+                    run = dataclasses.replace(options, progress=shown.meter)
+                report = syncer.sync(run)
         finally:
             syncer.close()
         if dry_run:
@@ -167,17 +189,23 @@ def password_delete(obj: Context, account: str) -> None:
     click.echo(f"password for {account} removed from the keyring", err=True)
 
 
-def _ride_daemon(state_dir: Path, accounts: list[str], verbosity: int) -> int | None:
+def _ride_daemon(state_dir: Path, accounts: list[str], verbosity: int, *, live: bool) -> int | None:
     """When a daemon runs these accounts, it syncs them now on its warm connections and
-    this command only relays what it says (same lines, same exit codes).  None: no
-    daemon answered, or it does not run one of them -- sync here instead."""
+    this command only relays what it says (same lines, same exit codes; with ``live``,
+    the progress it publishes as live lines).  None: no daemon answered, or it does
+    not run one of them -- sync here instead."""
     from syncd.daemon.control import ask_daemon
 
     def show(line: str) -> None:
         if verbosity >= 0 or not line.startswith(("INFO ", "DEBUG ")):
             click.echo(line, err=True)
 
-    return ask_daemon(state_dir, accounts, show)
+    with contextlib.ExitStack() as stack:
+        if live:
+            from syncd.cli.live import DaemonLines
+
+            stack.enter_context(DaemonLines(state_dir, accounts, sys.stderr))
+        return ask_daemon(state_dir, accounts, show)
 
 
 def _tune_malloc() -> None:

@@ -4,8 +4,12 @@
 config reader before it sent its one request (issue 14: 0.10 s against mbsync's
 0.04 s no-op).  For a plain invocation --
 
-    syncd [--config FILE] [-q|-v...] sync [ACCOUNT...]      (the global options
-                                                             may also follow sync)
+    syncd [--config FILE] [-q|-v...] sync [--no-progress] [ACCOUNT...]
+                                            (the global options may also follow sync)
+
+that would show no live progress line (:func:`syncd.cli.live.wanted`: ``-q``,
+``--no-progress``, or stderr not a terminal, as for a mail reader's key or a
+script)
 
 -- :func:`fast_ride` finds the config file as the command would
 (:func:`syncd.config.config_path`), reaches the daemon through that file's link
@@ -36,12 +40,12 @@ _QUIET = frozenset({"-q", "--quiet"})
 _ANSI_CSI = "\x1b["
 
 
-def parse(argv: list[str]) -> tuple[str | None, int, list[str]] | None:
-    """(``--config`` value or None, verbosity, accounts) of a plain ``sync``
-    invocation; None for anything else."""
+def parse(argv: list[str]) -> tuple[str | None, int, list[str], bool] | None:
+    """(``--config`` value or None, verbosity, accounts, ``--no-progress``) of a
+    plain ``sync`` invocation; None for anything else."""
     config: str | None = None
     quiet, verbose = False, 0
-    command_seen = False
+    command_seen = no_progress = False
     accounts: list[str] = []
     i = 0
     while i < len(argv):
@@ -64,6 +68,8 @@ def parse(argv: list[str]) -> tuple[str | None, int, list[str]] | None:
             verbose += 1
         elif len(arg) > 1 and arg.startswith("-") and set(arg[1:]) == {"v"}:
             verbose += len(arg) - 1
+        elif arg == "--no-progress" and command_seen:
+            no_progress = True
         elif arg.startswith("-"):
             return None  # -h, --version, --dry-run, --, ...: the ordinary path
         elif not command_seen:
@@ -75,7 +81,18 @@ def parse(argv: list[str]) -> tuple[str | None, int, list[str]] | None:
         i += 1
     if not command_seen:
         return None
-    return config, -1 if quiet else verbose, accounts
+    return config, -1 if quiet else verbose, accounts, no_progress
+
+
+def _live_wanted(verbosity: int, no_progress: bool) -> bool:
+    """:func:`syncd.cli.live.wanted` for stderr, without importing it (it loads the
+    engine's progress and logging set-up): the ordinary path shows the line."""
+    if no_progress or verbosity < 0 or os.environ.get("TERM") == "dumb":
+        return False
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        return False
 
 
 def _config_path(explicit: str | None) -> str | None:
@@ -101,7 +118,9 @@ def fast_ride(argv: list[str]) -> int | None:
     parsed = parse(argv)
     if parsed is None:
         return None
-    explicit, verbosity, accounts = parsed
+    explicit, verbosity, accounts, no_progress = parsed
+    if _live_wanted(verbosity, no_progress):
+        return None
     config = _config_path(explicit)
     if config is None:
         return None

@@ -1,7 +1,7 @@
 """``syncd status``: per account its state, last attempt and outcome, last success,
 current error, next run and folders; whether a daemon runs.  Three forms: text,
-``--json`` (a versioned, stable format: docs-status.md) and ``--short`` (one line
-for status bars).
+``--json`` (a versioned, stable format: the README's "syncd status --json, schema 1")
+and ``--short`` (one line for status bars).
 
 Exit status: 0 when every requested account's last attempt synced everything (or
 it was never synced); 1 when one failed, is backing off, or synced only in part (a

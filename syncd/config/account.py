@@ -38,12 +38,12 @@ ACCOUNT_KEYS: Final = (
     "max_connections", "interval", "idle", "fsync", "new_to_new", "trash",
     "rules", "local_names", "auth", "oauth2", "oauth2_token_command", "protocol",
     "keep_on_server", "delete_after_days", "allow_no_uidl", "collect_into", "adopt",
-    "pop3_login",
+    "pop3_login", "subscribed_only",
 )  # fmt: skip
 #: Keys that mean nothing for a POP3 maildrop (one folder, no flags, no push).
 IMAP_ONLY_KEYS: Final = (
     "folders", "exclude", "sync", "expunge", "max_connections", "idle", "new_to_new",
-    "trash", "rules", "local_names", "adopt",
+    "trash", "rules", "local_names", "adopt", "subscribed_only",
 )  # fmt: skip
 POP3_ONLY_KEYS: Final = (
     "keep_on_server", "delete_after_days", "allow_no_uidl", "collect_into", "pop3_login",
@@ -209,6 +209,7 @@ def read_account(
         if protocol == "pop3"
         else None,
         adopt=_adopt_table(table, base) if protocol != "pop3" else None,
+        subscribed_only=table.boolean("subscribed_only", default=False),
     )
     return account if maildir is not None else None
 

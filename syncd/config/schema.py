@@ -81,6 +81,7 @@ class AccountConfig:
     pop3_login: Pop3Login = "auto"
     collect_into: tuple[str, str] | None = None  # (IMAP account, folder with "/")
     adopt: AdoptSettings | None = None  # the [accounts.NAME.adopt] table (another tool's state)
+    subscribed_only: bool = False  # sync only the folders subscribed (INBOX always)
 
 
 @dataclass(frozen=True)

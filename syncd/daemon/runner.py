@@ -44,10 +44,11 @@ from syncd.account.outcome import NEEDS_USER, one_line
 from syncd.account.syncer import AccountReport
 from syncd.daemon.hooks import DaemonHooks
 from syncd.daemon.idle import IdleListener
+from syncd.daemon.progress import ProgressPublisher
 from syncd.daemon.queue import Backoff, Batch, RequestQueue, Tuning
 from syncd.daemon.repeat import RepeatFilter
 from syncd.daemon.watch import EchoFilter, MaildirWatcher
-from syncd.engine.options import RunOptions, SyncCancelled
+from syncd.engine.options import RunOptions, SyncCancelled, progress_every
 from syncd.logsetup import account_logger
 from syncd.status.runtime import BACKING_OFF, FAILING, IDLE, SYNCING, AccountRuntime, StatusFile
 
@@ -308,11 +309,16 @@ class AccountRunner:
             self._answer(batch.ticket, None)
             return None
         try:
-            report = syncer.sync(
-                RunOptions(cancel=self.cancel),
-                None if batch.full else self._with_rule_targets(batch.folders),
-                lock_wait=self.tuning.lock_wait,
-            )
+            with contextlib.ExitStack() as stack:
+                options = RunOptions(cancel=self.cancel, progress_every=progress_every())
+                if self.status is not None:
+                    meter = stack.enter_context(ProgressPublisher(self.status, self.account.name))
+                    options = dataclasses.replace(options, progress=meter)
+                report = syncer.sync(
+                    options,
+                    None if batch.full else self._with_rule_targets(batch.folders),
+                    lock_wait=self.tuning.lock_wait,
+                )
         except SyncCancelled:
             self.log.info("stopped; the next run goes on from here")
             self._answer(batch.ticket, None)

@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING
 from syncd import crashpoints
 from syncd.engine.options import (
     DOWNLOAD_BATCH_COUNT,
-    PROGRESS_EVERY,
     UPLOAD_BATCH_BYTES,
     UPLOAD_BATCH_COUNT,
     WRITERS,
@@ -30,6 +29,7 @@ from syncd.engine.options import (
     SyncCancelled,
     batched,
 )
+from syncd.engine.progress import FolderProgress
 from syncd.engine.reconcile import Copy, Delete, Forget, Plan, Policy, SetFlags
 from syncd.engine.recovery import find_on_far
 from syncd.engine.refusals import REMEMBERED_CODES, Refusal, held_back
@@ -46,25 +46,8 @@ Log = logging.LoggerAdapter[logging.Logger]
 
 @dataclass
 class _DownloadBatch:
-    count: int
     items: list[tuple[MsgKey, int, Copy, int, Future[NearMessage]]]
     vanished: list[int] = field(default_factory=list)
-
-
-class _Progress:
-    """Logs ``downloaded 2000/10000 messages`` every few seconds on long copies."""
-
-    def __init__(self, log: Log, verb: str, total: int) -> None:
-        self.log, self.verb, self.total = log, verb, total
-        self.done = 0
-        self.last = time.monotonic()
-
-    def advance(self, count: int) -> None:
-        self.done += count
-        now = time.monotonic()
-        if self.total >= 200 and now - self.last >= PROGRESS_EVERY:
-            self.last = now
-            self.log.info("%s %d/%d messages", self.verb, self.done, self.total)
 
 
 @dataclass
@@ -103,6 +86,17 @@ class Applier:
         if plan.forgets:
             self._forget(plan.forgets)
 
+    def _progress(self, verb: str, messages: int, size: int) -> FolderProgress:
+        return FolderProgress(
+            self.log,
+            verb,
+            self.far.name,
+            messages,
+            size,
+            meter=self.options.progress,
+            every=self.options.progress_every,
+        )
+
     def _cancelled(self) -> bool:
         cancel = self.options.cancel
         if cancel is None or not cancel.is_set():
@@ -123,7 +117,7 @@ class Applier:
             sizes.update({k: m.size for k, m in metas.items() if m.size is not None})
         self.near.prepare_flags(f for c in copies for f in c.flags)
         budget = self.budget or ByteBudget(2 * self.batch_bytes)
-        progress = _Progress(self.log, "downloaded", len(copies))
+        progress = self._progress("downloaded", len(copies), sum(sizes.values()))
         previous: _DownloadBatch | None = None
         held: list[int] = []  # budget taken for batches not yet finished
         own = self.writers is None
@@ -141,18 +135,18 @@ class Applier:
                 if got is None:
                     # Never wait for memory while holding some: finish what we hold first.
                     if previous is not None:
-                        self._finish_download(previous, progress)
+                        self._finish_download(previous)
                         previous = None
                         budget.release(held.pop(0))
                     got = budget.acquire(need)
                 held.append(got)
-                current = self._start_download(batch, sizes, writers)
+                current = self._start_download(batch, sizes, writers, progress)
                 if previous is not None:
-                    self._finish_download(previous, progress)
+                    self._finish_download(previous)
                     budget.release(held.pop(0))
                 previous = current
             if previous is not None:
-                self._finish_download(previous, progress)
+                self._finish_download(previous)
                 budget.release(held.pop(0))
             if stopped:
                 raise SyncCancelled
@@ -161,9 +155,14 @@ class Applier:
                 budget.release(amount)
             if own:
                 writers.shutdown(wait=True)
+            progress.close()
 
     def _start_download(
-        self, batch: list[Copy], sizes: Mapping[MsgKey, int], writers: ThreadPoolExecutor
+        self,
+        batch: list[Copy],
+        sizes: Mapping[MsgKey, int],
+        writers: ThreadPoolExecutor,
+        progress: FolderProgress,
     ) -> _DownloadBatch:
         names = {c.key: self.near.new_name() for c in batch}
         ids = self.db.add_intents(
@@ -173,7 +172,7 @@ class Applier:
         )
         crashpoints.step("download-intent")
         pending = {c.key: (c, i) for c, i in zip(batch, ids, strict=True)}
-        work = _DownloadBatch(len(batch), [])
+        work = _DownloadBatch([])
         for body in self.far.fetch(list(pending), sizes):
             entry = pending.pop(body.key, None)
             if entry is None:
@@ -189,6 +188,7 @@ class Applier:
                 to_new=self.new_to_new and SEEN not in copy.flags,
             )
             work.items.append((body.key, len(body.data), copy, intent_id, future))
+            progress.advance(1, len(body.data))
         # Keys the far side did not return were expunged meanwhile: nothing to pair.
         # Those over its size cap were skipped (the store warned): a failure, so the
         # next run lists the folder in full and tries -- and says -- again, rather
@@ -199,7 +199,7 @@ class Applier:
         work.vanished = [i for _, i in pending.values()]
         return work
 
-    def _finish_download(self, work: _DownloadBatch, progress: _Progress) -> None:
+    def _finish_download(self, work: _DownloadBatch) -> None:
         added: list[Pair] = []
         removed: list[Pair] = []
         done = list(work.vanished)
@@ -219,7 +219,6 @@ class Applier:
         self.db.apply(self.folder_id, add=added, remove=removed, done_intents=done)
         crashpoints.step("download-commit")
         self.report.downloaded += len(added)
-        progress.advance(work.count)
 
     # --- uploads -----------------------------------------------------------------
 
@@ -230,8 +229,23 @@ class Applier:
         uidnext: int,
         uidvalidity: int | None,
     ) -> None:
+        progress = self._progress(
+            "uploaded", len(copies), sum(local[str(c.key)].size for c in copies)
+        )
+        try:
+            self._upload_batches(copies, local, uidnext, uidvalidity, progress)
+        finally:
+            progress.close()
+
+    def _upload_batches(
+        self,
+        copies: Sequence[Copy],
+        local: Mapping[str, NearMessage],
+        uidnext: int,
+        uidvalidity: int | None,
+        progress: FolderProgress,
+    ) -> None:
         limit, now = self.far.append_limit, time.time()
-        progress = _Progress(self.log, "uploaded", len(copies))
         for batch in batched(copies, lambda c: c.size or 0, UPLOAD_BATCH_BYTES, UPLOAD_BATCH_COUNT):
             if self._cancelled():
                 raise SyncCancelled
@@ -318,7 +332,7 @@ class Applier:
             real = [k for k in keys if isinstance(k, int) and not isinstance(k, bool)]
             if real:
                 uidnext = max(uidnext, max(real) + 1)
-            progress.advance(len(batch))
+            progress.advance(len(batch), sum(local[str(c.key)].size for c in batch))
 
     def _outcomes(
         self,

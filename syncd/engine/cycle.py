@@ -66,6 +66,7 @@ class FolderSync:
         self.log = log
         self.new_to_new = new_to_new
         self.trash = trash if trash != far.name else None
+        self._own_trash = trash is not None and trash == far.name
         self.batch_bytes = batch_bytes
         # Shared by the folders of an account synced side by side: fewer threads,
         # fewer malloc arenas, a flatter peak RSS.
@@ -208,8 +209,14 @@ class FolderSync:
             return st
         dry = self.options.dry_run
         if st.uidvalidity is not None and self.db.count_pairs(st.id):
+            # INBOX and the trash are never deleted with their folder (account.folderlife).
+            kept = self.far_name.upper() == "INBOX" or self._own_trash or not self.policy.push
             self.log.warning(
-                "local folder %s is gone; fetching it again from the server", self.near.describe()
+                "local folder %s is gone; fetching it again from the server%s",
+                self.near.describe(),
+                ""
+                if kept
+                else " (to delete it on the server too, run `syncd sync --allow-mass-delete`)",
             )
             # Forget the pairs and the modseq: a delta would not list the messages
             # that now need downloading again.

@@ -6,11 +6,13 @@ folder's cycle.
 
 from __future__ import annotations
 
+import os
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
+from syncd.engine.progress import Meter
 from syncd.engine.reconcile import Policy
 
 T = TypeVar("T")
@@ -23,6 +25,7 @@ UPLOAD_BATCH_BYTES = 8 * 1024 * 1024
 UPLOAD_BATCH_COUNT = 100
 WRITERS = 4  # threads storing downloads; fsyncs in parallel let the file system batch them
 PROGRESS_EVERY = 5.0  # seconds between progress lines on long copies
+PROGRESS_EVERY_ENV = "SYNCD_PROGRESS_EVERY"  # overrides it (tests, a chatty journal)
 
 
 class SyncCancelled(Exception):
@@ -38,6 +41,19 @@ class RunOptions:
     retry_refused: bool = False  # offer messages the server refused for good again now
     # Set by the daemon on SIGTERM: a long folder stops at its next batch boundary.
     cancel: threading.Event | None = None
+    # The account's copies, as they go (a live line, the daemon's status file).
+    progress: Meter | None = None
+    progress_every: float = PROGRESS_EVERY  # seconds between progress log lines
+
+
+def progress_every(environ: Mapping[str, str] = os.environ) -> float:
+    """Seconds between progress log lines: ``$SYNCD_PROGRESS_EVERY`` when it is a
+    number of seconds (0 or more), else :data:`PROGRESS_EVERY`."""
+    try:
+        value = float(environ.get(PROGRESS_EVERY_ENV, ""))
+    except ValueError:
+        return PROGRESS_EVERY
+    return value if value >= 0 else PROGRESS_EVERY
 
 
 class ByteBudget:

@@ -47,6 +47,21 @@ CREATE TABLE IF NOT EXISTS intents (
     uidnext INTEGER,
     created REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS moves (
+    id INTEGER PRIMARY KEY,
+    side TEXT NOT NULL CHECK (side IN ('far', 'near')),
+    src_folder INTEGER NOT NULL REFERENCES folders(id) ON DELETE CASCADE,
+    dst_folder INTEGER NOT NULL REFERENCES folders(id) ON DELETE CASCADE,
+    uid BLOB,
+    name TEXT,
+    dst_uid BLOB,
+    dst_name TEXT,
+    flags TEXT NOT NULL,
+    size INTEGER,
+    message_id TEXT,
+    uidnext INTEGER,
+    created REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS refusals (
     folder_id INTEGER NOT NULL REFERENCES folders(id) ON DELETE CASCADE,
     name TEXT NOT NULL,
@@ -76,6 +91,14 @@ CREATE TABLE IF NOT EXISTS local_only_flags (
     folder_id INTEGER NOT NULL REFERENCES folders(id) ON DELETE CASCADE,
     flag TEXT NOT NULL,
     PRIMARY KEY (folder_id, flag)
+);
+CREATE TABLE IF NOT EXISTS subscriptions (
+    name TEXT PRIMARY KEY
+);
+CREATE TABLE IF NOT EXISTS folder_rights (
+    name TEXT PRIMARY KEY,
+    rights TEXT NOT NULL,
+    at REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS account_attempts (
     id INTEGER PRIMARY KEY CHECK (id = 1),

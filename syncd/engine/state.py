@@ -9,6 +9,9 @@ cleared in the same transaction that records its result, so a crash between
 the two leaves an intent that the next run resolves (adopting what was
 already copied) instead of copying again.
 
+Renaming and forgetting a folder, the last agreed subscriptions and the rights
+granted on each folder (MYRIGHTS) are :mod:`syncd.engine.folderstate`, mixed in.
+
 Per account (one row, ``account_attempts``): the last attempt to sync it, by a
 one-shot ``syncd sync`` or the daemon alike, its outcome and error, the last
 success and since when it has been failing -- what ``syncd status`` reports.
@@ -25,6 +28,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from syncd.engine.folderstate import FolderExtras
 from syncd.engine.refusals import Refusal
 from syncd.engine.schema import SCHEMA, SCHEMA_VERSION, migrate_1_to_2
 from syncd.errors import AccountError
@@ -79,7 +83,7 @@ class Intent:
     uidnext: int | None
 
 
-class StateDB:
+class StateDB(FolderExtras):
     """The state of one account.  Not thread-safe: one writer per account."""
 
     def __init__(self, path: Path) -> None:
@@ -120,6 +124,11 @@ class StateDB:
 
     def close(self) -> None:
         self._db.close()
+
+    @property
+    def connection(self) -> sqlite3.Connection:
+        """For the state's companion modules (:mod:`syncd.engine.movelog`)."""
+        return self._db
 
     def transaction(self) -> _Transaction:
         return _Transaction(self._db)

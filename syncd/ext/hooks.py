@@ -50,7 +50,7 @@ class RuleHooks:
         self.created_folders: list[str] = []
 
     def info(self, account: AccountConfig) -> AccountInfo:
-        return AccountInfo.of(account, self._settings)
+        return AccountInfo.of(account, self._settings, self.config.state_dir)
 
     # -- SyncHooks ------------------------------------------------------------------
 

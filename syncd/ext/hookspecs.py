@@ -115,7 +115,8 @@ def syncd_before_sync(account: AccountInfo, dry_run: bool) -> None:
 
     When: once per sync call (``syncd sync``, each daemon cycle), with the
     account lock held and before the connection is used.  Not called by
-    ``syncd rules``.
+    ``syncd rules``.  The Maildir is read after it: flags a plugin changes
+    here (:class:`~syncd.api.MaildirFiles`) go to the server in this sync.
 
     Arguments: ``account``; ``dry_run`` is True for ``--dry-run`` (change
     nothing anywhere, including outside syncd).

@@ -55,9 +55,17 @@ class AccountInfo:
     #: how folder names are spelled under ``maildir`` ("utf-8" or "imap-utf-7"): a plugin
     #: building a folder's path uses ``syncd.folders.local_path(..., names=local_names)``
     local_names: str = "utf-8"
+    #: syncd's state directory, where a plugin may keep a file of its own, named
+    #: ``<account>.<plugin>.db`` (None when the caller gave none, as in unit tests)
+    state_dir: Path | None = None
 
     @classmethod
-    def of(cls, account: AccountConfig, settings: Mapping[str, Mapping[str, Any]]) -> AccountInfo:
+    def of(
+        cls,
+        account: AccountConfig,
+        settings: Mapping[str, Mapping[str, Any]],
+        state_dir: Path | None = None,
+    ) -> AccountInfo:
         return cls(
             name=account.name,
             host=account.host,
@@ -67,6 +75,7 @@ class AccountInfo:
             trash=account.trash,
             settings=settings,
             local_names=account.local_names,
+            state_dir=state_dir,
         )
 
     def settings_for(self, plugin: str) -> Mapping[str, Any]:

@@ -7,8 +7,8 @@
   off or failing, the next run, and the daemon itself (pid, since, version).
 
 The result's :func:`as_json` is the documented, versioned ``--json`` format
-(docs-status.md); keep it stable: add keys, never rename or remove them without
-raising :data:`STATUS_SCHEMA`.
+(the README's "syncd status --json, schema 1"); keep it stable: add keys, never
+rename or remove them without raising :data:`STATUS_SCHEMA`.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from syncd import __version__
+from syncd.engine.progress import Snapshot
 from syncd.engine.state import Attempt, StateDB
 from syncd.status.runtime import (
     BACKING_OFF,
@@ -73,6 +74,7 @@ class AccountStatus:
     daemon_pid: int | None
     syncing_pid: int | None
     folders: list[FolderStatus] = field(default_factory=list)
+    progress: Snapshot | None = None  # the copies of the daemon's sync running now
 
     @property
     def held_back(self) -> int:
@@ -137,6 +139,9 @@ def _account(state_dir: Path, name: str, daemons: list[DaemonInfo]) -> AccountSt
         daemon_pid=daemon.pid if daemon is not None else None,
         syncing_pid=holder,
         folders=folders,
+        progress=runtime.progress
+        if state == SYNCING and runtime is not None and runtime.state == SYNCING
+        else None,
     )
 
 
@@ -202,6 +207,7 @@ def _account_json(a: AccountStatus) -> dict[str, Any]:
         "daemon_pid": a.daemon_pid,
         "syncing_pid": a.syncing_pid,
         "held_back": a.held_back,
+        "progress": _progress_json(a.progress),
         "folders": [
             {
                 "folder": f.folder,
@@ -215,4 +221,19 @@ def _account_json(a: AccountStatus) -> dict[str, Any]:
             }
             for f in a.folders
         ],
+    }
+
+
+def _progress_json(p: Snapshot | None) -> dict[str, Any] | None:
+    if p is None:
+        return None
+    return {
+        "folder": p.folder,
+        "messages_done": p.messages_done,
+        "messages_total": p.messages_total,
+        "bytes_done": p.bytes_done,
+        "bytes_total": p.bytes_total,
+        "rate": p.rate,
+        "eta": p.eta,
+        "elapsed": p.elapsed,
     }

@@ -3,7 +3,8 @@
 The one line (``--short``) is ``NAME MARK WHAT`` per account, joined by `` · ``:
 ``work ✓ 2m · home ✗ login refused 3h``.  ✓: the last attempt synced everything,
 that long ago; ``!``: it synced, but something failed or is held back; ✗: failing
-or backing off, for that long; ``↻``: syncing now.  Where the output's encoding
+or backing off, for that long; ``↻``: syncing now (``↻ syncing 83%``: the daemon's
+copies so far, by bytes).  Where the output's encoding
 cannot print these, ASCII stands in (``ok``, ``!``, ``FAIL``, ``~``, `` | ``).
 """
 
@@ -47,7 +48,10 @@ def short_line(status: Status, *, unicode: bool = True) -> str:
 def _short(a: AccountStatus, marks: dict[str, str], now: float) -> str:
     attempt = a.attempt
     if a.state == SYNCING:
-        return f"{a.name} {marks['syncing']} syncing"
+        line = f"{a.name} {marks['syncing']} syncing"
+        if a.progress is not None:
+            line += f" {a.progress.percent}%"
+        return line
     if a.state in (FAILING, BACKING_OFF):
         what = SHORT.get(a.error_kind or "", "error")
         since = attempt.failing_since if attempt is not None else None
@@ -98,6 +102,8 @@ def _account_lines(a: AccountStatus, now: float) -> list[str]:
         if attempt.failures > 1:
             head += f", {attempt.failures} attempts"
     lines = [head]
+    if a.progress is not None:
+        lines.append(f"  syncing: {a.progress.brief()}")
     if a.error:
         lines.append(f"  error: {a.error}")
     if attempt is not None:

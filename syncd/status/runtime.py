@@ -10,17 +10,25 @@ leaves it behind, so readers check that its pid is alive (and started before the
 file was written: not another program given the pid since) before they believe it
 (:func:`read_daemons`), and the next daemon removes stale ones.
 
-Contents (the ``daemon`` part of ``syncd status --json``, see docs-status.md)::
+Contents (the ``daemon`` part of ``syncd status --json``; the README's
+"syncd status --json, schema 1")::
 
     {"schema": 1, "pid": 4242, "since": 1733500000.0, "version": "0.1.0",
      "updated": 1733500100.0,
      "accounts": {"work": {"state": "idle", "since": ..., "next_run": ...,
-                           "error": null, "error_kind": null, "failures": 0}}}
+                           "error": null, "error_kind": null, "failures": 0,
+                           "progress": null}}}
+
+``progress`` (added in schema 1; absent in older files) is the copies of the sync
+running now, or null: ``{"messages_done", "messages_total", "bytes_done",
+"bytes_total", "rate" (bytes/s or null), "eta" (seconds or null), "elapsed",
+"folder"}``, a :class:`~syncd.engine.progress.Snapshot`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -31,6 +39,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from syncd import __version__
+from syncd.engine.progress import Snapshot
 
 logger = logging.getLogger("syncd.daemon")
 
@@ -53,6 +62,7 @@ class AccountRuntime:
     error: str | None = None
     error_kind: str | None = None
     failures: int = 0
+    progress: Snapshot | None = None  # the copies of the sync running now
 
 
 @dataclass(frozen=True)
@@ -93,6 +103,15 @@ class StatusFile:
     def set(self, account: str, runtime: AccountRuntime) -> None:
         with self._lock:
             self._accounts[account] = runtime
+            self._write()
+
+    def set_progress(self, account: str, progress: Snapshot | None) -> None:
+        """The copies of the account's running sync, as they go (None: none now)."""
+        with self._lock:
+            runtime = self._accounts.get(account)
+            if runtime is None or runtime.progress == progress:
+                return
+            self._accounts[account] = dataclasses.replace(runtime, progress=progress)
             self._write()
 
     def get(self, account: str) -> AccountRuntime | None:
@@ -200,6 +219,7 @@ def _parse(data: dict[str, Any]) -> DaemonInfo:
             error=None if rt.get("error") is None else str(rt["error"]),
             error_kind=None if rt.get("error_kind") is None else str(rt["error_kind"]),
             failures=int(rt.get("failures", 0)),
+            progress=_progress(rt.get("progress")),
         )
         for name, rt in dict(data["accounts"]).items()
     }
@@ -209,6 +229,22 @@ def _parse(data: dict[str, Any]) -> DaemonInfo:
         version=str(data["version"]),
         updated=float(data["updated"]),
         accounts=accounts,
+    )
+
+
+def _progress(data: Any) -> Snapshot | None:
+    if not isinstance(data, dict):
+        return None
+    rate, eta = data.get("rate"), data.get("eta")
+    return Snapshot(
+        messages_done=int(data["messages_done"]),
+        messages_total=int(data["messages_total"]),
+        bytes_done=int(data["bytes_done"]),
+        bytes_total=int(data["bytes_total"]),
+        rate=None if rate is None else float(rate),
+        eta=None if eta is None else float(eta),
+        elapsed=float(data.get("elapsed", 0.0)),
+        folder=None if data.get("folder") is None else str(data["folder"]),
     )
 
 

@@ -217,10 +217,11 @@ class FarFolder(Protocol):
         mail).  Returns False, having warned, when the store cannot do so (IMAP
         without UIDPLUS): the messages stay marked.  Idempotent."""
 
-    def move_to(self, keys: Sequence[MsgKey], target: str) -> None:
+    def move_to(self, keys: Sequence[MsgKey], target: str) -> dict[MsgKey, MsgKey]:
         """Move messages to the folder ``target`` (created when missing), e.g. a
         trash; by COPY + delete when the store has no MOVE.  Idempotent for keys
-        already gone."""
+        already gone.  Returns each moved key's new key in ``target`` as far as the
+        store tells (IMAP's COPYUID; empty when it does not)."""
 
 
 class NearMessage(Protocol):
@@ -286,6 +287,11 @@ class NearFolder(Protocol):
     def read(self, msg: NearMessage) -> bytes:
         """The message in wire form (CRLF).  MessageError when it cannot be read."""
 
+    def head_and_size(self, msg: NearMessage) -> tuple[bytes, int]:
+        """The header block of ``msg`` in wire form and its wire size (what a far
+        side would report as its size), converting no body: to compare contents
+        cheaply.  MessageError when it cannot be read."""
+
     def new_name(self) -> str:
         """A fresh unique name for :meth:`deliver` (recorded in an intent first)."""
 
@@ -312,6 +318,18 @@ class NearFolder(Protocol):
     def delete(self, msg: NearMessage) -> None:
         """Remove ``msg``; MessageError when that fails.  Idempotent for a message
         already gone."""
+
+    def locate(self, name: str) -> NearMessage | None:
+        """The message of unique name ``name`` as it is now, None when there is none
+        (crash recovery: no scan needed)."""
+
+    def move_into(self, msg: NearMessage, target: NearFolder) -> NearMessage:
+        """Move ``msg`` into the folder ``target`` (a folder of the same store, needs
+        :attr:`Capability.MOVE`), keeping its unique name, flags and contents, durable
+        once :meth:`flush` of both folders returns (an atomic rename: the message is
+        in one folder or the other, never in neither).  MessageError when it is gone
+        or ``target`` holds that name already.  Returns the message as it now is in
+        ``target``."""
 
     def flush(self) -> None:
         """Make the deliveries, renames and deletions so far durable."""

@@ -1,11 +1,10 @@
 """In-memory far and near stores: the seam's reference implementation.
 
-They run the engine without a server or a disk (the contract suite's engine
-cases take milliseconds) and show what a new store must provide.  Switches turn
+They run the engine without a server or a disk (the contract suite's engine cases
+take milliseconds) and show what a new store must provide.  Switches turn
 capabilities off (MODSEQ, MOVE, UIDPLUS-like exact expunge and append keys,
 keywords); :meth:`MemoryFar.change_uidvalidity` renumbers a folder as a rebuilt
-server index would; the ``other_*`` helpers change a side as another client would.
-"""
+server index would; the ``other_*`` helpers change a side as another client would."""
 
 from __future__ import annotations
 
@@ -33,6 +32,7 @@ from syncd.stores.base import (
     Refused,
     Skipped,
 )
+from syncd.stores.memory_headers import header_lines, wire_head
 
 logger = logging.getLogger(__name__)
 
@@ -72,27 +72,8 @@ class _Mailbox:
     messages: dict[int, _FarMessage] = field(default_factory=dict)
 
 
-def _header_lines(data: bytes, fields: Sequence[str]) -> bytes:
-    """The header lines (with continuations) named in ``fields``, as a server returns them."""
-    wanted = {f.lower().encode() for f in fields}
-    out: list[bytes] = []
-    keep = False
-    for line in data.split(b"\n"):
-        if line in (b"", b"\r"):
-            break
-        if line[:1] in (b" ", b"\t"):
-            if keep:
-                out.append(line + b"\n")
-            continue
-        keep = line.split(b":", 1)[0].strip().lower() in wanted
-        if keep:
-            out.append(line + b"\n")
-    return b"".join(out)
-
-
 class MemoryFar:
-    """A far account held in memory: mailboxes by name.  Thread-safe enough for one
-    engine per folder (a lock guards every change)."""
+    """A far account held in memory: mailboxes by name, a lock guarding each change."""
 
     def __init__(
         self,
@@ -246,7 +227,7 @@ class MemoryFarFolder:
         with self.store.lock:
             msgs = self._box.messages
             return {
-                k: _header_lines(msgs[k].data, fields)
+                k: header_lines(msgs[k].data, fields)
                 for k in keys
                 if isinstance(k, int) and k in msgs
             }
@@ -320,7 +301,8 @@ class MemoryFarFolder:
                     box.modseq += 1
         return True
 
-    def move_to(self, keys: Sequence[MsgKey], target: str) -> None:
+    def move_to(self, keys: Sequence[MsgKey], target: str) -> dict[MsgKey, MsgKey]:
+        mapping: dict[MsgKey, MsgKey] = {}
         with self.store.lock:
             box, dest = self._box, self.store.box(target)
             moved = [int(k) for k in keys if isinstance(k, int) and k in box.messages]
@@ -328,6 +310,7 @@ class MemoryFarFolder:
                 msg = box.messages[uid]
                 dest.modseq += 1
                 dest.messages[dest.uidnext] = replace(msg, modseq=dest.modseq)
+                mapping[uid] = dest.uidnext
                 dest.uidnext += 1
         if self._has(Capability.MOVE):
             with self.store.lock:
@@ -337,6 +320,7 @@ class MemoryFarFolder:
         else:  # COPY, then delete the originals
             self.mark_deleted(moved)
             self.expunge(moved)
+        return mapping if self._has(Capability.EXPUNGE) else {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -354,8 +338,7 @@ class MemoryMessage:
 
 
 class MemoryNear:
-    """A near folder held in memory.  ``keywords=False`` makes it a store that keeps
-    system flags only (every keyword is unkeepable)."""
+    """A near folder held in memory; without KEYWORDS it keeps system flags only."""
 
     def __init__(
         self, capabilities: Capability = NEAR_DEFAULT, *, exists: bool = True, name: str = "INBOX"
@@ -441,6 +424,9 @@ class MemoryNear:
             raise MessageError(f"cannot read {self.describe(msg)}: gone")
         return current.data
 
+    def head_and_size(self, msg: NearMessage) -> tuple[bytes, int]:
+        return wire_head(self.read(msg))
+
     def new_name(self) -> str:
         return f"m{next(self._counter)}"
 
@@ -479,6 +465,21 @@ class MemoryNear:
                 raise MessageError(f"not deleting {self.describe(msg)}: changed since the scan")
             del self.messages[msg.name]
             self._bump(own=True)
+
+    def locate(self, name: str) -> NearMessage | None:
+        return self.messages.get(name)
+
+    def move_into(self, msg: NearMessage, target: NearFolder) -> NearMessage:
+        if not isinstance(target, MemoryNear) or msg.name in target.messages:
+            raise MessageError(f"cannot move {self.describe(msg)} into {target.describe()}")
+        with self._lock, target._lock:
+            current = self.messages.pop(msg.name, None)
+            if current is None:
+                raise MessageError(f"cannot move {self.describe(msg)}: gone")
+            target.messages[msg.name] = current
+            self._bump(own=True)
+            target._bump(own=True)
+        return current
 
     def flush(self) -> None:
         self.flushes += 1

@@ -117,13 +117,18 @@ def test_move_to_a_new_folder(far: FarHandle) -> None:
     key = far.put(message(1), [SEEN])
     far.put(message(2))
     _open(far)
-    far.folder.move_to([key], "Trash")
+    mapping = far.folder.move_to([key], "Trash")
     left = far.folder.list_all(sizes=False)
     assert key not in left or DELETED in left[key].flags
     trash = far.other("Trash")
     trash.open(None, readonly=True)
     moved = trash.list_all(sizes=False)
     assert [m.flags - {DELETED} for m in moved.values()] == [frozenset({SEEN})]
+    # the new key when the store tells it (UIDPLUS' COPYUID), else nothing
+    if Capability.EXPUNGE in far.folder.capabilities:
+        assert mapping == {key: next(iter(moved))}
+    else:
+        assert mapping == {}
 
 
 def test_status_agrees_with_open(far: FarHandle) -> None:

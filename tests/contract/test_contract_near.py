@@ -11,6 +11,10 @@ from contract_support import NearHandle, message
 from syncd.errors import MessageError
 from syncd.message import body_hash
 from syncd.model import FLAGGED, SEEN
+from syncd.stores.base import NearFolder
+from syncd.stores.maildir.folder import MaildirFolder
+from syncd.stores.maildir.store import MaildirStore
+from syncd.stores.memory import MemoryNear
 
 
 def _created(near: NearHandle) -> None:
@@ -127,3 +131,44 @@ def test_someone_elses_change_is_not_trusted(near: NearHandle) -> None:
     near.add(message(2))  # a mail reader, meanwhile
     assert near.folder.trusted_signature(before, changed=True, settled_before=True) is None
     assert near.folder.trusted_signature(before, changed=False, settled_before=True) is None
+
+
+def _sibling(near: NearHandle) -> NearFolder:
+    """Another folder of the same store, for moves between folders."""
+    if isinstance(near.folder, MaildirStore):
+        other: NearFolder = MaildirStore(
+            MaildirFolder(near.folder.path.parent / "other", fsync=False)
+        )
+    else:
+        other = MemoryNear(exists=False, name="other")
+    other.create()
+    return other
+
+
+def test_head_and_size_in_wire_form(near: NearHandle) -> None:
+    _created(near)
+    name = near.add(message(1, body="one\ntwo\n" * 50))
+    msg = near.folder.scan()[0][name]
+    head, size = near.folder.head_and_size(msg)
+    data = near.folder.read(msg)
+    assert size == len(data)
+    assert data.startswith(head) and head.endswith(b"\r\n\r\n") and b"two" not in head
+
+
+def test_move_into_another_folder_keeps_name_flags_and_keywords(near: NearHandle) -> None:
+    _created(near)
+    other = _sibling(near)
+    other.prepare_flags(["$Other"])
+    other.deliver(message(9), name=other.new_name(), flags=frozenset({"$Other"}), mtime=None,
+                  to_new=False)  # fmt: skip
+    name = near.add(message(1), frozenset({SEEN, "$Label"}))
+    msg = near.folder.scan()[0][name]
+    moved = near.folder.move_into(msg, other)
+    assert (moved.name, moved.flags) == (name, frozenset({SEEN, "$Label"}))
+    assert near.folder.locate(name) is None and name not in near.folder.scan()[0]
+    found = other.scan()[0]
+    assert found[name].flags == frozenset({SEEN, "$Label"})
+    assert body_hash(other.read(found[name])) == body_hash(message(1))
+    assert other.locate(name) is not None
+    with pytest.raises(MessageError):  # gone from here now
+        near.folder.move_into(msg, other)

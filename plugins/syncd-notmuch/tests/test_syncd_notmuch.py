@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from pathlib import Path
@@ -72,3 +73,64 @@ def test_failing_command_is_a_warning_not_an_error(
             account(command=["sh", "-c", "echo broken db >&2; exit 3"]), summary()
         )
     assert "exited 3: broken db" in caplog.text
+
+
+# -- sync_tags: the hooks around the tag sync (the sync itself: test_notmuch_tags.py and
+# -- tests/test_notmuch_tags_e2e.py, on real notmuch databases)
+
+
+def tag_account(tmp_path: Path, **settings: Any) -> AccountInfo:
+    maildir = tmp_path / "Mail"
+    maildir.mkdir(exist_ok=True)
+    return AccountInfo(
+        "a",
+        "imap.example.org",
+        "me",
+        maildir,
+        "maildir++",
+        None,
+        {"notmuch": {"sync_tags": True, **settings}},
+        state_dir=tmp_path / "state",
+    )
+
+
+def test_without_sync_tags_nothing_runs_before_a_sync(fake_notmuch: Path) -> None:
+    syncd_notmuch.NotmuchRunner().syncd_before_sync(account(), dry_run=False)
+    assert not fake_notmuch.exists()
+
+
+def test_a_dry_run_never_touches_tags(fake_notmuch: Path, tmp_path: Path) -> None:
+    runner = syncd_notmuch.NotmuchRunner()
+    runner.syncd_before_sync(tag_account(tmp_path), dry_run=True)
+    runner.syncd_after_sync(tag_account(tmp_path), summary(dry_run=True))
+    assert not fake_notmuch.exists()
+
+
+def test_with_sync_tags_notmuch_runs_even_when_the_sync_changed_nothing(
+    fake_notmuch: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING):
+        syncd_notmuch.NotmuchRunner().syncd_after_sync(tag_account(tmp_path), summary(downloaded=0))
+    # The fake prints nothing for `count --lastmod`: reported, in one line, not raised.
+    assert fake_notmuch.read_text().splitlines() == ["new --quiet", "count --lastmod *"]
+    assert "notmuch tags of a not synced: notmuch count --lastmod: unexpected output" in (
+        caplog.text
+    )
+
+
+def test_a_malformed_tag_map_is_the_plugins_failure(fake_notmuch: Path, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"plugins\.notmuch\.tag_map\.\\Deleted: only"):
+        syncd_notmuch.NotmuchRunner().syncd_before_sync(
+            tag_account(tmp_path, tag_map={"\\Deleted": "trash"}), dry_run=False
+        )
+    assert not fake_notmuch.exists()
+
+
+def test_no_state_directory_is_a_warning(
+    fake_notmuch: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    info = dataclasses.replace(tag_account(tmp_path), state_dir=None)
+    with caplog.at_level(logging.WARNING):
+        syncd_notmuch.NotmuchRunner().syncd_before_sync(info, dry_run=False)
+    assert "notmuch tags of a: syncd gave no state directory; not synced" in caplog.text
+    assert not fake_notmuch.exists()

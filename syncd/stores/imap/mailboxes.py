@@ -248,3 +248,83 @@ class MailboxCommands(CommandRunner):
         if code is not None and code[0] == "ALREADYEXISTS":
             return
         raise FolderError(f"{self._where}: CREATE {name} failed: {clean_text(text)}")
+
+    def rename_folder(self, old: str, new: str) -> None:
+        """RENAME ``old`` to ``new`` (its children move with it, RFC 3501 §6.3.5).
+        FolderError when the server refuses."""
+        wire_old, wire_new = self._wire_name(old), self._wire_name(new)
+        typ, data, responses = self._command("RENAME", "RENAME", wire_old, wire_new)
+        self._file_events(responses)
+        self._check(typ, data, f"RENAME {old} {new}")
+
+    def delete_folder(self, name: str) -> None:
+        """DELETE ``name`` (its messages go with it).  FolderError when refused."""
+        wire = self._wire_name(name)
+        typ, data, responses = self._command("DELETE", "DELETE", wire)
+        self._file_events(responses)
+        self._check(typ, data, f"DELETE {name}")
+
+    def subscribed(self) -> list[FolderInfo]:
+        """The subscribed names, decoded (undecodable ones skipped; LIST already
+        reported them): ``LIST (SUBSCRIBED) "" "*"`` where the server has
+        LIST-EXTENDED (RFC 5258; IMAP4rev2 has no LSUB), else ``LSUB "" "*"``.  A
+        subscribed name need not exist."""
+        extended = bool({"LIST-EXTENDED", "IMAP4REV2"} & self.capabilities)
+        if extended:
+            kind = "LIST"
+            typ, data, responses = self._command("LIST", "LIST", "(SUBSCRIBED)", '""', '"*"')
+        else:
+            kind = "LSUB"
+            typ, data, responses = self._command("LSUB", "LSUB", '""', '"*"')
+        self._check(typ, data, kind)
+        out: list[FolderInfo] = []
+        entries = [dat for rtyp, dat in responses if rtyp == kind]
+        for group in group_fetch_entries(entries):
+            try:
+                parsed = parse_response(group)
+            except (IMAPClientProtocolError, ValueError):
+                continue
+            if len(parsed) != 3 or not isinstance(parsed[0], tuple):
+                continue
+            attrs, delim, raw = parsed
+            raw_name = str(raw).encode("ascii") if isinstance(raw, int) else raw
+            if not isinstance(raw_name, bytes):
+                continue
+            try:
+                name = decode_mailbox_name(raw_name)
+            except ValueError:
+                continue
+            flags = frozenset(a.decode("ascii", "replace") for a in attrs if isinstance(a, bytes))
+            if extended and "\\SUBSCRIBED" not in {f.upper() for f in flags}:
+                continue  # a parent listed for its subscribed children
+            out.append(FolderInfo(name, delimiter_text(delim), flags))
+        self._file_events(r for r in responses if r[0] != kind)
+        return out
+
+    def subscribe(self, name: str, *, on: bool = True) -> None:
+        """SUBSCRIBE ``name`` (UNSUBSCRIBE when not ``on``).  FolderError when refused."""
+        command = "SUBSCRIBE" if on else "UNSUBSCRIBE"
+        typ, data, responses = self._command(command, command, self._wire_name(name))
+        self._file_events(responses)
+        self._check(typ, data, f"{command} {name}")
+
+    def myrights(self, name: str) -> str:
+        """``MYRIGHTS name`` (RFC 4314): the user's rights on the mailbox, as letters
+        (``lrswipkxte...``).  Only when the server has ACL.  FolderError when refused."""
+        typ, data, responses = self._command("MYRIGHTS", "MYRIGHTS", self._wire_name(name))
+        self._check(typ, data, f"MYRIGHTS {name}")
+        rights = ""
+        for rtyp, dat in responses:
+            if rtyp != "MYRIGHTS" or not isinstance(dat, bytes):
+                continue
+            try:
+                parsed = parse_response([dat])
+            except (IMAPClientProtocolError, ValueError):
+                continue
+            if len(parsed) == 2:
+                value = parsed[1]
+                rights = (
+                    value.decode("ascii", "replace") if isinstance(value, bytes) else str(value)
+                )
+        self._file_events(r for r in responses if r[0] != "MYRIGHTS")
+        return rights

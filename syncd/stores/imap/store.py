@@ -221,9 +221,10 @@ class ImapFolder:
         )
         return False
 
-    def move_to(self, keys: Sequence[MsgKey], target: str) -> None:
+    def move_to(self, keys: Sequence[MsgKey], target: str) -> dict[MsgKey, MsgKey]:
         self.session.create_folder(target)
-        self.session.move(_keys(keys), target)
+        moved = self.session.move(_keys(keys), target)
+        return {int(k): v for k, v in moved.items()}
 
 
 def _refused(exc: AppendError) -> Refused:

@@ -10,24 +10,30 @@ of which ``cur/``/``new/`` entries a cycle expects to leave behind.
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import cast
 
+from syncd.errors import MessageError
 from syncd.flags import keyword_index, unmapped_flags
-from syncd.message import to_crlf, to_lf
+from syncd.message import to_crlf, to_lf, wire_size
 from syncd.model import SYSTEM_FLAGS, Flags
-from syncd.stores.base import Capability, NearMessage, Skipped
+from syncd.stores.base import Capability, NearFolder, NearMessage, Skipped
 from syncd.stores.maildir.folder import LocalMessage, MaildirFolder
 from syncd.stores.maildir.fsio import directory_signature
+from syncd.stores.maildir.relocate import move_message
 
+_HEAD_END = re.compile(rb"\r?\n\r?\n")
 # CLOCK_REALTIME_COARSE: the clock Linux takes file timestamps from (not in `time`).
 _COARSE_CLOCK = 5
 
 CAPABILITIES = (
-    Capability.FOLDERS | Capability.FLAGS | Capability.KEYWORDS | Capability.APPEND
-) | Capability.UID_STABLE
+    (Capability.FOLDERS | Capability.FLAGS | Capability.KEYWORDS | Capability.APPEND)
+    | Capability.UID_STABLE
+    | Capability.MOVE
+)
 
 
 def _entry(msg: LocalMessage) -> str:
@@ -109,6 +115,11 @@ class MaildirStore:
     def read(self, msg: NearMessage) -> bytes:
         return to_crlf(self.folder.read(cast("LocalMessage", msg)))
 
+    def head_and_size(self, msg: NearMessage) -> tuple[bytes, int]:
+        data = self.folder.read(cast("LocalMessage", msg))
+        end = _HEAD_END.search(data)
+        return to_crlf(data[: end.end()] if end else data), wire_size(data)
+
     def new_name(self) -> str:
         return self.folder.new_name()
 
@@ -145,6 +156,20 @@ class MaildirStore:
         self.folder.delete(local)
         if self._expected is not None:
             self._expected.discard(_entry(local))
+
+    def locate(self, name: str) -> NearMessage | None:
+        return self.folder.locate(name)
+
+    def move_into(self, msg: NearMessage, target: NearFolder) -> NearMessage:
+        if not isinstance(target, MaildirStore):
+            raise MessageError(f"cannot move {self.describe(msg)} into another kind of store")
+        local = cast("LocalMessage", msg)
+        moved = move_message(self.folder, local, target.folder)
+        if self._expected is not None:
+            self._expected.discard(_entry(local))
+        if target._expected is not None:
+            target._expected.add(_entry(moved))
+        return moved
 
     def flush(self) -> None:
         self.folder.sync_dirs()

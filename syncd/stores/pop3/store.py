@@ -191,7 +191,7 @@ class Pop3Folder:
         """Deletions become final when the session ends (:meth:`commit`)."""
         return True
 
-    def move_to(self, keys: Sequence[MsgKey], target: str) -> None:
+    def move_to(self, keys: Sequence[MsgKey], target: str) -> dict[MsgKey, MsgKey]:
         raise FolderError("a POP3 maildrop has no other folders")
 
     def commit(self) -> None:
