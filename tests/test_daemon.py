@@ -369,9 +369,7 @@ def test_the_syncer_pool_gets_what_the_idle_connections_leave_of_the_cap(
         seen.append(account)
         return ScriptedSyncer(hooks, hold=False)
 
-    runner = AccountRunner(
-        config, config.accounts["test"], scheduler=None, syncer_factory=factory
-    )
+    runner = AccountRunner(config, config.accounts["test"], scheduler=None, syncer_factory=factory)
     runner.start()
     try:
         wait_for(lambda: seen, "the syncer")
@@ -388,8 +386,7 @@ def test_full_syncs_of_the_daemons_accounts_take_turns(tmp_path: Path) -> None:
     # Each full sync may hold its account's body budget: the daemon's peak memory is
     # bounded by how many run at once (Tuning.full_syncs), not by its accounts.
     tables = {
-        name: {**_table(tmp_path), "maildir": str(tmp_path / f"Mail-{name}")}
-        for name in ("a", "b")
+        name: {**_table(tmp_path), "maildir": str(tmp_path / f"Mail-{name}")} for name in ("a", "b")
     }
     config = load_config(write_config(tmp_path, tables))
     gate = threading.BoundedSemaphore(1)
