@@ -42,7 +42,7 @@ _APPENDUID = re.compile(rb"\[APPENDUID \d+ (\d+)\]")
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
-def _message(i: int) -> bytes:
+def message(i: int) -> bytes:
     return (
         f"From: Bench <bench@example.org>\r\nTo: you@example.org\r\n"
         f"Subject: latency {i}\r\nMessage-ID: <latency.{i}.{os.getpid()}@syncd.bench>\r\n"
@@ -50,7 +50,7 @@ def _message(i: int) -> bytes:
     ).encode()
 
 
-def _entries(maildir: Path) -> set[str]:
+def entries(maildir: Path) -> set[str]:
     out: set[str] = set()
     for sub in ("new", "cur"):
         with contextlib.suppress(FileNotFoundError), os.scandir(maildir / sub) as it:
@@ -58,7 +58,7 @@ def _entries(maildir: Path) -> set[str]:
     return out
 
 
-def _wait(check: Any, deadline: float, what: str, interval: float) -> Any:
+def wait_for(check: Any, deadline: float, what: str, interval: float) -> Any:
     end = time.monotonic() + deadline
     while True:
         got = check()
@@ -69,19 +69,19 @@ def _wait(check: Any, deadline: float, what: str, interval: float) -> Any:
         time.sleep(interval)
 
 
-def _proc_cpu(pid: int) -> float:
+def proc_cpu(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / _CLK_TCK  # utime + stime
 
 
-def _proc_rss_kib(pid: int) -> int:
+def proc_rss_kib(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     return 0
 
 
-def _summary(samples: list[float]) -> dict[str, float]:
+def summary(samples: list[float]) -> dict[str, float]:
     ordered = sorted(samples)
 
     def pct(p: float) -> float:
@@ -124,19 +124,19 @@ def run(events: int, idle: float, pause: float) -> dict[str, Any]:
                 stderr=log_file,
                 stdout=log_file,
             )
-        _wait((maildir / "cur").is_dir, 60, "the start-up sync", 0.05)
+        wait_for((maildir / "cur").is_dir, 60, "the start-up sync", 0.05)
         client = server.connect(user)
         try:
             # Server -> local: APPEND, then watch the Maildir for the new file.
             to_local: list[float] = []
             uids: dict[str, int] = {}
             for i in range(events):
-                before = _entries(maildir)
+                before = entries(maildir)
                 started = time.monotonic()
-                response = client.append("INBOX", _message(i))
+                response = client.append("INBOX", message(i))
                 match = _APPENDUID.search(response if isinstance(response, bytes) else b"")
-                new = _wait(
-                    lambda before=before: _entries(maildir) - before, 30, f"message {i}", 0.005
+                new = wait_for(
+                    lambda before=before: entries(maildir) - before, 30, f"message {i}", 0.005
                 )
                 to_local.append(time.monotonic() - started)
                 if match is not None:
@@ -150,7 +150,7 @@ def run(events: int, idle: float, pause: float) -> dict[str, Any]:
             for entry, uid in uids.items():
                 base = entry.split("/", 1)[1].split(":2,")[0]
                 current = next(
-                    (e for e in _entries(maildir) if e.split("/", 1)[1].split(":2,")[0] == base),
+                    (e for e in entries(maildir) if e.split("/", 1)[1].split(":2,")[0] == base),
                     None,
                 )
                 if current is None:
@@ -166,7 +166,7 @@ def run(events: int, idle: float, pause: float) -> dict[str, Any]:
                     data = client.fetch([uid], ["FLAGS"])
                     return b"\\Flagged" in data.get(uid, {}).get(b"FLAGS", ())
 
-                _wait(flagged, 30, f"flag of UID {uid}", 0.02)
+                wait_for(flagged, 30, f"flag of UID {uid}", 0.02)
                 to_server.append(time.monotonic() - started)
                 time.sleep(pause)
         finally:
@@ -176,12 +176,12 @@ def run(events: int, idle: float, pause: float) -> dict[str, Any]:
         # Idle: nothing happens; sample the daemon's CPU time and RSS.
         time.sleep(2.0)
         pid = daemon.pid
-        cpu0, rss0, t0 = _proc_cpu(pid), _proc_rss_kib(pid), time.monotonic()
+        cpu0, rss0, t0 = proc_cpu(pid), proc_rss_kib(pid), time.monotonic()
         rss_max = rss0
         while time.monotonic() - t0 < idle:
             time.sleep(min(10.0, max(0.0, idle - (time.monotonic() - t0))))
-            rss_max = max(rss_max, _proc_rss_kib(pid))
-        cpu1, rss1, t1 = _proc_cpu(pid), _proc_rss_kib(pid), time.monotonic()
+            rss_max = max(rss_max, proc_rss_kib(pid))
+        cpu1, rss1, t1 = proc_cpu(pid), proc_rss_kib(pid), time.monotonic()
 
         daemon.send_signal(signal.SIGTERM)
         stopped = time.monotonic()
@@ -189,8 +189,8 @@ def run(events: int, idle: float, pause: float) -> dict[str, Any]:
         stop_seconds = time.monotonic() - stopped
         return {
             "events": events,
-            "server_to_local_s": _summary(to_local),
-            "local_flag_to_server_s": _summary(to_server),
+            "server_to_local_s": summary(to_local),
+            "local_flag_to_server_s": summary(to_server),
             "idle": {
                 "seconds": round(t1 - t0, 1),
                 "cpu_seconds": round(cpu1 - cpu0, 3),

@@ -143,7 +143,7 @@ def startup_times(project: Path, kids: Children) -> dict[str, dict[str, float]]:
     py = str(project / ".venv/bin/python")
     commands = {
         "python -c pass": [py, "-c", "pass"],
-        "python -c 'import syncd.cli.main'": [py, "-c", "import syncd.cli.main"],
+        "python -c 'import syncd.cli.app'": [py, "-c", "import syncd.cli.app"],
         "syncd --version": [str(project / ".venv/bin/syncd"), "--version"],
         "mbsync --version": ["mbsync", "--version"],
         "offlineimap --version": ["offlineimap", "--version"],

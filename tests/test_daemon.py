@@ -350,3 +350,71 @@ def _table(base: Path) -> dict[str, Any]:
         "maildir": str(base / "Mail"),
         "idle": [],
     }
+
+
+@pytest.mark.parametrize(
+    ("max_connections", "idle", "pool"),
+    [(4, ["INBOX"], 3), (4, [], 4), (2, ["INBOX", "Sent"], 1), (1, ["INBOX"], 1)],
+)
+def test_the_syncer_pool_gets_what_the_idle_connections_leave_of_the_cap(
+    tmp_path: Path, max_connections: int, idle: list[str], pool: int
+) -> None:
+    # The server counts every connection of the user: IDLE ones and the syncer's pool
+    # together stay within max_connections.
+    table = {**_table(tmp_path), "max_connections": max_connections, "idle": idle}
+    config = load_config(write_config(tmp_path, {"test": table}))
+    seen: list[AccountConfig] = []
+
+    def factory(_c: Config, account: AccountConfig, hooks: Any) -> Any:
+        seen.append(account)
+        return ScriptedSyncer(hooks, hold=False)
+
+    runner = AccountRunner(config, config.accounts["test"], scheduler=None, syncer_factory=factory)
+    runner.start()
+    try:
+        wait_for(lambda: seen, "the syncer")
+    finally:
+        runner.request_stop()
+        runner.join(time.monotonic() + DEADLINE)
+    listeners = len(runner.listeners)
+    assert seen[0].max_connections == pool
+    assert pool + listeners == max_connections
+    assert seen[0].name == "test"
+
+
+def test_full_syncs_of_the_daemons_accounts_take_turns(tmp_path: Path) -> None:
+    # Each full sync may hold its account's body budget: the daemon's peak memory is
+    # bounded by how many run at once (Tuning.full_syncs), not by its accounts.
+    tables = {
+        name: {**_table(tmp_path), "maildir": str(tmp_path / f"Mail-{name}")} for name in ("a", "b")
+    }
+    config = load_config(write_config(tmp_path, tables))
+    gate = threading.BoundedSemaphore(1)
+    syncers: dict[str, ScriptedSyncer] = {}
+    runners = []
+    for name in ("a", "b"):
+
+        def factory(_c: Config, _a: AccountConfig, hooks: Any, name: str = name) -> Any:
+            syncers[name] = ScriptedSyncer(hooks, hold=True)
+            return syncers[name]
+
+        runner = AccountRunner(
+            config, config.accounts[name], scheduler=None, syncer_factory=factory,
+            full_syncs=gate,
+        )  # fmt: skip
+        runners.append(runner)
+    try:
+        runners[0].start()
+        wait_for(lambda: "a" in syncers and syncers["a"].in_sync.is_set(), "a's full sync")
+        runners[1].start()
+        wait_for(lambda: "b" in syncers, "b's worker")
+        assert not syncers["b"].in_sync.is_set()
+        syncers["a"].gate.set()
+        syncers["b"].gate.set()
+        wait_for(lambda: runners[1].syncs >= 1, "b's full sync, after a's")
+        assert syncers["b"].calls[0] is None  # its start-up full sync went first
+    finally:
+        for runner in runners:
+            runner.request_stop()
+        for runner in runners:
+            runner.join(time.monotonic() + DEADLINE)

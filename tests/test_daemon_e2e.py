@@ -471,3 +471,40 @@ def _connects_as_nobody(path: Path) -> str:
     os.waitpid(pid, 0)
     with os.fdopen(read, "rb") as f:
         return f.read().decode()
+
+
+def test_the_fast_path_rides_only_the_config_file_the_daemon_loaded(
+    tmp_path: Path, dovecot: DevServer, account: User, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`syncd sync` finds the daemon from the config file's path alone, before click or
+    the config reader load; the daemon answers only while the file is the one it read
+    (else the ordinary path reads the config and decides, as before)."""
+    from syncd.cli.ride import fast_ride
+    from syncd.daemon.control import runtime_dir
+    from syncd.daemon.rendezvous import config_link_name
+
+    append(dovecot, account, "INBOX", make_message(subject="first"))
+    config, maildir = setup(tmp_path, dovecot, account)
+    argv = ["--config", str(config), "-q", "sync"]
+    link = runtime_dir() / config_link_name(str(config))
+    with daemon(config, tmp_path) as d:
+        wait_for(lambda: in_step(dovecot, account, maildir) and link.exists(), "the link", d)
+        capsys.readouterr()
+
+        assert fast_ride(["--config", str(config), "sync", "test"]) == 0
+        assert "test: 1 folders ok" in capsys.readouterr().err
+        assert fast_ride([*argv, "nobody"]) is None  # not an account it runs
+        assert fast_ride([*argv, "--dry-run"]) is None  # always runs by itself
+
+        stat = config.stat()
+        os.utime(config, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+        assert fast_ride(argv) is None  # changed since the daemon read it
+        assert capsys.readouterr().err == ""
+        assert run_syncd("sync", config=config).returncode == 0  # the ordinary path rides
+
+        d.signal(signal.SIGHUP)
+        wait_for(lambda: "config reloaded" in d.log, "the reload", d)
+        assert fast_ride(argv) == 0
+        assert d.stop() == 0
+    assert not link.exists()
+    assert fast_ride(argv) is None

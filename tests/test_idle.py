@@ -99,6 +99,60 @@ def test_changes_by_another_client_are_reported(
     assert listener.connections == 1
 
 
+class _AppendBeforeNoop:
+    """A real session whose first NOOP is preceded by another client's APPEND (so
+    that NOOP, not IDLE, collects the EXISTS); records what was posted each time
+    IDLE starts."""
+
+    def __init__(self, session: Any, server: DevServer, user: User, posts: Posts) -> None:
+        self._session, self._server, self._user, self._posts = session, server, user, posts
+        self.posted_at_idle: list[int] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._session, name)
+
+    def noop(self) -> None:
+        if not self.posted_at_idle:
+            append(self._server, self._user, "INBOX", make_message())
+        self._session.noop()
+
+    def idle_wait(self, timeout: float) -> Any:
+        self.posted_at_idle.append(self._posts.count())
+        return self._session.idle_wait(timeout)
+
+
+def test_a_change_noop_collects_is_posted_before_idle_blocks(
+    tmp_path: Path, dovecot: DevServer, account: User
+) -> None:
+    # Posted only after IDLE's next wake-up, it would wait for a keep-alive: up to
+    # the slice (60 s) or the server's "still here" (2 min by default).
+    from syncd.daemon.idle import _open
+
+    posts = Posts()
+    sessions: list[_AppendBeforeNoop] = []
+
+    def connect(acc: AccountConfig) -> Any:
+        sessions.append(_AppendBeforeNoop(_open(acc), dovecot, account, posts))
+        return sessions[-1]
+
+    listener = IdleListener(
+        account_for(tmp_path, dovecot, account),
+        "INBOX",
+        post=posts,
+        backoff=Backoff(initial=0.05, cap=0.2),
+        slice_seconds=1.0,
+        connect=connect,
+    )
+    listener.start()
+    try:
+        wait_for(lambda: sessions and len(sessions[0].posted_at_idle) >= 2, "two IDLEs")
+    finally:
+        listener.request_stop()
+        listener.join(DEADLINE)
+    assert sessions[0].posted_at_idle[0] == 1  # the EXISTS NOOP saw, before IDLE
+    assert posts.snapshot()[0] == "INBOX"
+
+
 def test_a_kick_is_survived_and_pushes_keep_coming(
     dovecot: DevServer, account: User, listen: Any, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -1,5 +1,5 @@
 """What every ``syncd`` command shares: the exit codes, the click context object
-and account selection.  Command modules import this, never :mod:`syncd.cli.main`.
+and account selection.  Command modules import this, never :mod:`syncd.cli.app`.
 
 Exit codes (stable, for scripts):
   0   every folder of every requested account synced

@@ -52,7 +52,9 @@ def daemon(obj: Context, accounts: tuple[str, ...]) -> None:
     exits 75; there is never more than one writer per account.
     """
     from syncd.daemon.core import Daemon
+    from syncd.daemon.rendezvous import config_stamp
 
+    stamp = config_stamp(str(obj.path()))  # before reading: a later edit never matches
     config = obj.load()
     select_accounts(config, accounts)  # ConfigError naming an unknown one
     if not config.accounts:
@@ -63,7 +65,7 @@ def daemon(obj: Context, accounts: tuple[str, ...]) -> None:
     warnings.filterwarnings(
         "ignore", message="Callback with id", category=RuntimeWarning, module="watchdog"
     )
-    runner = Daemon(config, accounts)
+    runner = Daemon(config, accounts, config_stamp=stamp)
     sys.exit(serve(runner, obj.load))
 
 
@@ -96,6 +98,9 @@ def serve(runner: Daemon, load: Callable[[], Config]) -> int:
 
 
 def _reload(runner: Daemon, load: Callable[[], Config]) -> None:
+    from syncd.daemon.rendezvous import config_stamp
+
+    stamp = config_stamp(str(runner.config.path))  # before reading, as at start-up
     try:
         config = load()
     except ConfigError as exc:
@@ -109,7 +114,7 @@ def _reload(runner: Daemon, load: Callable[[], Config]) -> None:
             ", ".join(missing),
         )
         return
-    changes = runner.reload(config)
+    changes = runner.reload(config, config_stamp=stamp)
     logger.info("config reloaded: %s", "; ".join(changes) or "nothing changed")
 
 

@@ -47,7 +47,7 @@ def _config_path(ctx: click.Context, explicit: Path | None) -> Path:
     if explicit is not None:
         return explicit
     group_obj = ctx.find_root().obj
-    path = getattr(group_obj, "path", None)  # syncd.cli.main.Context, when run as `syncd init`
+    path = getattr(group_obj, "path", None)  # syncd.cli.common.Context, when run as `syncd init`
     return Path(path()) if callable(path) else config_path(None)
 
 

@@ -1,6 +1,6 @@
 """``syncd rules`` (run the rules now, on the server only) and ``syncd plugins``.
 
-Registered on the ``syncd`` group at the end of :mod:`syncd.cli.main`.
+Registered on the ``syncd`` group at the end of :mod:`syncd.cli.app`.
 """
 
 from __future__ import annotations

@@ -20,6 +20,13 @@ Wire protocol (JSON, one object per line).  Request:
 ``{"refused": "<why>"}`` when the daemon does not hold an account asked for (the
 command then syncs by itself, as without a daemon).
 
+The fast path of ``syncd sync`` (:mod:`syncd.cli.ride`) has not read the config:
+it reaches the daemon through the config file's link (see
+:mod:`syncd.daemon.rendezvous`) and adds ``"config": "<path>", "stamp": [...]``;
+the daemon answers only while that is the file it loaded, unchanged since (else
+``refused``: the command reads the config and goes the ordinary way), and reads
+an empty list as every account of that config, as the command would.
+
 This module is imported by the ``syncd sync`` client too: it imports nothing from
 the engine at module level, so the client stays light.
 """
@@ -27,17 +34,17 @@ the engine at module level, so the client stays light.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
 import os
 import socket
-import stat
-import struct
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Protocol
+
+from syncd.daemon import rendezvous
+from syncd.daemon.rendezvous import RendezvousError, config_link_name, peer_uid
 
 if TYPE_CHECKING:
     from syncd.account.syncer import AccountReport
@@ -49,33 +56,17 @@ MAX_REQUEST: Final = 64 * 1024
 EXIT_OK, EXIT_FAILED, EXIT_LOCKED = 0, 1, 75
 
 
-class ControlError(OSError):
-    """The control socket cannot be used (unsafe directory, cannot bind)."""
+ControlError = RendezvousError  # the socket directory cannot be used
 
 
 def runtime_dir() -> Path:
     """The private directory of the user's control sockets (created 0700)."""
-    base = os.environ.get("XDG_RUNTIME_DIR")
-    uid = os.getuid()
-    path = Path(base) / "syncd" if base and Path(base).is_dir() else Path(f"/tmp/syncd-{uid}")  # noqa: S108 -- checked below: ours, 0700, not a link
-    with contextlib.suppress(FileExistsError):
-        path.mkdir(mode=0o700)
-    info = path.lstat()
-    if not stat.S_ISDIR(info.st_mode) or info.st_uid != uid or info.st_mode & 0o077:
-        raise ControlError(f"{path} is not a private directory of this user (mode 0700)")
-    return path
+    return Path(rendezvous.runtime_dir())
 
 
 def socket_path(state_dir: Path) -> Path:
     """The control socket of the daemon that keeps its state in ``state_dir``."""
-    digest = hashlib.sha256(str(Path(state_dir).absolute()).encode()).hexdigest()[:16]
-    return runtime_dir() / f"{digest}.sock"
-
-
-def _peer_uid(conn: socket.socket) -> int:
-    creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-    _pid, uid, _gid = struct.unpack("3i", creds)
-    return int(uid)
+    return runtime_dir() / rendezvous.socket_name(str(Path(state_dir).absolute()))
 
 
 def _send(conn: socket.socket, obj: dict[str, Any]) -> None:
@@ -122,20 +113,34 @@ class _Runner(Protocol):
     def sync_now(self) -> tuple[AccountReport, float] | None: ...
 
 
+class _Config(Protocol):
+    @property
+    def path(self) -> Path: ...
+    @property
+    def accounts(self) -> Mapping[str, object]: ...
+
+
 class _Daemon(Protocol):
     """What the server needs of :class:`syncd.daemon.core.Daemon` (which owns it)."""
 
     @property
     def runners(self) -> Mapping[str, _Runner]: ...
+    @property
+    def config(self) -> _Config: ...
+    @property
+    def config_stamp(self) -> list[int] | None: ...
 
 
 class ControlServer:
     """Accepts ``sync`` requests for ``daemon`` on its control socket, one thread
     per connection.  ``start`` once, ``stop`` once."""
 
-    def __init__(self, daemon: _Daemon, path: Path) -> None:
+    def __init__(self, daemon: _Daemon, path: Path, link: Path | None = None) -> None:
+        """``link``: made a symbolic link to ``path`` while the server runs (the
+        config file's name for it, see :mod:`syncd.daemon.rendezvous`)."""
         self.daemon = daemon
         self.path = path
+        self.link = link
         self._sock: socket.socket | None = None
         self._thread = threading.Thread(target=self._serve, name="syncd-control", daemon=True)
 
@@ -151,6 +156,13 @@ class ControlServer:
         sock.listen(8)
         self._sock = sock
         self._thread.start()
+        if self.link is not None:
+            # A relative link, swapped in whole: a reader never finds it half made.
+            fresh = self.link.with_name(f".{self.link.name}.{os.getpid()}")
+            with contextlib.suppress(FileNotFoundError):
+                fresh.unlink()
+            fresh.symlink_to(self.path.name)
+            fresh.replace(self.link)
 
     def stop(self) -> None:
         if self._sock is not None:
@@ -158,6 +170,10 @@ class ControlServer:
                 self._sock.shutdown(socket.SHUT_RDWR)
             self._sock.close()
             self._sock = None
+        if self.link is not None:
+            with contextlib.suppress(OSError):  # unless another daemon took the name since
+                if self.link.readlink() == Path(self.path.name):
+                    self.link.unlink()
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
 
@@ -171,7 +187,7 @@ class ControlServer:
 
     def _handle(self, conn: socket.socket) -> None:
         with conn:
-            if _peer_uid(conn) != os.getuid():
+            if peer_uid(conn) != os.getuid():
                 logger.warning("control socket: refused a connection from another user")
                 return
             try:
@@ -180,7 +196,25 @@ class ControlServer:
                 return
             if request is None or not isinstance(request.get("sync"), list):
                 return
-            self._sync(conn, [str(a) for a in request["sync"]])
+            wanted = [str(a) for a in request["sync"]]
+            if "config" in request:  # the fast path: it has not read the config
+                why = self._stale(request)
+                if why:
+                    _send(conn, {"refused": why})
+                    return
+                wanted = wanted or list(self.daemon.config.accounts)
+            self._sync(conn, wanted)
+
+    def _stale(self, request: dict[str, Any]) -> str | None:
+        """Why a request naming the config file cannot be answered from the config
+        this daemon loaded (None: it can)."""
+        config = self.daemon.config
+        if config_link_name(str(request["config"])) != config_link_name(str(config.path)):
+            return f"the daemon runs {config.path}"
+        stamp = self.daemon.config_stamp
+        if stamp is None or request.get("stamp") != stamp:
+            return f"{config.path} changed since the daemon read it"
+        return None
 
     def _sync(self, conn: socket.socket, wanted: list[str]) -> None:
         runners = self.daemon.runners
@@ -235,7 +269,7 @@ def ask_daemon(state_dir: Path, accounts: list[str], out: Callable[[str], None])
     with sock:
         try:
             sock.connect(str(path))
-            if _peer_uid(sock) != os.getuid():  # not our daemon: never trust its answer
+            if peer_uid(sock) != os.getuid():  # not our daemon: never trust its answer
                 return None
             _send(sock, {"sync": accounts})
             for answer in _lines(sock):

@@ -15,13 +15,15 @@ logged out and the threads joined, within ``timeout``.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Sequence
 from datetime import UTC
 from typing import TYPE_CHECKING
 
-from syncd.daemon.control import ControlServer, socket_path
+from syncd.daemon.control import ControlServer, runtime_dir, socket_path
 from syncd.daemon.queue import Tuning
+from syncd.daemon.rendezvous import config_link_name
 from syncd.status.runtime import StatusFile
 
 if TYPE_CHECKING:
@@ -74,14 +76,20 @@ class Daemon:
         syncer_factory: SyncerFactory = default_syncer,
         hooks_factory: HooksFactory = default_hooks,
         scheduler: BackgroundScheduler | None = None,
+        config_stamp: list[int] | None = None,
     ) -> None:
+        """``config_stamp``: the config file's :func:`~syncd.daemon.rendezvous.config_stamp`
+        taken *before* it was read (None: unknown; ``syncd sync`` then always reads
+        the config before it asks)."""
         self.config = config
+        self.config_stamp = config_stamp
         self.only = tuple(accounts)
         self.tuning = tuning
         self.syncer_factory = syncer_factory
         self.hooks_factory = hooks_factory
         self.scheduler = scheduler if scheduler is not None else _make_scheduler()
         self.runners: dict[str, AccountRunner] = {}
+        self.full_syncs = threading.BoundedSemaphore(max(1, tuning.full_syncs))
         self.control: ControlServer | None = None
         self.status = StatusFile(config.state_dir)
 
@@ -104,12 +112,11 @@ class Daemon:
 
     def _start_control(self) -> None:
         try:
-            control = ControlServer(self, socket_path(self.config.state_dir))
+            link = runtime_dir() / config_link_name(str(self.config.path))
+            control = ControlServer(self, socket_path(self.config.state_dir), link)
             control.start()
         except OSError as exc:
-            logger.warning(
-                "no control socket (%s): `syncd sync` will not ride this daemon", exc
-            )
+            logger.warning("no control socket (%s): `syncd sync` will not ride this daemon", exc)
             return
         self.control = control
 
@@ -124,15 +131,17 @@ class Daemon:
             syncer_factory=self.syncer_factory,
             hooks=hooks,
             status=self.status,
+            full_syncs=self.full_syncs,
         )
         self.runners[account.name] = runner
         runner.start()
 
-    def reload(self, config: Config) -> list[str]:
+    def reload(self, config: Config, *, config_stamp: list[int] | None = None) -> list[str]:
         """Switch to ``config``: accounts that are new start, removed ones stop,
         changed ones restart (after finishing their current folder).  Returns
         one line per change, for the log.  ConfigError (invalid rules or
-        plugins) before anything has changed."""
+        plugins) before anything has changed.  ``config_stamp`` as for the
+        constructor."""
         new = self.selected(config)
         restart_all = (config.state_dir, config.plugins) != (
             self.config.state_dir,
@@ -167,6 +176,7 @@ class Daemon:
                 changes.append(f"{name}: added")
             self._start_runner(config, new[name], hooks[name])
         self.config = config
+        self.config_stamp = config_stamp
         return changes
 
     def stop(self, timeout: float = STOP_TIMEOUT) -> list[str]:

@@ -1,7 +1,7 @@
 """Server push: one IMAP IDLE connection per watched folder (RFC 2177).
 
 An :class:`IdleListener` thread keeps its own connection (one of the
-account's ``max_connections``; the syncer's connection is another), EXAMINEs
+account's ``max_connections``: the syncer's pool gets the rest), EXAMINEs
 its folder read-only, and IDLEs in slices of ``slice_seconds``: each slice is
 a fresh IDLE command, so IDLE is re-issued long before the server's 29-minute
 limit and a dead connection (a laptop resume, a NAT that forgot us) is found
@@ -37,6 +37,7 @@ from syncd.logsetup import account_logger
 if TYPE_CHECKING:
     from syncd.config import AccountConfig
     from syncd.daemon.queue import Backoff
+    from syncd.stores.imap.results import Event
     from syncd.stores.imap.session import ImapSession
 
 # The name it had before the package split: users\' log filters use it.
@@ -141,13 +142,18 @@ class IdleListener:
             while not self.stopping.is_set():
                 # NOOP first: a change the server noticed just before IDLE would come
                 # in the same read as IDLE's "+" and sit unseen in imaplib's buffer
-                # until the next wake-up; NOOP collects it instead.
+                # until the next wake-up; NOOP collects it instead, and what it
+                # collected is posted before IDLE blocks (not after IDLE's next
+                # wake-up: a keep-alive, up to a slice away).
                 session.noop()
-                events = session.drain() + session.idle_wait(self.slice_seconds)
-                kinds = {kind for kind, _ in events}
-                if kinds & TRIGGERS:
-                    self.log.debug("server reports %s", ", ".join(sorted(kinds & TRIGGERS)))
-                    self.post(self.folder)
+                self._react(session.drain())
+                self._react(session.idle_wait(self.slice_seconds))
             return False
         finally:
             session.logout()
+
+    def _react(self, events: list[Event]) -> None:
+        kinds = {kind for kind, _ in events}
+        if kinds & TRIGGERS:
+            self.log.debug("server reports %s", ", ".join(sorted(kinds & TRIGGERS)))
+            self.post(self.folder)

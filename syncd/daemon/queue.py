@@ -172,3 +172,8 @@ class Tuning:
     lock_retry: float = LOCK_RETRY
     backoff_initial: float = 5.0
     backoff_cap: float = 300.0
+    #: Full syncs running at once across all accounts of the daemon: each may hold
+    #: an account's body budget in memory, so this bounds the peak of a daemon of
+    #: many accounts (their start-up syncs), whatever their number.  Folder syncs
+    #: (IDLE, the watcher) never wait for it.
+    full_syncs: int = 4

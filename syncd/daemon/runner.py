@@ -100,11 +100,15 @@ class AccountRunner:
         syncer_factory: SyncerFactory = default_syncer,
         hooks: SyncHooks | None = None,
         status: StatusFile | None = None,
+        full_syncs: threading.Semaphore | None = None,
     ) -> None:
         """``hooks``: the configured engine hooks (rules, plugins), built by the
         caller so that a bad config fails there; used in the worker thread only.
-        ``status``: the daemon's status file, told of every change of state."""
+        ``status``: the daemon's status file, told of every change of state.
+        ``full_syncs``: shared by the daemon's accounts, held during a full sync
+        (see ``Tuning.full_syncs``)."""
         self.config = config
+        self.full_syncs = full_syncs
         self.status = status
         self.account = account
         self.scheduler = scheduler
@@ -146,7 +150,8 @@ class AccountRunner:
         ]
 
     def _idle_folders(self) -> list[str]:
-        # The syncer's own connection counts against max_connections.
+        # The syncer needs at least one connection of max_connections (its pool
+        # gets what the listeners leave, see _syncer_account).
         budget = max(0, self.account.max_connections - 1)
         folders = list(dict.fromkeys(self.account.idle))
         if len(folders) > budget:
@@ -160,6 +165,15 @@ class AccountRunner:
                 _duration(self.account.interval),
             )
         return folders[:budget]
+
+    def _syncer_account(self) -> AccountConfig:
+        """The account as the syncer sees it: its pool gets what the IDLE
+        connections leave of ``max_connections`` (the server counts them all per
+        user), so syncer + listeners never hold more than the cap."""
+        pool = max(1, self.account.max_connections - len(self.listeners))
+        if pool == self.account.max_connections:
+            return self.account
+        return dataclasses.replace(self.account, max_connections=pool)
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -232,7 +246,7 @@ class AccountRunner:
 
     def _work(self) -> None:
         hooks = DaemonHooks(self.account, self.cancel, self.echo, self.hooks)
-        syncer = self.syncer_factory(self.config, self.account, hooks)
+        syncer = self.syncer_factory(self.config, self._syncer_account(), hooks)
         try:
             while True:
                 batch = self.queue.take()
@@ -290,6 +304,10 @@ class AccountRunner:
         self.log.debug("starting %s", batch)
         started = time.monotonic()
         self._report(SYNCING, delay=0.0)
+        gate = self.full_syncs if batch.full else None
+        if gate is not None and not self._acquire(gate):
+            self._answer(batch.ticket, None)
+            return None
         try:
             with contextlib.ExitStack() as stack:
                 options = RunOptions(cancel=self.cancel, progress_every=progress_every())
@@ -305,6 +323,9 @@ class AccountRunner:
             self.log.info("stopped; the next run goes on from here")
             self._answer(batch.ticket, None)
             return None
+        finally:
+            if gate is not None:
+                gate.release()
         self._answer(batch.ticket, (report, time.monotonic() - started))
         self.syncs += 1
         if self.cancel.is_set():
@@ -362,6 +383,13 @@ class AccountRunner:
         self._report(IDLE)
         return 0.0
 
+    def _acquire(self, gate: threading.Semaphore) -> bool:
+        """Wait for a turn at a full sync; False when stopped meanwhile."""
+        while not gate.acquire(timeout=0.5):
+            if self.cancel.is_set():
+                return False
+        return True
+
     def _answer(self, ticket: int, outcome: tuple[AccountReport, float] | None) -> None:
         with self._answered:
             self._answered_ticket = max(self._answered_ticket, ticket)
@@ -384,9 +412,7 @@ class AccountRunner:
             return None
         self._poke.set()
         with self._answered:
-            self._answered.wait_for(
-                lambda: self._answered_ticket >= ticket or self.queue.closed
-            )
+            self._answered.wait_for(lambda: self._answered_ticket >= ticket or self.queue.closed)
             return self._last if self._answered_ticket >= ticket else None
 
     def _with_rule_targets(self, folders: tuple[str, ...]) -> tuple[str, ...]:
