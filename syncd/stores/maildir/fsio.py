@@ -9,6 +9,7 @@ import contextlib
 import errno
 import logging
 import os
+import secrets
 import stat
 import time
 from collections.abc import Iterable
@@ -139,6 +140,28 @@ def write_new_file(
         if not done:
             unlink_quietly(tmp_path)
     return size, st.st_mtime
+
+
+def replace_file(directory: str, name: str, data: bytes, *, fsync: bool) -> None:
+    """Replace the small control file ``directory/name`` (a folder's keyword table,
+    the root's subscriptions) atomically: a fresh temporary file, fsync'd, renamed
+    over it.  OSError when it cannot; the temporary file is gone then."""
+    path = join(directory, name)
+    tmp = f"{path}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+    try:
+        fd = os.open(tmp, CREATE_FLAGS, FILE_MODE)
+        try:
+            write_all(fd, data)
+            if fsync:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.rename(tmp, path)  # noqa: PTH104 -- str paths
+        if fsync:
+            fsync_dir(directory)
+    except OSError:
+        unlink_quietly(tmp)
+        raise
 
 
 def _write_error(target: str, exc: OSError) -> MessageError:

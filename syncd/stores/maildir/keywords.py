@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import logging
 import os
-import secrets
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -21,17 +20,7 @@ from syncd.flags import (
 )
 from syncd.logsetup import printable
 from syncd.model import Flags
-from syncd.stores.maildir.fsio import (
-    CREATE_FLAGS,
-    FILE_MODE,
-    READ_FLAGS,
-    cause,
-    fsync_dir,
-    join,
-    read_fd,
-    unlink_quietly,
-    write_all,
-)
+from syncd.stores.maildir.fsio import READ_FLAGS, cause, join, read_fd, replace_file
 from syncd.stores.maildir.names import KEYWORDS_FILE
 
 # The name it had before the package split: users' log filters use it.
@@ -99,20 +88,9 @@ class KeywordTable:
         updated = current + missing[:room]
         text = "".join(f"{i} {k}\n" for i, k in enumerate(updated) if k)
         path = join(self._str, KEYWORDS_FILE)
-        tmp = f"{path}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
         try:
-            fd = os.open(tmp, CREATE_FLAGS, FILE_MODE)
-            try:
-                write_all(fd, text.encode("ascii"))
-                if fsync:
-                    os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.rename(tmp, path)  # noqa: PTH104 -- str paths
-            if fsync:
-                fsync_dir(self._str)
+            replace_file(self._str, KEYWORDS_FILE, text.encode("ascii"), fsync=fsync)
         except OSError as exc:
-            unlink_quietly(tmp)
             raise FolderError(f"cannot write {printable(path)}: {cause(exc)}") from exc
         self._cache = None
         log.debug("%s: new keywords %s", printable(self.folder), missing[:room])

@@ -19,22 +19,13 @@ file is replaced atomically (write a temporary file, fsync, rename).
 
 from __future__ import annotations
 
-import os
-import secrets
 from collections.abc import Iterable
 from pathlib import Path
 
 from syncd.errors import FolderError
 from syncd.folders import Layout, LocalNames, decode_component, encode_component, normalise_inbox
 from syncd.logsetup import printable
-from syncd.stores.maildir.fsio import (
-    CREATE_FLAGS,
-    FILE_MODE,
-    cause,
-    fsync_dir,
-    unlink_quietly,
-    write_all,
-)
+from syncd.stores.maildir.fsio import cause, replace_file
 
 SUBSCRIPTIONS_FILE = "subscriptions"
 _HEADER = "V\t2\n\n"
@@ -86,18 +77,8 @@ def write_subscriptions(
 ) -> None:
     """Replace the ``subscriptions`` file atomically.  FolderError when it cannot."""
     path = str(root / SUBSCRIPTIONS_FILE)
-    tmp = f"{path}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+    data = format_subscriptions(subscribed, names).encode("utf-8")
     try:
-        fd = os.open(tmp, CREATE_FLAGS, FILE_MODE)
-        try:
-            write_all(fd, format_subscriptions(subscribed, names).encode("utf-8"))
-            if fsync:
-                os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.rename(tmp, path)  # noqa: PTH104 -- str paths
-        if fsync:
-            fsync_dir(root)
+        replace_file(str(root), SUBSCRIPTIONS_FILE, data, fsync=fsync)
     except OSError as exc:
-        unlink_quietly(tmp)
         raise FolderError(f"cannot write {printable(Path(path))}: {cause(exc)}") from exc
