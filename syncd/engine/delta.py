@@ -33,7 +33,7 @@ from syncd.model import Flags, MsgKey, MsgMeta, Pair, Side, parse_flags
 from syncd.stores.base import FarChanges, FarView, Skipped
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Collection, Iterable, Mapping
 
     from syncd.engine.reconcile import Policy
     from syncd.engine.refusals import Refusal
@@ -131,13 +131,7 @@ def _near_unchanged(
         return None  # changed meanwhile, or not what the state says: look at everything
     local, skipped = found
     touched = {p.far for p in pairs if p.far is not None}
-    far_meta = {
-        k: changed.get(k) or MsgMeta(p.flags, p.size)
-        for p in pairs
-        if (k := p.far) is not None and k not in vanished
-    }
-    new = {k: m for k, m in changed.items() if k not in touched and k not in vanished}
-    far_meta.update(new)
+    far_meta, new = _far_view(pairs, changed, vanished, touched)
     return Gathered(
         pairs=pairs,
         far=far_meta,
@@ -197,12 +191,7 @@ def _streamed(
             pairs.append(Pair(uid, name, flags, size))
     names.extend(index)  # what is left has no pair: new here
     local, closer = near.lookup(names)
-    far_meta: dict[MsgKey, MsgMeta] = {}
-    for p in pairs:
-        if p.far is not None and p.far not in vanished:
-            far_meta[p.far] = changed.get(p.far) or MsgMeta(p.flags, p.size)
-    new = {k: m for k, m in changed.items() if k not in touched and k not in vanished}
-    far_meta.update(new)
+    far_meta, new = _far_view(pairs, changed, vanished, touched)
     return Gathered(
         pairs=pairs,
         far=far_meta,
@@ -215,3 +204,22 @@ def _streamed(
         skipped=skipped + closer,
         refusals_gone=[n for n in refusals if n not in local and n not in present_refused],
     )
+
+
+def _far_view(
+    pairs: Iterable[Pair],
+    changed: Mapping[MsgKey, MsgMeta],
+    vanished: Collection[MsgKey],
+    touched: Collection[MsgKey],
+) -> tuple[dict[MsgKey, MsgMeta], dict[MsgKey, MsgMeta]]:
+    """The far listing the full path would have seen for ``pairs`` (the delta's
+    metadata where it has some, else what the pair recorded), and the delta's
+    messages no pair holds (new there), which the listing includes."""
+    far_meta = {
+        k: changed.get(k) or MsgMeta(p.flags, p.size)
+        for p in pairs
+        if (k := p.far) is not None and k not in vanished
+    }
+    new = {k: m for k, m in changed.items() if k not in touched and k not in vanished}
+    far_meta.update(new)
+    return far_meta, new
