@@ -186,9 +186,13 @@ def watched(tmp_path: Path) -> Iterator[tuple[MaildirWatcher, Posts, EchoFilter,
     make_folder(root / ".Lists.python")
     make_folder(root / ".Archive")
     posts, echo = Posts(), EchoFilter()
-    for parts in [("INBOX",), ("Lists", "python"), ("Archive",)]:
+    for parts, path in [
+        (("INBOX",), root),
+        (("Lists", "python"), root / ".Lists.python"),
+        (("Archive",), root / ".Archive"),
+    ]:
         echo.begin(parts)
-        echo.end(parts, None)  # synced once already, as after the daemon's start-up sync
+        echo.end(parts, directory_signature(path))  # as after the daemon's start-up sync
     watcher = MaildirWatcher(
         make_account(tmp_path, exclude=["Spam"]),
         post_folder=posts.folder,
@@ -240,6 +244,29 @@ def test_a_change_while_syncd_syncs_the_folder_is_decided_after_it(watched: Any)
     # syncd's sync ends before it saw that file: its signature is older, so it is posted.
     echo.end(("Archive",), (0, 0, 0, 0, 0, 0))
     wait_for(lambda: posts.snapshot() == ["Archive"], "the deferred request")
+
+
+def test_a_change_between_the_first_sync_and_the_watch_is_posted(tmp_path: Path) -> None:
+    """The daemon's first sync ends before the watch begins: a reader's change in
+    between fires no event, and used to wait for the next full sync (an hour)."""
+    root = make_folder(tmp_path / "Mail")
+    folder = make_folder(root / ".Lists.python")
+    echo, posts = EchoFilter(), Posts()
+    for parts, path in [(("INBOX",), root), (("Lists", "python"), folder)]:
+        echo.begin(parts)
+        echo.end(parts, directory_signature(path))
+    deliver(folder, make_message("filed by a reader before the watch began"))
+    watcher = MaildirWatcher(
+        make_account(tmp_path), post_folder=posts.folder, post_full=posts.full,
+        echo=echo, debounce=0.2,
+    )  # fmt: skip
+    assert watcher.start()
+    try:
+        wait_for(lambda: "Lists/python" in posts.snapshot(), "the catch-up request")
+        time.sleep(0.5)  # INBOX, unchanged, is looked at too and not posted
+        assert posts.snapshot() == ["Lists/python"]
+    finally:
+        watcher.stop()
 
 
 def test_a_new_local_folder_asks_for_a_full_sync(watched: Any) -> None:

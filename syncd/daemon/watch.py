@@ -101,6 +101,11 @@ class EchoFilter:
         with self._lock:
             return folder in self._signatures
 
+    def folders(self) -> list[Parts]:
+        """The folders syncd has synced since the daemon started."""
+        with self._lock:
+            return list(self._signatures)
+
     def is_echo(self, folder: Parts, signature: Signature) -> bool:
         """True when ``signature`` is what syncd left after its last sync of ``folder``."""
         with self._lock:
@@ -310,6 +315,11 @@ class MaildirWatcher:
             self._observer = observer
             self._debouncer = debouncer
         self.log.debug("watching %s", self.root)
+        # A reader may have changed a folder between syncd's sync of it and now
+        # (the first sync ends before the watch begins): no event tells of that,
+        # so every folder synced so far is looked at once, as if it had fired.
+        for folder in self.echo.folders():
+            debouncer.touch(folder)
         return True
 
     def stop(self) -> None:
