@@ -20,6 +20,7 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from syncd.engine.pairsql import where_pair
 from syncd.engine.state import StateDB
 from syncd.model import Flags, MsgKey, Pair, format_flags, parse_flags
 
@@ -93,10 +94,8 @@ def finish(db: StateDB, done: Iterable[tuple[MoveIntent, Pair | None]]) -> None:
         for move, new in done:
             if new is not None:
                 p = move.pair
-                conn.execute(
-                    "DELETE FROM pairs WHERE folder_id = ? AND uid IS ? AND name IS ?",
-                    (move.src_folder, p.far, p.near),
-                )
+                where, params = where_pair(move.src_folder, p)
+                conn.execute(f"DELETE FROM pairs WHERE {where}", params)  # noqa: S608 - fixed forms
                 conn.execute(  # OR IGNORE: a target taken meanwhile is the sync's to settle
                     "INSERT OR IGNORE INTO pairs(folder_id, uid, name, flags, size)"
                     " VALUES (?, ?, ?, ?, ?)",

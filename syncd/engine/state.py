@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from syncd.engine.folderstate import FolderExtras
+from syncd.engine.pairsql import per_pair
 from syncd.engine.refusals import Refusal
 from syncd.engine.schema import SCHEMA, SCHEMA_VERSION, migrate_1_to_2
 from syncd.engine.transaction import Transaction, writer_lock
@@ -309,17 +310,16 @@ class StateDB(FolderExtras):
         """Record the results of a batch of actions in one transaction."""
         db = self._db
         with self.transaction():
-            db.executemany(
-                "DELETE FROM pairs WHERE folder_id = ? AND uid IS ? AND name IS ?",
-                [(folder_id, p.far, p.near) for p in remove],
-            )
+            per_pair(db, "DELETE FROM pairs", folder_id, (((), p) for p in remove))
             db.executemany(
                 "INSERT INTO pairs(folder_id, uid, name, flags, size) VALUES (?, ?, ?, ?, ?)",
                 [(folder_id, p.far, p.near, format_flags(p.flags), p.size) for p in add],
             )
-            db.executemany(
-                "UPDATE pairs SET flags = ? WHERE folder_id = ? AND uid IS ? AND name IS ?",
-                [(format_flags(f), folder_id, p.far, p.near) for p, f in rebase],
+            per_pair(
+                db,
+                "UPDATE pairs SET flags = ?",
+                folder_id,
+                (((format_flags(f),), p) for p, f in rebase),
             )
             db.executemany("DELETE FROM intents WHERE id = ?", [(i,) for i in done_intents])
             db.executemany(
