@@ -87,7 +87,7 @@ def move_between_folders(
                 left = set()
         wanted = {id(j) for j in busy}
         candidates = [f for i, f in folders.items() if id(job_of[i]) in wanted and i not in left]
-        look = worth_gathering({f.id: hints(f) for f in candidates})
+        look = worth_gathering({f.id: hints(f, db) for f in candidates})
         gathered = []
         for folder in candidates:
             if folder.id in look:

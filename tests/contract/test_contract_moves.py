@@ -47,15 +47,18 @@ def test_one_to_one_takes_only_unambiguous_pairs_across_folders() -> None:
 @pytest.mark.parametrize(
     ("found", "gathered"),
     [
-        ({1: (1, 0, 0), 2: (1, 0, 0), 3: (0, 0, 0)}, {1, 2}),  # local changes in two folders
-        ({1: (1, 0, 0), 2: (0, 0, 0)}, set()),  # in one folder only: no move
-        ({1: (0, 1, 0), 2: (0, 0, 1), 3: (0, 0, 1), 4: (0, 0, 0)}, {1, 2, 3}),  # gone, new
-        ({1: (0, 1, 1), 2: (0, 0, 0)}, set()),  # gone and new in the same folder
-        ({1: (0, 0, 0), 2: (0, 0, 0)}, set()),  # flag changes only
+        # (near_gone, near_new, far_gone, far_new) per folder
+        ({1: (1, 0, 0, 0), 2: (0, 1, 0, 0), 3: (0, 0, 0, 0)}, {1, 2}),  # a local move
+        ({1: (1, 0, 0, 0), 2: (1, 0, 0, 0)}, set()),  # local deletions only: no move
+        ({1: (1, 1, 0, 0), 2: (0, 0, 0, 0)}, set()),  # gone and new in one folder only
+        ({1: (0, 0, 1, 0), 2: (0, 0, 0, 1), 3: (0, 0, 0, 1), 4: (0, 0, 0, 0)}, {1, 2, 3}),
+        ({1: (0, 0, 1, 1), 2: (0, 0, 0, 0)}, set()),  # gone and new in the same folder
+        ({1: (1, 0, 1, 0), 2: (0, 1, 0, 1)}, {1, 2}),  # moved on both sides
+        ({1: (0, 0, 0, 0), 2: (0, 0, 0, 0)}, set()),  # flag changes only
     ],
 )
 def test_only_folders_that_can_take_part_are_gathered(
-    found: dict[int, tuple[int, int, int]], gathered: set[int]
+    found: dict[int, tuple[int, int, int, int]], gathered: set[int]
 ) -> None:
     hints = {i: Hints(*(bool(x) for x in h)) for i, h in found.items()}
     assert worth_gathering(hints) == gathered
