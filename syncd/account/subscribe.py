@@ -27,6 +27,23 @@ if TYPE_CHECKING:
 Parts = tuple[str, ...]
 
 
+def _both_sides(
+    account: AccountConfig, session: ImapSession, delimiter: str | None
+) -> tuple[dict[Parts, str], set[Parts] | None]:
+    """The server's subscribed folders (parts -> server name) and the Maildir's
+    (None when there is no Maildir yet).  FolderError when either cannot be read."""
+    listed = {
+        split_name(info.name, info.delimiter or delimiter): info.name
+        for info in session.subscribed()
+    }
+    near = (
+        read_subscriptions(account.maildir, layout=account.layout, names=account.local_names)
+        if account.maildir.is_dir()
+        else None
+    )
+    return listed, near
+
+
 def sync_subscriptions(
     account: AccountConfig,
     session: ImapSession,
@@ -48,15 +65,7 @@ def sync_subscriptions(
 
     base = {p for p in db.subscriptions() if selected(p)}
     try:
-        listed = {
-            split_name(info.name, info.delimiter or delimiter): info.name
-            for info in session.subscribed()
-        }
-        near_all = (
-            read_subscriptions(account.maildir, layout=account.layout, names=account.local_names)
-            if account.maildir.is_dir()
-            else None
-        )
+        listed, near_all = _both_sides(account, session, delimiter)
     except FolderError as exc:
         log.warning("subscriptions not synced this time: %s", exc)
         return frozenset(base)
@@ -139,15 +148,7 @@ def move_subscription(
     delimiter = session.delimiter()
     base = db.subscriptions()
     try:
-        listed = {
-            split_name(info.name, info.delimiter or delimiter): info.name
-            for info in session.subscribed()
-        }
-        near = (
-            read_subscriptions(account.maildir, layout=account.layout, names=account.local_names)
-            if account.maildir.is_dir()
-            else None
-        )
+        listed, near = _both_sides(account, session, delimiter)
         if old in listed:
             session.subscribe(join_name(new, delimiter))
             session.subscribe(listed[old], on=False)
